@@ -1,0 +1,142 @@
+package command
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/cqrskit/cqrs/event"
+	"github.com/cqrskit/cqrs/store"
+)
+
+// Sentinel errors. Every rejection Dispatch returns matches one of them with
+// errors.Is; the typed errors below carry the detail (errors.As).
+var (
+	// ErrNoHandler: no handler is registered for the command's type.
+	ErrNoHandler = errors.New("command: no handler")
+	// ErrValidation: the command is invalid (stateless or stateful check).
+	ErrValidation = errors.New("command: validation failed")
+	// ErrForbidden: the caller may not perform the command.
+	ErrForbidden = errors.New("command: forbidden")
+	// ErrNotFound is store.ErrNotFound, so rows missing in a handler and
+	// NotFoundError both match it.
+	ErrNotFound = store.ErrNotFound
+	// ErrConflict is store.ErrConflict: a concurrent change won; retrying
+	// may succeed (see Retry).
+	ErrConflict = store.ErrConflict
+	// ErrAfterCommit: the command committed but something that runs after
+	// the commit (an inline projection) failed. Such an error must not be
+	// retried: see AfterCommitError.
+	ErrAfterCommit = errors.New("command: committed, but post-commit work failed")
+)
+
+// NoHandlerError names the command type that has no handler.
+type NoHandlerError struct{ Type string }
+
+func (e *NoHandlerError) Error() string { return "command: no handler for " + e.Type }
+
+// Is makes NoHandlerError match ErrNoHandler.
+func (e *NoHandlerError) Is(target error) bool { return target == ErrNoHandler }
+
+// FieldError is one invalid field.
+type FieldError struct {
+	Field   string
+	Message string
+}
+
+// ValidationError lists the invalid fields of a command. It matches
+// ErrValidation.
+type ValidationError struct {
+	Fields []FieldError
+}
+
+// Invalid starts a ValidationError with one field error.
+func Invalid(field, message string) *ValidationError {
+	return &ValidationError{Fields: []FieldError{{Field: field, Message: message}}}
+}
+
+// Add appends a field error; it returns v for chaining.
+func (v *ValidationError) Add(field, message string) *ValidationError {
+	v.Fields = append(v.Fields, FieldError{Field: field, Message: message})
+	return v
+}
+
+// Err returns v as an error, or nil when it holds no field errors, so
+// Validate methods can collect errors and end with `return v.Err()`.
+func (v *ValidationError) Err() error {
+	if v == nil || len(v.Fields) == 0 {
+		return nil
+	}
+	return v
+}
+
+// Field returns the message for field and whether it is present.
+func (v *ValidationError) Field(field string) (string, bool) {
+	for _, f := range v.Fields {
+		if f.Field == field {
+			return f.Message, true
+		}
+	}
+	return "", false
+}
+
+func (v *ValidationError) Error() string {
+	var b strings.Builder
+	b.WriteString("command: invalid")
+	for i, f := range v.Fields {
+		if i > 0 {
+			b.WriteByte(';')
+		}
+		fmt.Fprintf(&b, " %s: %s", f.Field, f.Message)
+	}
+	return b.String()
+}
+
+// Is makes ValidationError match ErrValidation.
+func (v *ValidationError) Is(target error) bool { return target == ErrValidation }
+
+// NotFoundError reports that an entity the command refers to does not exist.
+// It matches ErrNotFound (and so store.ErrNotFound).
+type NotFoundError struct {
+	Kind string
+	ID   string
+}
+
+// NotFound returns a *NotFoundError.
+func NotFound(kind, id string) *NotFoundError { return &NotFoundError{Kind: kind, ID: id} }
+
+func (e *NotFoundError) Error() string { return fmt.Sprintf("command: %s %q not found", e.Kind, e.ID) }
+
+// Is makes NotFoundError match ErrNotFound.
+func (e *NotFoundError) Is(target error) bool { return target == ErrNotFound }
+
+// ForbiddenError says why the caller may not perform the command. It matches
+// ErrForbidden.
+type ForbiddenError struct{ Reason string }
+
+// Forbidden returns a *ForbiddenError.
+func Forbidden(reason string) *ForbiddenError { return &ForbiddenError{Reason: reason} }
+
+func (e *ForbiddenError) Error() string { return "command: forbidden: " + e.Reason }
+
+// Is makes ForbiddenError match ErrForbidden.
+func (e *ForbiddenError) Is(target error) bool { return target == ErrForbidden }
+
+// AfterCommitError is returned when the command's unit of work committed at
+// Position but post-commit work (inline projection) failed. The write stands;
+// the failed projector keeps the event and can resume from its checkpoint.
+// It matches ErrAfterCommit and unwraps to the cause.
+type AfterCommitError struct {
+	Position event.Position
+	Err      error
+}
+
+func (e *AfterCommitError) Error() string {
+	return fmt.Sprintf("command: committed at position %v, but post-commit work failed: %v", e.Position, e.Err)
+}
+
+// Is makes AfterCommitError match ErrAfterCommit.
+func (e *AfterCommitError) Is(target error) bool { return target == ErrAfterCommit }
+
+// Unwrap returns the cause.
+func (e *AfterCommitError) Unwrap() error { return e.Err }

@@ -1,0 +1,125 @@
+package command
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime/debug"
+	"time"
+)
+
+// Retry re-runs a dispatch that failed with ErrConflict, up to attempts runs
+// in all, sleeping backoff(n) before run n+1 (n starts at 1; a nil backoff
+// retries at once). A failed unit of work leaves nothing behind, so a re-run
+// re-reads current state. It never retries ErrAfterCommit: that command has
+// already committed. Waiting stops early with ctx.Err() when ctx is done.
+func Retry(attempts int, backoff func(n int) time.Duration) Middleware {
+	if attempts < 1 {
+		attempts = 1
+	}
+	return func(next Handler) Handler {
+		return func(ctx context.Context, cmd any) (Result, error) {
+			for n := 1; ; n++ {
+				res, err := next(ctx, cmd)
+				if err == nil || n >= attempts || !errors.Is(err, ErrConflict) || errors.Is(err, ErrAfterCommit) {
+					return res, err
+				}
+				if backoff != nil {
+					if d := backoff(n); d > 0 {
+						t := time.NewTimer(d)
+						select {
+						case <-t.C:
+						case <-ctx.Done():
+							t.Stop()
+							return res, err
+						}
+					}
+				}
+			}
+		}
+	}
+}
+
+// Authorize rejects a command when allow returns an error. An error that does
+// not already match ErrForbidden is wrapped in a *ForbiddenError.
+func Authorize(allow func(ctx context.Context, cmd any) error) Middleware {
+	return func(next Handler) Handler {
+		return func(ctx context.Context, cmd any) (Result, error) {
+			if err := allow(ctx, cmd); err != nil {
+				if !errors.Is(err, ErrForbidden) {
+					err = &ForbiddenError{Reason: err.Error()}
+				}
+				return Result{}, err
+			}
+			return next(ctx, cmd)
+		}
+	}
+}
+
+// Logging logs each dispatch to logger: rejections and failures at Info,
+// successes at Debug, so a production logger at Info stays quiet on the hot
+// path.
+func Logging(logger *slog.Logger) Middleware {
+	return func(next Handler) Handler {
+		return func(ctx context.Context, cmd any) (Result, error) {
+			start := time.Now()
+			res, err := next(ctx, cmd)
+			if err != nil {
+				logger.LogAttrs(ctx, slog.LevelInfo, "command failed",
+					slog.String("command", fmt.Sprintf("%T", cmd)),
+					slog.Duration("took", time.Since(start)),
+					slog.Any("error", err))
+			} else if logger.Enabled(ctx, slog.LevelDebug) {
+				logger.LogAttrs(ctx, slog.LevelDebug, "command committed",
+					slog.String("command", fmt.Sprintf("%T", cmd)),
+					slog.Duration("took", time.Since(start)),
+					slog.String("position", res.Position.String()))
+			}
+			return res, err
+		}
+	}
+}
+
+// Observe calls fn after each dispatch with the command, its duration and
+// its error; wire it to a metrics library.
+func Observe(fn func(cmd any, took time.Duration, err error)) Middleware {
+	return func(next Handler) Handler {
+		return func(ctx context.Context, cmd any) (Result, error) {
+			start := time.Now()
+			res, err := next(ctx, cmd)
+			fn(cmd, time.Since(start), err)
+			return res, err
+		}
+	}
+}
+
+// ErrPanic is matched by the error Recover returns for a panicking handler.
+var ErrPanic = errors.New("command: handler panicked")
+
+// PanicError carries a recovered panic value and the stack. It matches
+// ErrPanic.
+type PanicError struct {
+	Value any
+	Stack []byte
+}
+
+func (e *PanicError) Error() string { return fmt.Sprintf("command: handler panicked: %v", e.Value) }
+
+// Is makes PanicError match ErrPanic.
+func (e *PanicError) Is(target error) bool { return target == ErrPanic }
+
+// Recover turns a panic below it into a *PanicError. The store has already
+// rolled the unit of work back by the time the panic reaches it.
+func Recover() Middleware {
+	return func(next Handler) Handler {
+		return func(ctx context.Context, cmd any) (res Result, err error) {
+			defer func() {
+				if v := recover(); v != nil {
+					res, err = Result{}, &PanicError{Value: v, Stack: debug.Stack()}
+				}
+			}()
+			return next(ctx, cmd)
+		}
+	}
+}

@@ -1,0 +1,326 @@
+package store
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/cqrskit/cqrs/event"
+)
+
+// Memory is the in-memory write store and event log. It is a first-class
+// default, safe for concurrent use, not a test fake.
+//
+// Units of work are serialised: Update holds the store's writer lock while the
+// handler runs, so handlers see a consistent state and commits are applied in
+// the order of their positions, which are contiguous. Optimistic checks
+// (Table.PutIf, Tx.ExpectVersion) still matter: they catch lost updates that
+// span commands, such as a client that read version 3 and writes back later.
+// Log readers never take the writer lock.
+type Memory struct {
+	mu      sync.Mutex // serialises units of work
+	closed  atomic.Bool
+	clock   func() time.Time
+	streams map[string]uint64
+	tables  map[string]bool
+	pending []pendingEvent // reused across units of work
+	touched []participant  // tables written in the current unit of work
+	log     memLog
+}
+
+var (
+	_ Store      = (*Memory)(nil)
+	_ Log        = (*Memory)(nil)
+	_ Contiguous = (*Memory)(nil)
+)
+
+// MemoryOption configures NewMemory.
+type MemoryOption func(*Memory)
+
+// WithClock sets the function that stamps commit times (default time.Now).
+// Tests and demos use it to commit events "in the past".
+func WithClock(now func() time.Time) MemoryOption {
+	return func(m *Memory) { m.clock = now }
+}
+
+// NewMemory returns an empty in-memory store.
+func NewMemory(opts ...MemoryOption) *Memory {
+	m := &Memory{
+		clock:   time.Now,
+		streams: make(map[string]uint64),
+		tables:  make(map[string]bool),
+	}
+	m.log.init()
+	for _, o := range opts {
+		o(m)
+	}
+	return m
+}
+
+type pendingEvent struct {
+	stream string
+	data   event.Event
+}
+
+// participant is a table written in the current unit of work.
+type participant interface {
+	rollback()
+	commit()
+}
+
+type memTx struct {
+	s    *Memory
+	ctx  context.Context
+	done bool
+}
+
+var _ Tx = (*memTx)(nil)
+
+func (t *memTx) Context() context.Context { return t.ctx }
+
+func (t *memTx) Record(stream string, e event.Event) {
+	t.check()
+	t.s.pending = append(t.s.pending, pendingEvent{stream: stream, data: e})
+}
+
+func (t *memTx) StreamVersion(stream string) (uint64, error) {
+	t.check()
+	v := t.s.streams[stream]
+	for _, p := range t.s.pending {
+		if p.stream == stream {
+			v++
+		}
+	}
+	return v, nil
+}
+
+func (t *memTx) ExpectVersion(stream string, version uint64) error {
+	// The writer lock is held for the whole unit of work, so a check now is
+	// as good as a check at commit.
+	v, _ := t.StreamVersion(stream)
+	if v != version {
+		return &ConflictError{Key: stream, Expected: version, Actual: v}
+	}
+	return nil
+}
+
+func (t *memTx) check() {
+	if t.done {
+		panic(ErrTxDone)
+	}
+}
+
+func (t *memTx) join(p participant, in *bool) {
+	t.check()
+	if !*in {
+		*in = true
+		t.s.touched = append(t.s.touched, p)
+	}
+}
+
+// Update implements Store. See Store.Update for the contract.
+func (m *Memory) Update(ctx context.Context, fn func(tx Tx) error) (event.Position, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed.Load() {
+		return 0, ErrClosed
+	}
+	tx := &memTx{s: m, ctx: ctx}
+	ok := false
+	defer func() {
+		tx.done = true
+		if !ok {
+			m.rollback()
+		}
+	}()
+	if err := fn(tx); err != nil {
+		return 0, err
+	}
+	pos := m.commit(ctx)
+	ok = true
+	return pos, nil
+}
+
+func (m *Memory) rollback() {
+	for i, p := range m.touched {
+		p.rollback()
+		m.touched[i] = nil
+	}
+	m.touched = m.touched[:0]
+	clear(m.pending)
+	m.pending = m.pending[:0]
+}
+
+func (m *Memory) commit(ctx context.Context) event.Position {
+	for i, p := range m.touched {
+		p.commit()
+		m.touched[i] = nil
+	}
+	m.touched = m.touched[:0]
+	head := event.Position(m.log.head.Load())
+	if len(m.pending) == 0 {
+		return head
+	}
+	now := m.clock()
+	md := event.MetadataFrom(ctx)
+	for i, p := range m.pending {
+		v := m.streams[p.stream] + 1
+		m.streams[p.stream] = v
+		head++
+		m.log.put(event.Record{
+			ID:       uuid.New(),
+			Type:     p.data.EventType(),
+			Stream:   p.stream,
+			Version:  v,
+			Position: head,
+			Time:     now,
+			Metadata: md,
+			Data:     p.data,
+		})
+		m.pending[i] = pendingEvent{}
+	}
+	m.pending = m.pending[:0]
+	m.log.publish(head)
+	return head
+}
+
+// Close makes later calls return ErrClosed and wakes Wait callers. It waits
+// for a unit of work in progress to finish. Closing twice is a no-op.
+func (m *Memory) Close() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed.Swap(true) {
+		return nil
+	}
+	close(m.log.closed)
+	return nil
+}
+
+// Contiguous reports true: Memory positions have no holes.
+func (m *Memory) Contiguous() bool { return true }
+
+// Read implements Log. It never blocks on a unit of work in progress.
+func (m *Memory) Read(ctx context.Context, after event.Position, dst []event.Record) ([]event.Record, error) {
+	if m.closed.Load() {
+		return dst, ErrClosed
+	}
+	if err := ctx.Err(); err != nil {
+		return dst, err
+	}
+	return m.log.read(after, dst), nil
+}
+
+// Head implements Log.
+func (m *Memory) Head(ctx context.Context) (event.Position, error) {
+	if m.closed.Load() {
+		return 0, ErrClosed
+	}
+	return event.Position(m.log.head.Load()), nil
+}
+
+// Wait implements Log. Waiters are woken by the commit itself, not by polling.
+func (m *Memory) Wait(ctx context.Context, after event.Position) error {
+	return m.log.wait(ctx, after, &m.closed)
+}
+
+// StreamVersion returns the committed version of a stream (0 if it has no
+// events).
+func (m *Memory) StreamVersion(stream string) uint64 {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.streams[stream]
+}
+
+const segSize = 4096
+
+type segment [segSize]event.Record
+
+// memLog is an append-only log whose readers never lock: the single writer
+// fills slots, then publishes the new head with an atomic store, and readers
+// only look at slots below the head they loaded.
+type memLog struct {
+	segs   atomic.Pointer[[]*segment]
+	head   atomic.Uint64
+	mu     sync.Mutex
+	wake   chan struct{} // closed on the next publish; nil when nobody waits
+	closed chan struct{}
+}
+
+func (l *memLog) init() {
+	empty := []*segment{}
+	l.segs.Store(&empty)
+	l.closed = make(chan struct{})
+}
+
+func (l *memLog) put(rec event.Record) {
+	i := uint64(rec.Position) - 1
+	segs := *l.segs.Load()
+	n := int(i / segSize)
+	if n >= len(segs) {
+		grown := make([]*segment, len(segs)+1, len(segs)*2+1)
+		copy(grown, segs)
+		grown[n] = new(segment)
+		l.segs.Store(&grown)
+		segs = grown
+	}
+	segs[n][i%segSize] = rec
+}
+
+func (l *memLog) publish(head event.Position) {
+	l.head.Store(uint64(head))
+	l.mu.Lock()
+	if l.wake != nil {
+		close(l.wake)
+		l.wake = nil
+	}
+	l.mu.Unlock()
+}
+
+func (l *memLog) read(after event.Position, dst []event.Record) []event.Record {
+	head := l.head.Load()
+	segs := *l.segs.Load()
+	max := cap(dst) - len(dst)
+	if max <= 0 {
+		max = 1
+	}
+	for p := uint64(after) + 1; p <= head && max > 0; p++ {
+		i := p - 1
+		dst = append(dst, segs[i/segSize][i%segSize])
+		max--
+	}
+	return dst
+}
+
+func (l *memLog) wait(ctx context.Context, after event.Position, closed *atomic.Bool) error {
+	for {
+		if closed.Load() {
+			return ErrClosed
+		}
+		if event.Position(l.head.Load()) > after {
+			return nil
+		}
+		l.mu.Lock()
+		if event.Position(l.head.Load()) > after {
+			l.mu.Unlock()
+			return nil
+		}
+		if l.wake == nil {
+			l.wake = make(chan struct{})
+		}
+		ch := l.wake
+		l.mu.Unlock()
+		select {
+		case <-ch:
+		case <-l.closed:
+			return ErrClosed
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}

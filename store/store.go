@@ -1,0 +1,120 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/cqrskit/cqrs/event"
+)
+
+// Sentinel errors. Typed errors below match them with errors.Is.
+var (
+	// ErrNotFound: a row or stream does not exist.
+	ErrNotFound = errors.New("store: not found")
+	// ErrConflict: an optimistic-concurrency check failed; re-reading and
+	// retrying the unit of work may succeed.
+	ErrConflict = errors.New("store: conflict")
+	// ErrClosed: the store has been closed.
+	ErrClosed = errors.New("store: closed")
+	// ErrTxDone: a Tx was used after its unit of work ended.
+	ErrTxDone = errors.New("store: unit of work already finished")
+)
+
+// ConflictError reports a failed optimistic-concurrency check on a table row
+// or an event stream. It matches ErrConflict.
+type ConflictError struct {
+	// Table is the table name, or "" for a stream conflict.
+	Table string
+	// Key is the row key or the stream name.
+	Key string
+	// Expected is the version the caller expected (0 = must not exist).
+	Expected uint64
+	// Actual is the version found.
+	Actual uint64
+}
+
+func (e *ConflictError) Error() string {
+	what := "stream " + e.Key
+	if e.Table != "" {
+		what = fmt.Sprintf("%s row %s", e.Table, e.Key)
+	}
+	return fmt.Sprintf("store: conflict on %s: expected version %d, found %d", what, e.Expected, e.Actual)
+}
+
+// Is makes ConflictError match ErrConflict.
+func (e *ConflictError) Is(target error) bool { return target == ErrConflict }
+
+// NotFoundError reports a missing row. It matches ErrNotFound.
+type NotFoundError struct {
+	Table string
+	Key   string
+}
+
+func (e *NotFoundError) Error() string {
+	return fmt.Sprintf("store: %s row %s not found", e.Table, e.Key)
+}
+
+// Is makes NotFoundError match ErrNotFound.
+func (e *NotFoundError) Is(target error) bool { return target == ErrNotFound }
+
+// Tx is a unit of work. A command handler reads and writes tables through it
+// and records the events that describe its change; Store.Update commits both
+// together or neither. A Tx is bound to the context passed to Update (like a
+// transaction started with database/sql's BeginTx) and must not be used after
+// Update returns or from another goroutine.
+type Tx interface {
+	// Context returns the context of the unit of work. Table operations use
+	// it for I/O on durable stores.
+	Context() context.Context
+	// Record adds an event to stream; it is appended to the log at the
+	// stream's next version when the unit of work commits.
+	Record(stream string, e event.Event)
+	// StreamVersion returns the stream's current version, counting events
+	// recorded earlier in this unit of work; 0 for a new stream.
+	StreamVersion(stream string) (uint64, error)
+	// ExpectVersion fails with a *ConflictError unless StreamVersion(stream)
+	// equals version. Stores re-check it at commit, so it also guards
+	// against a concurrent writer on a durable store.
+	ExpectVersion(stream string, version uint64) error
+}
+
+// Store is the write side: it runs units of work and commits their state and
+// events atomically.
+type Store interface {
+	// Update runs fn in a new unit of work. If fn returns nil, its table
+	// writes and recorded events commit atomically and Update returns the
+	// position of the last event committed (or the log head when fn recorded
+	// none), which is the read-your-writes token. If fn returns an error or
+	// panics, everything is rolled back; the error is returned unchanged
+	// and a panic is re-raised after the rollback.
+	//
+	// Errors: fn's error; *ConflictError (ErrConflict) when a version check
+	// fails at commit; ErrClosed; ctx.Err() when ctx is done before fn runs.
+	Update(ctx context.Context, fn func(tx Tx) error) (event.Position, error)
+}
+
+// Log is the ordered, committed event log with global positions.
+type Log interface {
+	// Read appends to dst the committed records with position > after, in
+	// position order, at most cap(dst)-len(dst) of them (at least one when
+	// cap(dst) == len(dst)), and returns the extended slice. It returns no
+	// record that could still be preceded by a later commit, so a reader
+	// that resumes from the last position it saw never skips an event.
+	Read(ctx context.Context, after event.Position, dst []event.Record) ([]event.Record, error)
+	// Head returns the position of the newest committed record readable by
+	// Read (0 for an empty log).
+	Head(ctx context.Context) (event.Position, error)
+	// Wait blocks until Head > after, ctx is done (ctx.Err()), or the log is
+	// closed (ErrClosed).
+	Wait(ctx context.Context, after event.Position) error
+}
+
+// Contiguous is an optional Log capability: a log that reports true promises
+// positions 1, 2, 3... with no holes, so a reader that sees a hole has found a
+// bug or corruption and must report it rather than jump it.
+type Contiguous interface {
+	Contiguous() bool
+}
+
+func errorsIs(err, target error) bool { return errors.Is(err, target) }

@@ -48,3 +48,15 @@ type Rebuilder interface {
 type SelfCheckpointer interface {
 	LoadCheckpoint(ctx context.Context) (Checkpoint, error)
 }
+
+// Named gives a handler a name so it can be added to a Runner; use it for an
+// event.Bus (inline, to deliver committed events to subscribers in commit
+// order) or an event.Router built on the spot.
+func Named(name string, h event.Handler) Projector { return named{name, h} }
+
+type named struct {
+	name string
+	event.Handler
+}
+
+func (n named) Name() string { return n.name }

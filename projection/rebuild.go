@@ -1,0 +1,127 @@
+package projection
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/cqrskit/cqrs/event"
+)
+
+// Rebuild replays the whole log into a shadow read model while the live one
+// keeps serving queries and receiving events, then swaps the shadow in
+// atomically. Live delivery to this projector pauses only for the final
+// stretch: catching the shadow up to the head and the swap. A successful
+// rebuild also clears a Stop error, since the new view was built from every
+// event, and replaces the dead-letter list with the events that failed
+// during the replay (policy Park). It returns when the swap is done.
+//
+// Errors: ErrNotRebuildable; ErrUnknownProjector; a *StoppedError wrapping the
+// failure of an event that failed all its retries during replay (the live
+// view is untouched); ctx.Err(); ErrClosed.
+func (r *Runner) Rebuild(ctx context.Context, name string) error {
+	if r.closed.Load() {
+		return ErrClosed
+	}
+	pj, err := r.get(name)
+	if err != nil {
+		return err
+	}
+	return r.rebuild(ctx, pj)
+}
+
+func (r *Runner) rebuild(ctx context.Context, pj *proj) error {
+	rb, ok := pj.p.(Rebuilder)
+	if !ok {
+		return fmt.Errorf("%w: %s", ErrNotRebuildable, pj.name)
+	}
+	pj.st.Lock()
+	if pj.st.rebuilding {
+		pj.st.Unlock()
+		return fmt.Errorf("projection: %s is already rebuilding", pj.name)
+	}
+	pj.st.rebuilding = true
+	pj.st.Unlock()
+	defer func() {
+		pj.st.Lock()
+		pj.st.rebuilding = false
+		pj.st.Unlock()
+	}()
+	start := time.Now()
+	shadow, swap, err := rb.Shadow(ctx)
+	if err != nil {
+		return fmt.Errorf("projection: %s: shadow: %w", pj.name, err)
+	}
+	buf := make([]event.Record, 0, max(r.batch, 1024))
+	var spos event.Position
+	var parked []Parked
+	// Phase 1: replay without holding up live delivery.
+	if spos, err = r.replay(ctx, pj, shadow, spos, buf, &parked); err != nil {
+		return err
+	}
+	// Phase 2: pause live delivery, finish the tail, swap.
+	pj.mu.Lock()
+	defer pj.mu.Unlock()
+	if spos, err = r.replay(ctx, pj, shadow, spos, buf, &parked); err != nil {
+		return err
+	}
+	if live := event.Position(pj.pos.Load()); live > spos {
+		// Cannot happen with a log whose head only moves forward; refuse
+		// rather than swap in a view older than the live one.
+		return fmt.Errorf("projection: %s: shadow at %v is behind live at %v", pj.name, spos, live)
+	}
+	swap()
+	pj.pos.Store(uint64(spos))
+	pj.st.Lock()
+	pj.st.stopped = nil
+	pj.st.parked = parked
+	pj.st.Unlock()
+	pj.saveCheckpoint(context.WithoutCancel(ctx), spos)
+	pj.notify.publish()
+	if r.log != nil {
+		r.log.LogAttrs(ctx, slog.LevelInfo, "projection: rebuilt", slog.String("projector", pj.name),
+			slog.String("position", spos.String()), slog.Duration("took", time.Since(start)))
+	}
+	return nil
+}
+
+// replay feeds shadow from after spos until the log has nothing more. Under
+// policy Park, events that fail every try are collected in parked, which
+// becomes the dead-letter list of the swapped-in view.
+func (r *Runner) replay(ctx context.Context, pj *proj, shadow event.Handler, spos event.Position, buf []event.Record, parked *[]Parked) (event.Position, error) {
+	for {
+		if err := ctx.Err(); err != nil {
+			return spos, err
+		}
+		recs, err := r.lg.Read(ctx, spos, buf[:0])
+		if err != nil {
+			return spos, err
+		}
+		if len(recs) == 0 {
+			return spos, nil
+		}
+		for i := range recs {
+			rec := &recs[i]
+			if rec.Position <= spos {
+				continue
+			}
+			if r.contig && rec.Position != spos+1 {
+				return spos, &StoppedError{Projector: pj.name, Position: spos + 1, Err: &GapError{Projector: pj.name, Expected: spos + 1, Got: rec.Position}}
+			}
+			var herr error
+			for n := 1; ; n++ {
+				if herr = pj.handle(ctx, shadow, *rec); herr == nil || n >= pj.cfg.attempts {
+					break
+				}
+			}
+			if herr != nil && pj.cfg.policy == Park {
+				*parked = append(*parked, Parked{Record: *rec, Err: herr, Attempts: pj.cfg.attempts, At: time.Now()})
+			} else if herr != nil {
+				return spos, &StoppedError{Projector: pj.name, Position: rec.Position, Err: herr}
+			}
+			spos = rec.Position
+		}
+		clear(recs)
+	}
+}

@@ -1,0 +1,787 @@
+package projection
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime/debug"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cqrskit/cqrs/event"
+	"github.com/cqrskit/cqrs/store"
+)
+
+// Mode says how a projector is fed.
+type Mode int
+
+const (
+	// Inline projectors are brought up to each command's position inside
+	// Dispatch (through Runner.Sync), so a read after Dispatch returns sees
+	// the write.
+	Inline Mode = iota
+	// Async projectors follow the log on their own goroutine, woken by
+	// commits; queries use WaitFor for read-your-writes.
+	Async
+)
+
+func (m Mode) String() string {
+	if m == Async {
+		return "async"
+	}
+	return "inline"
+}
+
+// Policy decides what happens to an event whose retries are exhausted.
+type Policy int
+
+const (
+	// Stop halts the projector at the failing event (the default). It
+	// reports the error and position in Status and resumes from that same
+	// event after Resume. Other projectors go on.
+	Stop Policy = iota
+	// Park moves the failing event to the projector's dead-letter list
+	// (see Runner.Parked and Runner.Replay) and goes on with the next one.
+	Park
+)
+
+func (p Policy) String() string {
+	if p == Park {
+		return "park"
+	}
+	return "stop"
+}
+
+// State is a projector's lifecycle state as reported by Status.
+type State int
+
+const (
+	// Idle: added, runner not started.
+	Idle State = iota
+	// Running: caught up with the log head (or following it).
+	Running
+	// CatchingUp: behind the head and applying events.
+	CatchingUp
+	// Rebuilding: a shadow read model is being built by Rebuild.
+	Rebuilding
+	// Stopped: halted on an error; see Status.Err.
+	Stopped
+	// Closed: the runner was closed.
+	Closed
+)
+
+var stateNames = [...]string{"idle", "running", "catching up", "rebuilding", "stopped", "closed"}
+
+func (s State) String() string {
+	if int(s) < len(stateNames) {
+		return stateNames[s]
+	}
+	return fmt.Sprintf("State(%d)", int(s))
+}
+
+// Option configures a Runner.
+type Option func(*Runner)
+
+// WithCheckpoints sets where checkpoints are saved (default: a new
+// MemoryCheckpoints).
+func WithCheckpoints(cs CheckpointStore) Option { return func(r *Runner) { r.cps = cs } }
+
+// WithLogger sets the logger for failures, parks and rebuilds. Nothing is
+// logged on the per-event path. Default: no logging.
+func WithLogger(l *slog.Logger) Option { return func(r *Runner) { r.log = l } }
+
+// WithBatchSize sets how many records a projector reads from the log at a
+// time and applies between checkpoint saves (default 256).
+func WithBatchSize(n int) Option {
+	return func(r *Runner) {
+		if n > 0 {
+			r.batch = n
+		}
+	}
+}
+
+// AddOption configures one projector in Runner.Add.
+type AddOption func(*config)
+
+type config struct {
+	mode     Mode
+	policy   Policy
+	attempts int
+	backoff  func(n int) time.Duration
+}
+
+// AsAsync feeds the projector asynchronously from the log instead of inline.
+func AsAsync() AddOption { return func(c *config) { c.mode = Async } }
+
+// WithPolicy sets the failure policy (default Stop).
+func WithPolicy(p Policy) AddOption { return func(c *config) { c.policy = p } }
+
+// WithRetry sets how often an event is tried before the policy applies
+// (attempts >= 1, default 3) and the pause before try n+1 (default
+// exponential from 10ms, capped at 1s; nil means no pause).
+func WithRetry(attempts int, backoff func(n int) time.Duration) AddOption {
+	return func(c *config) {
+		if attempts < 1 {
+			attempts = 1
+		}
+		c.attempts, c.backoff = attempts, backoff
+	}
+}
+
+// DefaultBackoff doubles from 10ms up to 1s.
+func DefaultBackoff(n int) time.Duration {
+	d := 10 * time.Millisecond << min(n-1, 7)
+	return min(d, time.Second)
+}
+
+// Status is a projector's progress and health.
+type Status struct {
+	Name       string
+	Mode       Mode
+	Policy     Policy
+	State      State
+	Checkpoint event.Position // last applied position
+	Head       event.Position // log head
+	Behind     uint64         // Head - Checkpoint, in positions
+	TimeBehind time.Duration  // commit time of the head record minus that of the last applied one
+	Err        error          // why it is stopped (a *StoppedError), or the last checkpoint save error
+	Parked     int            // events in the dead-letter list
+	Version    int
+}
+
+// Parked is an event that exhausted its retries under policy Park.
+type Parked struct {
+	Record   event.Record
+	Err      error
+	Attempts int
+	At       time.Time
+}
+
+// Runner feeds projectors from the log, inline or asynchronously, from
+// durable checkpoints; see the package documentation.
+type Runner struct {
+	lg      store.Log
+	cps     CheckpointStore
+	log     *slog.Logger
+	batch   int
+	contig  bool
+	mu      sync.Mutex
+	projs   map[string]*proj
+	order   []*proj
+	inline  []*proj
+	started atomic.Bool
+	closed  atomic.Bool
+	stop    context.CancelFunc
+	wg      sync.WaitGroup
+}
+
+var _ interface {
+	Sync(context.Context, event.Position) error
+} = (*Runner)(nil)
+
+// NewRunner returns a runner reading lg.
+func NewRunner(lg store.Log, opts ...Option) *Runner {
+	r := &Runner{lg: lg, batch: 256, projs: make(map[string]*proj)}
+	for _, o := range opts {
+		o(r)
+	}
+	if r.cps == nil {
+		r.cps = &MemoryCheckpoints{}
+	}
+	if c, ok := lg.(store.Contiguous); ok {
+		r.contig = c.Contiguous()
+	}
+	return r
+}
+
+type proj struct {
+	r        *Runner
+	p        Projector
+	name     string
+	cfg      config
+	version  int
+	selfCP   SelfCheckpointer
+	mu       sync.Mutex // held by whoever delivers events to p
+	pos      atomic.Uint64
+	lastTime atomic.Int64 // unix nanos of the last applied record
+	buf      []event.Record
+	notify   broadcast // advanced position
+	resume   chan struct{}
+
+	st struct {
+		sync.Mutex
+		stopped    *StoppedError
+		saveErr    error
+		rebuilding bool
+		parked     []Parked
+	}
+}
+
+// Add registers p. Call it before Start. Names must be unique.
+func (r *Runner) Add(p Projector, opts ...AddOption) error {
+	c := config{attempts: 3, backoff: DefaultBackoff}
+	for _, o := range opts {
+		o(&c)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.started.Load() {
+		return errors.New("projection: Add after Start")
+	}
+	name := p.Name()
+	if _, dup := r.projs[name]; dup {
+		return fmt.Errorf("projection: projector %q added twice", name)
+	}
+	pj := &proj{r: r, p: p, name: name, cfg: c, buf: make([]event.Record, 0, r.batch), resume: make(chan struct{}, 1)}
+	if v, ok := p.(Versioned); ok {
+		pj.version = v.Version()
+	}
+	pj.selfCP, _ = p.(SelfCheckpointer)
+	r.projs[name] = pj
+	r.order = append(r.order, pj)
+	if c.mode == Inline {
+		r.inline = append(r.inline, pj)
+	}
+	return nil
+}
+
+// Start loads checkpoints, rebuilds projectors whose Version changed, brings
+// inline projectors up to the log head, and starts the async ones. The async
+// projectors stop when ctx is done or on Close.
+//
+// Errors: a checkpoint load error; a *StoppedError when an inline projector
+// fails during catch-up (the runner still starts; see Status); ErrClosed.
+func (r *Runner) Start(ctx context.Context) error {
+	if r.closed.Load() {
+		return ErrClosed
+	}
+	r.mu.Lock()
+	if r.started.Swap(true) {
+		r.mu.Unlock()
+		return errors.New("projection: runner started twice")
+	}
+	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	r.stop = cancel
+	r.mu.Unlock()
+	go func() {
+		select {
+		case <-ctx.Done():
+			cancel()
+		case <-runCtx.Done():
+		}
+	}()
+	var rebuild []*proj
+	for _, pj := range r.order {
+		var cp Checkpoint
+		var err error
+		if pj.selfCP != nil {
+			cp, err = pj.selfCP.LoadCheckpoint(ctx)
+		} else {
+			cp, err = r.cps.Load(ctx, pj.name)
+		}
+		if err != nil {
+			return fmt.Errorf("projection: load checkpoint of %s: %w", pj.name, err)
+		}
+		pj.pos.Store(uint64(cp.Position))
+		if cp.Position > 0 && cp.Version != pj.version {
+			if _, ok := pj.p.(Rebuilder); !ok {
+				return fmt.Errorf("%w: %s changed version %d -> %d and must be rebuilt", ErrNotRebuildable, pj.name, cp.Version, pj.version)
+			}
+			rebuild = append(rebuild, pj)
+		}
+	}
+	for _, pj := range rebuild {
+		if err := r.rebuild(ctx, pj); err != nil {
+			return err
+		}
+	}
+	var firstErr error
+	for _, pj := range r.inline {
+		pj.mu.Lock()
+		err := pj.deliver(ctx, ^event.Position(0))
+		pj.mu.Unlock()
+		if err != nil && firstErr == nil {
+			firstErr = err
+		}
+	}
+	for _, pj := range r.order {
+		if pj.cfg.mode == Async {
+			r.wg.Add(1)
+			go pj.follow(runCtx)
+		}
+	}
+	return firstErr
+}
+
+// Close stops the async projectors gracefully: each finishes the event in
+// hand and saves its checkpoint. It waits for them. Later calls to Sync,
+// WaitFor and Rebuild return ErrClosed.
+func (r *Runner) Close() error {
+	if r.closed.Swap(true) {
+		return nil
+	}
+	r.mu.Lock()
+	stop := r.stop
+	r.mu.Unlock()
+	if stop != nil {
+		stop()
+	}
+	r.wg.Wait()
+	for _, pj := range r.order {
+		pj.notify.publish()
+	}
+	return nil
+}
+
+// Sync brings every inline projector up to at least pos. command.Bus calls
+// it after each commit (command.WithSyncer). Concurrent Syncs are safe: each
+// projector applies events in log order whoever delivers them.
+//
+// Errors: *StoppedError for a stopped inline projector (the event stays
+// unapplied until Resume); ctx.Err(); ErrNotStarted; ErrClosed.
+func (r *Runner) Sync(ctx context.Context, pos event.Position) error {
+	if !r.started.Load() {
+		return ErrNotStarted
+	}
+	if r.closed.Load() {
+		return ErrClosed
+	}
+	var errs []error
+	for _, pj := range r.inline {
+		if event.Position(pj.pos.Load()) >= pos {
+			continue
+		}
+		pj.mu.Lock()
+		err := pj.deliver(ctx, pos)
+		pj.mu.Unlock()
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// WaitFor blocks until the projector called name (every projector when name
+// is "") has applied pos, and returns nil as soon as it has. When ctx ends
+// first it returns a *NotReachedError (ErrNotReached) that also unwraps to
+// ctx's error and, for a stopped projector, to its *StoppedError.
+func (r *Runner) WaitFor(ctx context.Context, name string, pos event.Position) error {
+	if name != "" {
+		pj, err := r.get(name)
+		if err != nil {
+			return err
+		}
+		return pj.waitFor(ctx, pos)
+	}
+	for _, pj := range r.order {
+		if err := pj.waitFor(ctx, pos); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (pj *proj) waitFor(ctx context.Context, pos event.Position) error {
+	for {
+		if event.Position(pj.pos.Load()) >= pos {
+			return nil
+		}
+		ch := pj.notify.wait()
+		if event.Position(pj.pos.Load()) >= pos {
+			return nil
+		}
+		if pj.r.closed.Load() {
+			return &NotReachedError{Projector: pj.name, Want: pos, Reached: event.Position(pj.pos.Load()), State: Closed, Err: ErrClosed}
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			e := &NotReachedError{Projector: pj.name, Want: pos, Reached: event.Position(pj.pos.Load()), State: pj.state(pj.pos.Load()), Err: ctx.Err()}
+			pj.st.Lock()
+			if pj.st.stopped != nil {
+				e.Cause = pj.st.stopped
+			}
+			pj.st.Unlock()
+			return e
+		}
+	}
+}
+
+// Resume clears a stopped projector's error; it retries the failing event
+// at once (inline projectors on the next Sync or here, async ones on their
+// goroutine).
+func (r *Runner) Resume(ctx context.Context, name string) error {
+	pj, err := r.get(name)
+	if err != nil {
+		return err
+	}
+	pj.st.Lock()
+	pj.st.stopped = nil
+	pj.st.Unlock()
+	if pj.cfg.mode == Async {
+		select {
+		case pj.resume <- struct{}{}:
+		default:
+		}
+		return nil
+	}
+	pj.mu.Lock()
+	defer pj.mu.Unlock()
+	return pj.deliver(ctx, ^event.Position(0))
+}
+
+// Status reports every projector in the order they were added.
+func (r *Runner) Status(ctx context.Context) ([]Status, error) {
+	head, err := r.lg.Head(ctx)
+	if err != nil {
+		return nil, err
+	}
+	headTime := r.recordTime(ctx, head)
+	out := make([]Status, 0, len(r.order))
+	for _, pj := range r.order {
+		out = append(out, pj.status(head, headTime))
+	}
+	return out, nil
+}
+
+// StatusOf reports one projector.
+func (r *Runner) StatusOf(ctx context.Context, name string) (Status, error) {
+	pj, err := r.get(name)
+	if err != nil {
+		return Status{}, err
+	}
+	head, err := r.lg.Head(ctx)
+	if err != nil {
+		return Status{}, err
+	}
+	return pj.status(head, r.recordTime(ctx, head)), nil
+}
+
+func (r *Runner) recordTime(ctx context.Context, pos event.Position) time.Time {
+	if pos == 0 {
+		return time.Time{}
+	}
+	recs, err := r.lg.Read(ctx, pos-1, make([]event.Record, 0, 1))
+	if err != nil || len(recs) == 0 {
+		return time.Time{}
+	}
+	return recs[0].Time
+}
+
+func (pj *proj) status(head event.Position, headTime time.Time) Status {
+	pos := pj.pos.Load()
+	s := Status{
+		Name: pj.name, Mode: pj.cfg.mode, Policy: pj.cfg.policy, State: pj.state(pos),
+		Checkpoint: event.Position(pos), Head: head, Version: pj.version,
+	}
+	if head > s.Checkpoint {
+		s.Behind = uint64(head - s.Checkpoint)
+		if lt := pj.lastTime.Load(); lt != 0 && !headTime.IsZero() {
+			s.TimeBehind = max(headTime.Sub(time.Unix(0, lt)), 0)
+		}
+	}
+	pj.st.Lock()
+	if pj.st.stopped != nil {
+		s.Err = pj.st.stopped
+	} else {
+		s.Err = pj.st.saveErr
+	}
+	s.Parked = len(pj.st.parked)
+	pj.st.Unlock()
+	return s
+}
+
+func (pj *proj) state(pos uint64) State {
+	if pj.r.closed.Load() {
+		return Closed
+	}
+	if !pj.r.started.Load() {
+		return Idle
+	}
+	pj.st.Lock()
+	defer pj.st.Unlock()
+	switch {
+	case pj.st.stopped != nil:
+		return Stopped
+	case pj.st.rebuilding:
+		return Rebuilding
+	}
+	if head, err := pj.r.lg.Head(context.Background()); err == nil && uint64(head) > pos {
+		return CatchingUp
+	}
+	return Running
+}
+
+// Parked lists the projector's dead-lettered events, oldest first.
+func (r *Runner) Parked(name string) ([]Parked, error) {
+	pj, err := r.get(name)
+	if err != nil {
+		return nil, err
+	}
+	pj.st.Lock()
+	defer pj.st.Unlock()
+	return append([]Parked(nil), pj.st.parked...), nil
+}
+
+// Replay applies the parked event at pos to the projector again (after the
+// fault is fixed) and removes it from the dead-letter list on success. The
+// event is applied out of order, after everything that followed it; the
+// projector must tolerate that for the events it may park.
+//
+// Errors: the projector's error (the event stays parked); ErrNotFound-like
+// error when no event at pos is parked.
+func (r *Runner) Replay(ctx context.Context, name string, pos event.Position) error {
+	pj, err := r.get(name)
+	if err != nil {
+		return err
+	}
+	pj.mu.Lock()
+	defer pj.mu.Unlock()
+	pj.st.Lock()
+	idx := -1
+	for i, p := range pj.st.parked {
+		if p.Record.Position == pos {
+			idx = i
+			break
+		}
+	}
+	if idx < 0 {
+		pj.st.Unlock()
+		return fmt.Errorf("projection: %s has no parked event at position %v", name, pos)
+	}
+	rec := pj.st.parked[idx].Record
+	pj.st.Unlock()
+	if err := pj.handle(ctx, pj.p, rec); err != nil {
+		pj.st.Lock()
+		pj.st.parked[idx].Err = err
+		pj.st.parked[idx].Attempts++
+		pj.st.Unlock()
+		return err
+	}
+	pj.st.Lock()
+	pj.st.parked = append(pj.st.parked[:idx], pj.st.parked[idx+1:]...)
+	pj.st.Unlock()
+	return nil
+}
+
+func (r *Runner) get(name string) (*proj, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	pj, ok := r.projs[name]
+	if !ok {
+		return nil, fmt.Errorf("%w %q", ErrUnknownProjector, name)
+	}
+	return pj, nil
+}
+
+// follow is an async projector's goroutine.
+func (pj *proj) follow(ctx context.Context) {
+	defer pj.r.wg.Done()
+	for ctx.Err() == nil {
+		pj.mu.Lock()
+		err := pj.deliver(ctx, ^event.Position(0))
+		pj.mu.Unlock()
+		if ctx.Err() != nil {
+			return
+		}
+		if errors.Is(err, ErrStopped) {
+			select {
+			case <-pj.resume:
+			case <-ctx.Done():
+				return
+			}
+			continue
+		}
+		if err != nil {
+			// A transient log error: back off a little and try again.
+			t := time.NewTimer(100 * time.Millisecond)
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+				t.Stop()
+				return
+			}
+			continue
+		}
+		if err := pj.r.lg.Wait(ctx, event.Position(pj.pos.Load())); err != nil && ctx.Err() == nil {
+			if errors.Is(err, store.ErrClosed) {
+				return
+			}
+		}
+	}
+}
+
+// deliver applies records after pj.pos until it has reached upTo (or, for
+// ^0, until the log has nothing more). pj.mu must be held.
+func (pj *proj) deliver(ctx context.Context, upTo event.Position) error {
+	pj.st.Lock()
+	stopped := pj.st.stopped
+	pj.st.Unlock()
+	if stopped != nil {
+		return stopped
+	}
+	// Handlers get a context that Close does not cancel, so the event in
+	// hand finishes; the loop itself checks ctx between events.
+	hctx := context.WithoutCancel(ctx)
+	for {
+		pos := event.Position(pj.pos.Load())
+		if pos >= upTo {
+			return nil
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		recs, err := pj.r.lg.Read(ctx, pos, pj.buf[:0])
+		if err != nil {
+			return err
+		}
+		if len(recs) == 0 {
+			if upTo == ^event.Position(0) {
+				return nil
+			}
+			// The commit at upTo is not readable yet (a durable log's
+			// horizon is behind it): wait for it rather than return early.
+			if err := pj.r.lg.Wait(ctx, pos); err != nil {
+				return err
+			}
+			continue
+		}
+		applied := pos
+		var failed error
+		for i := range recs {
+			rec := &recs[i]
+			if rec.Position <= applied {
+				continue // at-least-once delivery: already applied
+			}
+			if pj.r.contig && rec.Position != applied+1 {
+				failed = pj.halt(&GapError{Projector: pj.name, Expected: applied + 1, Got: rec.Position}, applied+1)
+				break
+			}
+			if err := pj.apply(ctx, hctx, rec); err != nil {
+				if ctx.Err() != nil && !errors.Is(err, ErrStopped) {
+					failed = ctx.Err()
+				} else {
+					failed = err
+				}
+				break
+			}
+			applied = rec.Position
+			pj.pos.Store(uint64(applied))
+			pj.lastTime.Store(rec.Time.UnixNano())
+			if ctx.Err() != nil {
+				break
+			}
+		}
+		clear(recs) // drop payload references held by the reused buffer
+		if applied > pos {
+			pj.saveCheckpoint(hctx, applied)
+			pj.notify.publish()
+		}
+		if failed != nil {
+			return failed
+		}
+	}
+}
+
+// apply runs the projector on rec with retries, then applies the policy.
+func (pj *proj) apply(ctx, hctx context.Context, rec *event.Record) error {
+	var err error
+	for n := 1; ; n++ {
+		if err = pj.handle(hctx, pj.p, *rec); err == nil {
+			return nil
+		}
+		if n >= pj.cfg.attempts {
+			break
+		}
+		if pj.cfg.backoff != nil {
+			if d := pj.cfg.backoff(n); d > 0 {
+				t := time.NewTimer(d)
+				select {
+				case <-t.C:
+				case <-ctx.Done():
+					t.Stop()
+					return ctx.Err()
+				}
+			}
+		}
+	}
+	if pj.cfg.policy == Park {
+		pj.st.Lock()
+		pj.st.parked = append(pj.st.parked, Parked{Record: *rec, Err: err, Attempts: pj.cfg.attempts, At: time.Now()})
+		pj.st.Unlock()
+		if l := pj.r.log; l != nil {
+			l.LogAttrs(ctx, slog.LevelWarn, "projection: event parked", slog.String("projector", pj.name),
+				slog.String("position", rec.Position.String()), slog.String("type", rec.Type), slog.Any("error", err))
+		}
+		return nil
+	}
+	return pj.halt(err, rec.Position)
+}
+
+func (pj *proj) halt(err error, at event.Position) error {
+	se := &StoppedError{Projector: pj.name, Position: at, Err: err}
+	pj.st.Lock()
+	pj.st.stopped = se
+	pj.st.Unlock()
+	if l := pj.r.log; l != nil {
+		l.LogAttrs(context.Background(), slog.LevelError, "projection: projector stopped", slog.String("projector", pj.name),
+			slog.String("position", at.String()), slog.Any("error", err))
+	}
+	pj.notify.publish() // wake WaitFor callers so they can see the cause
+	return se
+}
+
+func (pj *proj) handle(ctx context.Context, h event.Handler, rec event.Record) (err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			err = &PanicError{Value: v, Stack: debug.Stack()}
+		}
+	}()
+	return h.Handle(ctx, rec)
+}
+
+func (pj *proj) saveCheckpoint(ctx context.Context, pos event.Position) {
+	if pj.selfCP != nil {
+		return
+	}
+	err := pj.r.cps.Save(ctx, pj.name, Checkpoint{Position: pos, Version: pj.version})
+	pj.st.Lock()
+	pj.st.saveErr = err
+	pj.st.Unlock()
+	if err != nil && pj.r.log != nil {
+		pj.r.log.LogAttrs(ctx, slog.LevelError, "projection: checkpoint save failed", slog.String("projector", pj.name), slog.Any("error", err))
+	}
+}
+
+// broadcast wakes every waiter on publish. The channel is made only when
+// someone waits, so publishing with no waiters costs one atomic load.
+type broadcast struct {
+	mu      sync.Mutex
+	ch      chan struct{}
+	waiting atomic.Bool
+}
+
+func (b *broadcast) wait() <-chan struct{} {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.ch == nil {
+		b.ch = make(chan struct{})
+		b.waiting.Store(true)
+	}
+	return b.ch
+}
+
+func (b *broadcast) publish() {
+	if !b.waiting.Load() {
+		return
+	}
+	b.mu.Lock()
+	if b.ch != nil {
+		close(b.ch)
+		b.ch = nil
+	}
+	b.waiting.Store(false)
+	b.mu.Unlock()
+}

@@ -13,13 +13,16 @@ import (
 // keeps serving queries and receiving events, then swaps the shadow in
 // atomically. Live delivery to this projector pauses only for the final
 // stretch: catching the shadow up to the head and the swap. A successful
-// rebuild also clears a Stop error, since the new view was built from every
-// event, and replaces the dead-letter list with the events that failed
-// during the replay (policy Park). It returns when the swap is done.
+// rebuild also clears a Stop error (a stopped async projector resumes
+// following the log), since the new view was built from every event, and
+// replaces the dead-letter list with the events that failed during the
+// replay (policy Park). It returns when the swap is done. Failing events
+// are retried with the projector's retry settings, as in live delivery.
 //
-// Errors: ErrNotRebuildable; ErrUnknownProjector; a *StoppedError wrapping the
-// failure of an event that failed all its retries during replay (the live
-// view is untouched); ctx.Err(); ErrClosed.
+// Errors: ErrNotRebuildable; ErrUnknownProjector; ErrRebuilding; a
+// *StoppedError wrapping the failure of an event that failed all its
+// retries during replay, or a *GapError (the live view is untouched);
+// ctx.Err(); ErrNotStarted; ErrClosed (also when Close interrupts it).
 func (r *Runner) Rebuild(ctx context.Context, name string) error {
 	if r.closed.Load() {
 		return ErrClosed
@@ -27,6 +30,9 @@ func (r *Runner) Rebuild(ctx context.Context, name string) error {
 	pj, err := r.get(name)
 	if err != nil {
 		return err
+	}
+	if !r.ready.Load() {
+		return ErrNotStarted
 	}
 	return r.rebuild(ctx, pj)
 }
@@ -39,7 +45,7 @@ func (r *Runner) rebuild(ctx context.Context, pj *proj) error {
 	pj.st.Lock()
 	if pj.st.rebuilding {
 		pj.st.Unlock()
-		return fmt.Errorf("projection: %s is already rebuilding", pj.name)
+		return fmt.Errorf("%w: %s", ErrRebuilding, pj.name)
 	}
 	pj.st.rebuilding = true
 	pj.st.Unlock()
@@ -73,12 +79,15 @@ func (r *Runner) rebuild(ctx context.Context, pj *proj) error {
 	}
 	swap()
 	pj.pos.Store(uint64(spos))
+	wasStopped := pj.stopped.Swap(nil) != nil
 	pj.st.Lock()
-	pj.st.stopped = nil
 	pj.st.parked = parked
 	pj.st.Unlock()
 	pj.saveCheckpoint(context.WithoutCancel(ctx), spos)
 	pj.notify.publish()
+	if wasStopped {
+		pj.wake() // an async goroutine waits for Resume otherwise
+	}
 	if r.log != nil {
 		r.log.LogAttrs(ctx, slog.LevelInfo, "projection: rebuilt", slog.String("projector", pj.name),
 			slog.String("position", spos.String()), slog.Duration("took", time.Since(start)))
@@ -94,6 +103,9 @@ func (r *Runner) replay(ctx context.Context, pj *proj, shadow event.Handler, spo
 		if err := ctx.Err(); err != nil {
 			return spos, err
 		}
+		if r.closed.Load() {
+			return spos, ErrClosed
+		}
 		recs, err := r.lg.Read(ctx, spos, buf[:0])
 		if err != nil {
 			return spos, err
@@ -107,18 +119,22 @@ func (r *Runner) replay(ctx context.Context, pj *proj, shadow event.Handler, spo
 				continue
 			}
 			if r.contig && rec.Position != spos+1 {
-				return spos, &StoppedError{Projector: pj.name, Position: spos + 1, Err: &GapError{Projector: pj.name, Expected: spos + 1, Got: rec.Position}}
+				err := &StoppedError{Projector: pj.name, Position: spos + 1, Err: &GapError{Projector: pj.name, Expected: spos + 1, Got: rec.Position}}
+				clear(recs)
+				return spos, err
 			}
-			var herr error
-			for n := 1; ; n++ {
-				if herr = pj.handle(ctx, shadow, *rec); herr == nil || n >= pj.cfg.attempts {
-					break
-				}
-			}
-			if herr != nil && pj.cfg.policy == Park {
+			interrupted, herr := pj.try(ctx, ctx, shadow, rec)
+			switch {
+			case herr == nil:
+			case interrupted:
+				clear(recs)
+				return spos, ctx.Err()
+			case pj.cfg.policy == Park:
 				*parked = append(*parked, Parked{Record: *rec, Err: herr, Attempts: pj.cfg.attempts, At: time.Now()})
-			} else if herr != nil {
-				return spos, &StoppedError{Projector: pj.name, Position: rec.Position, Err: herr}
+			default:
+				err := &StoppedError{Projector: pj.name, Position: rec.Position, Err: herr}
+				clear(recs)
+				return spos, err
 			}
 			spos = rec.Position
 		}

@@ -145,9 +145,12 @@ type Status struct {
 	Checkpoint event.Position // last applied position
 	Head       event.Position // log head
 	Behind     uint64         // Head - Checkpoint, in positions
-	TimeBehind time.Duration  // commit time of the head record minus that of the last applied one
-	Err        error          // why it is stopped (a *StoppedError), or the last checkpoint save error
-	Parked     int            // events in the dead-letter list
+	// TimeBehind is the commit time of the head record minus that of the
+	// last applied one (of the first record when none is applied yet): how
+	// old the view is compared with the log. Zero when caught up.
+	TimeBehind time.Duration
+	Err        error // why it is stopped (a *StoppedError), or the last checkpoint save error
+	Parked     int   // events in the dead-letter list
 	Version    int
 }
 
@@ -162,19 +165,24 @@ type Parked struct {
 // Runner feeds projectors from the log, inline or asynchronously, from
 // durable checkpoints; see the package documentation.
 type Runner struct {
-	lg      store.Log
-	cps     CheckpointStore
-	log     *slog.Logger
-	batch   int
-	contig  bool
-	mu      sync.Mutex
-	projs   map[string]*proj
-	order   []*proj
-	inline  []*proj
-	started atomic.Bool
-	closed  atomic.Bool
-	stop    context.CancelFunc
-	wg      sync.WaitGroup
+	lg     store.Log
+	cps    CheckpointStore
+	log    *slog.Logger
+	batch  int
+	contig bool
+
+	mu          sync.Mutex // guards the fields below and wg.Add
+	projs       map[string]*proj
+	order       []*proj // immutable once startCalled
+	inline      []*proj
+	startCalled bool
+	cancel      context.CancelFunc // stops the async projectors
+	unhook      func() bool        // detaches cancel from Start's ctx
+
+	ready     atomic.Bool // checkpoints are loaded: delivery may begin
+	closed    atomic.Bool
+	closeOnce sync.Once
+	wg        sync.WaitGroup
 }
 
 var _ interface {
@@ -197,22 +205,22 @@ func NewRunner(lg store.Log, opts ...Option) *Runner {
 }
 
 type proj struct {
-	r        *Runner
-	p        Projector
-	name     string
-	cfg      config
-	version  int
-	selfCP   SelfCheckpointer
-	mu       sync.Mutex // held by whoever delivers events to p
-	pos      atomic.Uint64
-	lastTime atomic.Int64 // unix nanos of the last applied record
-	buf      []event.Record
-	notify   broadcast // advanced position
-	resume   chan struct{}
+	r       *Runner
+	p       Projector
+	name    string
+	cfg     config
+	version int
+	selfCP  SelfCheckpointer
+	mu      sync.Mutex // held by whoever delivers events to p
+	pos     atomic.Uint64
+	stopped atomic.Pointer[StoppedError]
+	exited  atomic.Bool // the async goroutine has returned
+	buf     []event.Record
+	notify  broadcast     // position advanced, or the projector stopped or exited
+	resume  chan struct{} // wakes a stopped async goroutine
 
 	st struct {
 		sync.Mutex
-		stopped    *StoppedError
 		saveErr    error
 		rebuilding bool
 		parked     []Parked
@@ -227,7 +235,7 @@ func (r *Runner) Add(p Projector, opts ...AddOption) error {
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.started.Load() {
+	if r.startCalled || r.closed.Load() {
 		return errors.New("projection: Add after Start")
 	}
 	name := p.Name()
@@ -249,31 +257,34 @@ func (r *Runner) Add(p Projector, opts ...AddOption) error {
 
 // Start loads checkpoints, rebuilds projectors whose Version changed, brings
 // inline projectors up to the log head, and starts the async ones. The async
-// projectors stop when ctx is done or on Close.
+// projectors stop when ctx is done or on Close. Sync returns ErrNotStarted
+// until the checkpoints are loaded. Call Close after Start, even when it
+// fails.
 //
-// Errors: a checkpoint load error; a *StoppedError when an inline projector
-// fails during catch-up (the runner still starts; see Status); ErrClosed.
+// Errors: a checkpoint load error; ErrNotRebuildable when a projector that
+// is not a Rebuilder changed version; the error of a rebuild at start-up; a
+// *StoppedError when an inline projector fails during catch-up (the runner
+// still starts; see Status); ErrClosed.
 func (r *Runner) Start(ctx context.Context) error {
+	r.mu.Lock()
 	if r.closed.Load() {
+		r.mu.Unlock()
 		return ErrClosed
 	}
-	r.mu.Lock()
-	if r.started.Swap(true) {
+	if r.startCalled {
 		r.mu.Unlock()
 		return errors.New("projection: runner started twice")
 	}
+	r.startCalled = true
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	r.stop = cancel
+	r.cancel = cancel
+	// No watcher goroutine: the cancel runs only if ctx ends.
+	r.unhook = context.AfterFunc(ctx, cancel)
+	order := r.order
 	r.mu.Unlock()
-	go func() {
-		select {
-		case <-ctx.Done():
-			cancel()
-		case <-runCtx.Done():
-		}
-	}()
+
 	var rebuild []*proj
-	for _, pj := range r.order {
+	for _, pj := range order {
 		var cp Checkpoint
 		var err error
 		if pj.selfCP != nil {
@@ -292,6 +303,7 @@ func (r *Runner) Start(ctx context.Context) error {
 			rebuild = append(rebuild, pj)
 		}
 	}
+	r.ready.Store(true)
 	for _, pj := range rebuild {
 		if err := r.rebuild(ctx, pj); err != nil {
 			return err
@@ -300,13 +312,18 @@ func (r *Runner) Start(ctx context.Context) error {
 	var firstErr error
 	for _, pj := range r.inline {
 		pj.mu.Lock()
-		err := pj.deliver(ctx, ^event.Position(0))
+		err := pj.deliver(ctx, detach(ctx), ^event.Position(0))
 		pj.mu.Unlock()
 		if err != nil && firstErr == nil {
 			firstErr = err
 		}
 	}
-	for _, pj := range r.order {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed.Load() {
+		return ErrClosed
+	}
+	for _, pj := range order {
 		if pj.cfg.mode == Async {
 			r.wg.Add(1)
 			go pj.follow(runCtx)
@@ -317,21 +334,27 @@ func (r *Runner) Start(ctx context.Context) error {
 
 // Close stops the async projectors gracefully: each finishes the event in
 // hand and saves its checkpoint. It waits for them. Later calls to Sync,
-// WaitFor and Rebuild return ErrClosed.
+// WaitFor, Resume and Rebuild return ErrClosed (WaitFor wrapped in a
+// *NotReachedError); a Rebuild in progress gives up without swapping.
+// Concurrent calls all wait; it always returns nil.
 func (r *Runner) Close() error {
-	if r.closed.Swap(true) {
-		return nil
-	}
-	r.mu.Lock()
-	stop := r.stop
-	r.mu.Unlock()
-	if stop != nil {
-		stop()
-	}
-	r.wg.Wait()
-	for _, pj := range r.order {
-		pj.notify.publish()
-	}
+	r.closeOnce.Do(func() {
+		r.mu.Lock()
+		r.closed.Store(true)
+		cancel, unhook := r.cancel, r.unhook
+		order := r.order
+		r.mu.Unlock()
+		if unhook != nil {
+			unhook()
+		}
+		if cancel != nil {
+			cancel()
+		}
+		r.wg.Wait()
+		for _, pj := range order {
+			pj.notify.publish()
+		}
+	})
 	return nil
 }
 
@@ -342,19 +365,23 @@ func (r *Runner) Close() error {
 // Errors: *StoppedError for a stopped inline projector (the event stays
 // unapplied until Resume); ctx.Err(); ErrNotStarted; ErrClosed.
 func (r *Runner) Sync(ctx context.Context, pos event.Position) error {
-	if !r.started.Load() {
+	if !r.ready.Load() {
 		return ErrNotStarted
 	}
 	if r.closed.Load() {
 		return ErrClosed
 	}
 	var errs []error
+	var hctx context.Context
 	for _, pj := range r.inline {
 		if event.Position(pj.pos.Load()) >= pos {
 			continue
 		}
+		if hctx == nil {
+			hctx = detach(ctx)
+		}
 		pj.mu.Lock()
-		err := pj.deliver(ctx, pos)
+		err := pj.deliver(ctx, hctx, pos)
 		pj.mu.Unlock()
 		if err != nil {
 			errs = append(errs, err)
@@ -364,9 +391,13 @@ func (r *Runner) Sync(ctx context.Context, pos event.Position) error {
 }
 
 // WaitFor blocks until the projector called name (every projector when name
-// is "") has applied pos, and returns nil as soon as it has. When ctx ends
-// first it returns a *NotReachedError (ErrNotReached) that also unwraps to
-// ctx's error and, for a stopped projector, to its *StoppedError.
+// is "") has applied pos, and returns nil as soon as it has. An inline
+// projector is first brought up to the log head, which covers positions
+// committed without going through Sync.
+//
+// Errors: ErrUnknownProjector; when ctx ends first, or the runner is closed,
+// a *NotReachedError (ErrNotReached) that also unwraps to ctx's error (or
+// ErrClosed) and, for a stopped projector, to its *StoppedError.
 func (r *Runner) WaitFor(ctx context.Context, name string, pos event.Position) error {
 	if name != "" {
 		pj, err := r.get(name)
@@ -375,7 +406,10 @@ func (r *Runner) WaitFor(ctx context.Context, name string, pos event.Position) e
 		}
 		return pj.waitFor(ctx, pos)
 	}
-	for _, pj := range r.order {
+	r.mu.Lock()
+	order := r.order
+	r.mu.Unlock()
+	for _, pj := range order {
 		if err := pj.waitFor(ctx, pos); err != nil {
 			return err
 		}
@@ -384,6 +418,16 @@ func (r *Runner) WaitFor(ctx context.Context, name string, pos event.Position) e
 }
 
 func (pj *proj) waitFor(ctx context.Context, pos event.Position) error {
+	if event.Position(pj.pos.Load()) >= pos {
+		return nil
+	}
+	r := pj.r
+	if pj.cfg.mode == Inline && r.ready.Load() && !r.closed.Load() && pj.stopped.Load() == nil {
+		// Inline projectors only move on Sync; deliver what the log has.
+		pj.mu.Lock()
+		_ = pj.deliver(ctx, detach(ctx), ^event.Position(0))
+		pj.mu.Unlock()
+	}
 	for {
 		if event.Position(pj.pos.Load()) >= pos {
 			return nil
@@ -392,61 +436,96 @@ func (pj *proj) waitFor(ctx context.Context, pos event.Position) error {
 		if event.Position(pj.pos.Load()) >= pos {
 			return nil
 		}
-		if pj.r.closed.Load() {
-			return &NotReachedError{Projector: pj.name, Want: pos, Reached: event.Position(pj.pos.Load()), State: Closed, Err: ErrClosed}
+		if r.closed.Load() || pj.exited.Load() {
+			return pj.notReached(ctx, pos, ErrClosed)
 		}
 		select {
 		case <-ch:
 		case <-ctx.Done():
-			e := &NotReachedError{Projector: pj.name, Want: pos, Reached: event.Position(pj.pos.Load()), State: pj.state(pj.pos.Load()), Err: ctx.Err()}
-			pj.st.Lock()
-			if pj.st.stopped != nil {
-				e.Cause = pj.st.stopped
-			}
-			pj.st.Unlock()
-			return e
+			return pj.notReached(ctx, pos, ctx.Err())
 		}
 	}
 }
 
+func (pj *proj) notReached(ctx context.Context, want event.Position, err error) error {
+	reached := pj.pos.Load()
+	head, _ := pj.r.lg.Head(context.WithoutCancel(ctx))
+	e := &NotReachedError{Projector: pj.name, Want: want, Reached: event.Position(reached), State: pj.state(reached, head), Err: err}
+	if se := pj.stopped.Load(); se != nil {
+		e.Cause = se
+	}
+	return e
+}
+
 // Resume clears a stopped projector's error; it retries the failing event
-// at once (inline projectors on the next Sync or here, async ones on their
-// goroutine).
+// at once (inline projectors here, async ones on their goroutine). It does
+// nothing to an async projector that is not stopped.
+//
+// Errors: ErrUnknownProjector; ErrNotStarted; ErrClosed; for an inline
+// projector, what Sync returns.
 func (r *Runner) Resume(ctx context.Context, name string) error {
 	pj, err := r.get(name)
 	if err != nil {
 		return err
 	}
-	pj.st.Lock()
-	pj.st.stopped = nil
-	pj.st.Unlock()
+	if r.closed.Load() || pj.exited.Load() {
+		return ErrClosed // also when Start's ctx ended
+	}
+	if !r.ready.Load() {
+		return ErrNotStarted
+	}
+	wasStopped := pj.stopped.Swap(nil) != nil
 	if pj.cfg.mode == Async {
-		select {
-		case pj.resume <- struct{}{}:
-		default:
+		if wasStopped {
+			pj.wake()
 		}
 		return nil
 	}
 	pj.mu.Lock()
 	defer pj.mu.Unlock()
-	return pj.deliver(ctx, ^event.Position(0))
+	return pj.deliver(ctx, detach(ctx), ^event.Position(0))
+}
+
+// detach returns a context with ctx's values that is never cancelled, for
+// handlers, so the event in hand finishes. It allocates only when ctx can be
+// cancelled.
+func detach(ctx context.Context) context.Context {
+	if ctx.Done() == nil {
+		return ctx
+	}
+	return context.WithoutCancel(ctx)
+}
+
+// wake lets a stopped async goroutine look again.
+func (pj *proj) wake() {
+	select {
+	case pj.resume <- struct{}{}:
+	default:
+	}
 }
 
 // Status reports every projector in the order they were added.
+//
+// Errors: the log's Head error.
 func (r *Runner) Status(ctx context.Context) ([]Status, error) {
 	head, err := r.lg.Head(ctx)
 	if err != nil {
 		return nil, err
 	}
+	r.mu.Lock()
+	order := r.order
+	r.mu.Unlock()
 	headTime := r.recordTime(ctx, head)
-	out := make([]Status, 0, len(r.order))
-	for _, pj := range r.order {
-		out = append(out, pj.status(head, headTime))
+	out := make([]Status, 0, len(order))
+	for _, pj := range order {
+		out = append(out, pj.status(ctx, head, headTime))
 	}
 	return out, nil
 }
 
 // StatusOf reports one projector.
+//
+// Errors: ErrUnknownProjector; the log's Head error.
 func (r *Runner) StatusOf(ctx context.Context, name string) (Status, error) {
 	pj, err := r.get(name)
 	if err != nil {
@@ -456,9 +535,10 @@ func (r *Runner) StatusOf(ctx context.Context, name string) (Status, error) {
 	if err != nil {
 		return Status{}, err
 	}
-	return pj.status(head, r.recordTime(ctx, head)), nil
+	return pj.status(ctx, head, r.recordTime(ctx, head)), nil
 }
 
+// recordTime returns the commit time of the record at pos, or the zero time.
 func (r *Runner) recordTime(ctx context.Context, pos event.Position) time.Time {
 	if pos == 0 {
 		return time.Time{}
@@ -470,22 +550,28 @@ func (r *Runner) recordTime(ctx context.Context, pos event.Position) time.Time {
 	return recs[0].Time
 }
 
-func (pj *proj) status(head event.Position, headTime time.Time) Status {
+func (pj *proj) status(ctx context.Context, head event.Position, headTime time.Time) Status {
 	pos := pj.pos.Load()
 	s := Status{
-		Name: pj.name, Mode: pj.cfg.mode, Policy: pj.cfg.policy, State: pj.state(pos),
+		Name: pj.name, Mode: pj.cfg.mode, Policy: pj.cfg.policy, State: pj.state(pos, head),
 		Checkpoint: event.Position(pos), Head: head, Version: pj.version,
 	}
 	if head > s.Checkpoint {
 		s.Behind = uint64(head - s.Checkpoint)
-		if lt := pj.lastTime.Load(); lt != 0 && !headTime.IsZero() {
-			s.TimeBehind = max(headTime.Sub(time.Unix(0, lt)), 0)
+		// The view is as of the last applied record (before the first one
+		// when nothing is applied). The time is read from the log rather
+		// than cached, so it is right after a restart or a rebuild too.
+		if !headTime.IsZero() {
+			if t := pj.r.recordTime(ctx, max(s.Checkpoint, 1)); !t.IsZero() {
+				s.TimeBehind = max(headTime.Sub(t), 0)
+			}
 		}
 	}
+	if se := pj.stopped.Load(); se != nil {
+		s.Err = se
+	}
 	pj.st.Lock()
-	if pj.st.stopped != nil {
-		s.Err = pj.st.stopped
-	} else {
+	if s.Err == nil {
 		s.Err = pj.st.saveErr
 	}
 	s.Parked = len(pj.st.parked)
@@ -493,28 +579,32 @@ func (pj *proj) status(head event.Position, headTime time.Time) Status {
 	return s
 }
 
-func (pj *proj) state(pos uint64) State {
+func (pj *proj) state(pos uint64, head event.Position) State {
 	if pj.r.closed.Load() {
 		return Closed
 	}
-	if !pj.r.started.Load() {
-		return Idle
+	if pj.stopped.Load() != nil {
+		return Stopped
 	}
 	pj.st.Lock()
-	defer pj.st.Unlock()
+	rebuilding := pj.st.rebuilding
+	pj.st.Unlock()
 	switch {
-	case pj.st.stopped != nil:
-		return Stopped
-	case pj.st.rebuilding:
+	case rebuilding:
 		return Rebuilding
-	}
-	if head, err := pj.r.lg.Head(context.Background()); err == nil && uint64(head) > pos {
+	case !pj.r.ready.Load():
+		return Idle
+	case pj.exited.Load():
+		return Closed // Start's ctx ended, or the log was closed
+	case uint64(head) > pos:
 		return CatchingUp
 	}
 	return Running
 }
 
 // Parked lists the projector's dead-lettered events, oldest first.
+//
+// Errors: ErrUnknownProjector.
 func (r *Runner) Parked(name string) ([]Parked, error) {
 	pj, err := r.get(name)
 	if err != nil {
@@ -527,43 +617,52 @@ func (r *Runner) Parked(name string) ([]Parked, error) {
 
 // Replay applies the parked event at pos to the projector again (after the
 // fault is fixed) and removes it from the dead-letter list on success. The
-// event is applied out of order, after everything that followed it; the
-// projector must tolerate that for the events it may park.
+// event is applied once, without retries, and out of order, after
+// everything that followed it; the projector must tolerate that for the
+// events it may park.
 //
-// Errors: the projector's error (the event stays parked); ErrNotFound-like
-// error when no event at pos is parked.
+// Errors: ErrUnknownProjector; ErrNotParked when no event at pos is parked;
+// the projector's error (the event stays parked, with that error).
 func (r *Runner) Replay(ctx context.Context, name string, pos event.Position) error {
 	pj, err := r.get(name)
 	if err != nil {
 		return err
 	}
-	pj.mu.Lock()
+	pj.mu.Lock() // no delivery, hence no park or rebuild swap, meanwhile
 	defer pj.mu.Unlock()
 	pj.st.Lock()
-	idx := -1
-	for i, p := range pj.st.parked {
-		if p.Record.Position == pos {
-			idx = i
-			break
-		}
-	}
+	idx := pj.parkedAt(pos)
 	if idx < 0 {
 		pj.st.Unlock()
-		return fmt.Errorf("projection: %s has no parked event at position %v", name, pos)
+		return fmt.Errorf("%w: %s at position %v", ErrNotParked, name, pos)
 	}
 	rec := pj.st.parked[idx].Record
 	pj.st.Unlock()
-	if err := pj.handle(ctx, pj.p, rec); err != nil {
-		pj.st.Lock()
-		pj.st.parked[idx].Err = err
-		pj.st.parked[idx].Attempts++
-		pj.st.Unlock()
-		return err
-	}
+	herr := pj.handle(ctx, pj.p, rec)
 	pj.st.Lock()
+	defer pj.st.Unlock()
+	if idx = pj.parkedAt(pos); idx < 0 {
+		return herr
+	}
+	if herr != nil {
+		pj.st.parked[idx].Err = herr
+		pj.st.parked[idx].Attempts++
+		pj.st.parked[idx].At = time.Now()
+		return herr
+	}
 	pj.st.parked = append(pj.st.parked[:idx], pj.st.parked[idx+1:]...)
-	pj.st.Unlock()
 	return nil
+}
+
+// parkedAt returns the index of the parked record at pos, or -1. pj.st must
+// be held.
+func (pj *proj) parkedAt(pos event.Position) int {
+	for i, p := range pj.st.parked {
+		if p.Record.Position == pos {
+			return i
+		}
+	}
+	return -1
 }
 
 func (r *Runner) get(name string) (*proj, error) {
@@ -576,136 +675,144 @@ func (r *Runner) get(name string) (*proj, error) {
 	return pj, nil
 }
 
-// follow is an async projector's goroutine.
+// follow is an async projector's goroutine. It holds pj.mu for one batch at
+// a time, so Rebuild, Replay and Resume never wait for a whole catch-up.
 func (pj *proj) follow(ctx context.Context) {
-	defer pj.r.wg.Done()
+	defer func() {
+		pj.exited.Store(true)
+		pj.notify.publish()
+		pj.r.wg.Done()
+	}()
+	// Handlers get a context that Close does not cancel, so the event in
+	// hand finishes; the loop checks ctx between events.
+	hctx := detach(ctx)
 	for ctx.Err() == nil {
 		pj.mu.Lock()
-		err := pj.deliver(ctx, ^event.Position(0))
+		more, err := pj.step(ctx, hctx, ^event.Position(0))
 		pj.mu.Unlock()
-		if ctx.Err() != nil {
+		switch {
+		case ctx.Err() != nil:
 			return
-		}
-		if errors.Is(err, ErrStopped) {
+		case errors.Is(err, ErrStopped):
 			select {
-			case <-pj.resume:
+			case <-pj.resume: // Resume or a successful Rebuild
 			case <-ctx.Done():
 				return
 			}
-			continue
-		}
-		if err != nil {
+		case errors.Is(err, store.ErrClosed):
+			return
+		case err != nil:
 			// A transient log error: back off a little and try again.
-			t := time.NewTimer(100 * time.Millisecond)
-			select {
-			case <-t.C:
-			case <-ctx.Done():
-				t.Stop()
+			if !sleep(ctx, 100*time.Millisecond) {
 				return
 			}
-			continue
-		}
-		if err := pj.r.lg.Wait(ctx, event.Position(pj.pos.Load())); err != nil && ctx.Err() == nil {
+		case more:
+		default:
+			err := pj.r.lg.Wait(ctx, event.Position(pj.pos.Load()))
 			if errors.Is(err, store.ErrClosed) {
 				return
 			}
+			if err != nil && !sleep(ctx, 100*time.Millisecond) {
+				return
+			}
 		}
+	}
+}
+
+// sleep waits for d or until ctx ends; it reports whether d elapsed.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
 	}
 }
 
 // deliver applies records after pj.pos until it has reached upTo (or, for
-// ^0, until the log has nothing more). pj.mu must be held.
-func (pj *proj) deliver(ctx context.Context, upTo event.Position) error {
-	pj.st.Lock()
-	stopped := pj.st.stopped
-	pj.st.Unlock()
-	if stopped != nil {
-		return stopped
-	}
-	// Handlers get a context that Close does not cancel, so the event in
-	// hand finishes; the loop itself checks ctx between events.
-	hctx := context.WithoutCancel(ctx)
+// ^0, until the log has nothing more). pj.mu must be held. Handlers run with
+// hctx; ctx is checked between events.
+func (pj *proj) deliver(ctx, hctx context.Context, upTo event.Position) error {
 	for {
-		pos := event.Position(pj.pos.Load())
-		if pos >= upTo {
-			return nil
-		}
-		if err := ctx.Err(); err != nil {
+		more, err := pj.step(ctx, hctx, upTo)
+		if err != nil || !more {
 			return err
-		}
-		recs, err := pj.r.lg.Read(ctx, pos, pj.buf[:0])
-		if err != nil {
-			return err
-		}
-		if len(recs) == 0 {
-			if upTo == ^event.Position(0) {
-				return nil
-			}
-			// The commit at upTo is not readable yet (a durable log's
-			// horizon is behind it): wait for it rather than return early.
-			if err := pj.r.lg.Wait(ctx, pos); err != nil {
-				return err
-			}
-			continue
-		}
-		applied := pos
-		var failed error
-		for i := range recs {
-			rec := &recs[i]
-			if rec.Position <= applied {
-				continue // at-least-once delivery: already applied
-			}
-			if pj.r.contig && rec.Position != applied+1 {
-				failed = pj.halt(&GapError{Projector: pj.name, Expected: applied + 1, Got: rec.Position}, applied+1)
-				break
-			}
-			if err := pj.apply(ctx, hctx, rec); err != nil {
-				if ctx.Err() != nil && !errors.Is(err, ErrStopped) {
-					failed = ctx.Err()
-				} else {
-					failed = err
-				}
-				break
-			}
-			applied = rec.Position
-			pj.pos.Store(uint64(applied))
-			pj.lastTime.Store(rec.Time.UnixNano())
-			if ctx.Err() != nil {
-				break
-			}
-		}
-		clear(recs) // drop payload references held by the reused buffer
-		if applied > pos {
-			pj.saveCheckpoint(hctx, applied)
-			pj.notify.publish()
-		}
-		if failed != nil {
-			return failed
 		}
 	}
 }
 
-// apply runs the projector on rec with retries, then applies the policy.
-func (pj *proj) apply(ctx, hctx context.Context, rec *event.Record) error {
-	var err error
-	for n := 1; ; n++ {
-		if err = pj.handle(hctx, pj.p, *rec); err == nil {
-			return nil
+// step applies one batch of records towards upTo, saves the checkpoint and
+// reports whether there may be more to do. pj.mu must be held.
+func (pj *proj) step(ctx, hctx context.Context, upTo event.Position) (more bool, err error) {
+	if se := pj.stopped.Load(); se != nil {
+		return false, se
+	}
+	pos := event.Position(pj.pos.Load())
+	if pos >= upTo {
+		return false, nil
+	}
+	if err := ctx.Err(); err != nil {
+		return false, err
+	}
+	recs, err := pj.r.lg.Read(ctx, pos, pj.buf[:0])
+	if err != nil {
+		return false, err
+	}
+	if len(recs) == 0 {
+		if upTo == ^event.Position(0) {
+			return false, nil
 		}
-		if n >= pj.cfg.attempts {
+		// The commit at upTo is not readable yet (a durable log's
+		// horizon is behind it): wait for it rather than return early.
+		if err := pj.r.lg.Wait(ctx, pos); err != nil {
+			return false, err
+		}
+		return true, nil
+	}
+	applied := pos
+	var failed error
+	for i := range recs {
+		rec := &recs[i]
+		if rec.Position <= applied {
+			continue // at-least-once delivery: already applied
+		}
+		if pj.r.contig && rec.Position != applied+1 {
+			failed = pj.halt(&GapError{Projector: pj.name, Expected: applied + 1, Got: rec.Position}, applied+1)
 			break
 		}
-		if pj.cfg.backoff != nil {
-			if d := pj.cfg.backoff(n); d > 0 {
-				t := time.NewTimer(d)
-				select {
-				case <-t.C:
-				case <-ctx.Done():
-					t.Stop()
-					return ctx.Err()
-				}
-			}
+		if err := pj.apply(ctx, hctx, rec); err != nil {
+			failed = err
+			break
 		}
+		applied = rec.Position
+		pj.pos.Store(uint64(applied))
+		if err := ctx.Err(); err != nil {
+			if applied < upTo {
+				failed = err
+			}
+			break
+		}
+	}
+	clear(recs) // drop payload references held by the reused buffer
+	if applied > pos {
+		pj.saveCheckpoint(hctx, applied)
+		pj.notify.publish()
+	}
+	return failed == nil, failed
+}
+
+// apply runs the projector on rec with retries, then applies the policy. It
+// returns ctx.Err() when ctx ends during a backoff pause: the record is then
+// neither applied nor parked and will be delivered again.
+func (pj *proj) apply(ctx, hctx context.Context, rec *event.Record) error {
+	interrupted, err := pj.try(ctx, hctx, pj.p, rec)
+	if err == nil {
+		return nil
+	}
+	if interrupted {
+		return ctx.Err()
 	}
 	if pj.cfg.policy == Park {
 		pj.st.Lock()
@@ -720,11 +827,25 @@ func (pj *proj) apply(ctx, hctx context.Context, rec *event.Record) error {
 	return pj.halt(err, rec.Position)
 }
 
+// try runs h on rec up to the configured number of attempts, pausing with
+// the backoff between them. It returns nil on success, else the last error;
+// interrupted reports that ctx ended during a pause.
+func (pj *proj) try(ctx, hctx context.Context, h event.Handler, rec *event.Record) (interrupted bool, err error) {
+	for n := 1; ; n++ {
+		if err = pj.handle(hctx, h, *rec); err == nil || n >= pj.cfg.attempts {
+			return false, err
+		}
+		if pj.cfg.backoff != nil {
+			if d := pj.cfg.backoff(n); d > 0 && !sleep(ctx, d) {
+				return true, err
+			}
+		}
+	}
+}
+
 func (pj *proj) halt(err error, at event.Position) error {
 	se := &StoppedError{Projector: pj.name, Position: at, Err: err}
-	pj.st.Lock()
-	pj.st.stopped = se
-	pj.st.Unlock()
+	pj.stopped.Store(se)
 	if l := pj.r.log; l != nil {
 		l.LogAttrs(context.Background(), slog.LevelError, "projection: projector stopped", slog.String("projector", pj.name),
 			slog.String("position", at.String()), slog.Any("error", err))

@@ -116,5 +116,3 @@ type Log interface {
 type Contiguous interface {
 	Contiguous() bool
 }
-
-func errorsIs(err, target error) bool { return errors.Is(err, target) }

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 )
 
@@ -85,7 +86,7 @@ func (t *Table[K, V]) Exists(tx Tx, key K) (bool, error) {
 	if err == nil {
 		return true, nil
 	}
-	if isNotFound(err) {
+	if IsNotFound(err) {
 		return false, nil
 	}
 	return false, err
@@ -172,12 +173,21 @@ func keyString[K comparable](k K) string {
 	return fmt.Sprint(k)
 }
 
-func isNotFound(err error) bool {
-	_, ok := err.(*NotFoundError)
-	if ok {
+// IsNotFound reports whether err matches ErrNotFound. It is a shorthand for
+// errors.Is with a fast path for the store's own *NotFoundError.
+func IsNotFound(err error) bool {
+	if _, ok := err.(*NotFoundError); ok {
 		return true
 	}
-	return errorsIs(err, ErrNotFound)
+	return errors.Is(err, ErrNotFound)
+}
+
+// IsConflict reports whether err matches ErrConflict.
+func IsConflict(err error) bool {
+	if _, ok := err.(*ConflictError); ok {
+		return true
+	}
+	return errors.Is(err, ErrConflict)
 }
 
 type row[V any] struct {

@@ -1,0 +1,264 @@
+package command_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/cqrskit/cqrs/command"
+	"github.com/cqrskit/cqrs/event"
+	"github.com/cqrskit/cqrs/store"
+)
+
+type incremented struct{ By int }
+
+func (incremented) EventType() string { return "test.Incremented" }
+
+type increment struct {
+	Key string
+	By  int
+}
+
+func (c increment) Validate() error {
+	v := &command.ValidationError{}
+	if c.Key == "" {
+		v.Add("Key", "is required")
+	}
+	if c.By <= 0 {
+		v.Add("By", "must be positive")
+	}
+	return v.Err()
+}
+
+type plainInvalid struct{}
+
+func (plainInvalid) Validate() error { return errors.New("nope") }
+
+func newCounter(t *testing.T, opts ...command.Option) (*store.Memory, *command.Bus, *store.Table[string, int]) {
+	st := store.NewMemory()
+	t.Cleanup(func() { st.Close() })
+	counters := store.NewTable[string, int](st, "counters")
+	b := command.New(st, opts...)
+	command.Register(b, func(ctx context.Context, tx store.Tx, c increment) error {
+		n, ver, err := counters.Get(tx, c.Key)
+		if err != nil && !store.IsNotFound(err) {
+			return err
+		}
+		if _, err := counters.PutIf(tx, c.Key, n+c.By, ver); err != nil {
+			return err
+		}
+		tx.Record("counter/"+c.Key, incremented{c.By})
+		return nil
+	})
+	command.Register(b, func(context.Context, store.Tx, plainInvalid) error { return nil })
+	return st, b, counters
+}
+
+func value(t *testing.T, st *store.Memory, tbl *store.Table[string, int], key string) int {
+	var n int
+	_, err := st.Update(context.Background(), func(tx store.Tx) error {
+		var err error
+		n, _, err = tbl.Get(tx, key)
+		return err
+	})
+	require.NoError(t, err)
+	return n
+}
+
+func TestDispatchTypedAndResultToken(t *testing.T) {
+	st, b, tbl := newCounter(t)
+	ctx := context.Background()
+	res, err := command.Dispatch(ctx, b, increment{"a", 2})
+	require.NoError(t, err)
+	assert.EqualValues(t, 1, res.Position)
+	res, err = b.Dispatch(ctx, increment{"a", 3})
+	require.NoError(t, err)
+	assert.EqualValues(t, 2, res.Position)
+	assert.Equal(t, 5, value(t, st, tbl, "a"))
+}
+
+func TestRejectionsAreTypedAndWriteNothing(t *testing.T) {
+	st, b, _ := newCounter(t)
+	ctx := context.Background()
+	_, err := b.Dispatch(ctx, struct{}{})
+	var nh *command.NoHandlerError
+	require.ErrorAs(t, err, &nh)
+	assert.ErrorIs(t, err, command.ErrNoHandler)
+	assert.Equal(t, "struct {}", nh.Type)
+
+	_, err = b.Dispatch(ctx, increment{"", -1})
+	var ve *command.ValidationError
+	require.ErrorAs(t, err, &ve)
+	assert.ErrorIs(t, err, command.ErrValidation)
+	assert.Len(t, ve.Fields, 2)
+	assert.Equal(t, "command: invalid Key: is required; By: must be positive", ve.Error())
+
+	_, err = b.Dispatch(ctx, plainInvalid{})
+	assert.ErrorIs(t, err, command.ErrValidation, "plain errors from Validate are wrapped")
+
+	head, _ := st.Head(ctx)
+	assert.Zero(t, head)
+}
+
+func TestErrorTypesMatchTheirSentinels(t *testing.T) {
+	assert.ErrorIs(t, command.NotFound("product", "p1"), command.ErrNotFound)
+	assert.ErrorIs(t, command.NotFound("product", "p1"), store.ErrNotFound)
+	assert.ErrorIs(t, command.Forbidden("no"), command.ErrForbidden)
+	assert.ErrorIs(t, command.Invalid("f", "bad"), command.ErrValidation)
+	ac := &command.AfterCommitError{Position: 3, Err: store.ErrConflict}
+	assert.ErrorIs(t, ac, command.ErrAfterCommit)
+	assert.ErrorIs(t, ac, store.ErrConflict)
+	assert.NoError(t, (&command.ValidationError{}).Err())
+	var nilV *command.ValidationError
+	assert.NoError(t, nilV.Err())
+}
+
+// Concurrent read-modify-write through PutIf: Memory serialises units of
+// work, so every increment lands; the final value is exact.
+func TestConcurrentDispatchIsExact(t *testing.T) {
+	st, b, tbl := newCounter(t)
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range 100 {
+				_, err := b.Dispatch(context.Background(), increment{"k", 1})
+				assert.NoError(t, err)
+			}
+		}()
+	}
+	wg.Wait()
+	assert.Equal(t, 800, value(t, st, tbl, "k"))
+	assert.EqualValues(t, 800, st.StreamVersion("counter/k"))
+}
+
+// A client that read version v and writes back later loses to a newer write;
+// Retry re-runs the handler, which re-reads.
+type setIfVersion struct {
+	Key     string
+	Val     int
+	Version *uint64 // nil: read it inside the handler
+}
+
+func TestRetryOnConflict(t *testing.T) {
+	st := store.NewMemory()
+	defer st.Close()
+	tbl := store.NewTable[string, int](st, "t")
+	var runs atomic.Int32
+	b := command.New(st, command.WithMiddleware(command.Retry(3, nil)))
+	command.Register(b, func(ctx context.Context, tx store.Tx, c setIfVersion) error {
+		n := runs.Add(1)
+		ver := uint64(0)
+		if n == 1 {
+			ver = 99 // stale on the first run
+		} else {
+			_, v, err := tbl.Get(tx, c.Key)
+			if err != nil && !store.IsNotFound(err) {
+				return err
+			}
+			ver = v
+		}
+		_, err := tbl.PutIf(tx, c.Key, c.Val, ver)
+		return err
+	})
+	_, err := b.Dispatch(context.Background(), setIfVersion{Key: "k", Val: 1})
+	require.NoError(t, err)
+	assert.EqualValues(t, 2, runs.Load())
+
+	// Exhausted retries surface the conflict.
+	always := command.New(st, command.WithMiddleware(command.Retry(4, func(int) time.Duration { return time.Microsecond })))
+	var n atomic.Int32
+	command.Register(always, func(ctx context.Context, tx store.Tx, c setIfVersion) error {
+		n.Add(1)
+		_, err := tbl.PutIf(tx, c.Key, c.Val, 1234)
+		return err
+	})
+	_, err = always.Dispatch(context.Background(), setIfVersion{Key: "k"})
+	var ce *store.ConflictError
+	require.ErrorAs(t, err, &ce)
+	assert.EqualValues(t, 4, n.Load())
+}
+
+type failingSync struct{ err error }
+
+func (f failingSync) Sync(context.Context, event.Position) error { return f.err }
+
+func TestAfterCommitErrorIsNotRetried(t *testing.T) {
+	var runs atomic.Int32
+	st, b, tbl := newCounter(t, command.WithMiddleware(command.Retry(5, nil), command.Observe(func(any, time.Duration, error) { runs.Add(1) })),
+		command.WithSyncer(failingSync{store.ErrConflict}))
+	res, err := b.Dispatch(context.Background(), increment{"a", 1})
+	var ac *command.AfterCommitError
+	require.ErrorAs(t, err, &ac)
+	assert.EqualValues(t, 1, ac.Position)
+	assert.EqualValues(t, 1, res.Position, "the result is valid: the command committed")
+	assert.EqualValues(t, 1, runs.Load(), "never re-run a committed command")
+	assert.Equal(t, 1, value(t, st, tbl, "a"))
+}
+
+func TestAuthorizeLoggingRecover(t *testing.T) {
+	var buf bytes.Buffer
+	logger := slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	st, b, _ := newCounter(t, command.WithMiddleware(
+		command.Recover(),
+		command.Logging(logger),
+		command.Authorize(func(ctx context.Context, cmd any) error {
+			if event.MetadataFrom(ctx).UserID != "admin" {
+				return errors.New("admins only")
+			}
+			return nil
+		}),
+	))
+	_, err := b.Dispatch(context.Background(), increment{"a", 1})
+	var fe *command.ForbiddenError
+	require.ErrorAs(t, err, &fe)
+	assert.Equal(t, "admins only", fe.Reason)
+	assert.Contains(t, buf.String(), "command failed")
+
+	ctx := event.WithMetadata(context.Background(), event.Metadata{UserID: "admin"})
+	_, err = b.Dispatch(ctx, increment{"a", 1})
+	require.NoError(t, err)
+	assert.Contains(t, buf.String(), "command committed")
+
+	type boom struct{}
+	command.Register(b, func(context.Context, store.Tx, boom) error { panic("kaput") })
+	_, err = b.Dispatch(ctx, boom{})
+	var pe *command.PanicError
+	require.ErrorAs(t, err, &pe)
+	assert.Equal(t, "kaput", pe.Value)
+	head, _ := st.Head(ctx)
+	assert.EqualValues(t, 1, head)
+}
+
+func TestRegisterTwicePanics(t *testing.T) {
+	_, b, _ := newCounter(t)
+	assert.Panics(t, func() {
+		command.Register(b, func(context.Context, store.Tx, increment) error { return nil })
+	})
+}
+
+func TestRetryStopsWaitingWhenContextEnds(t *testing.T) {
+	st := store.NewMemory()
+	defer st.Close()
+	tbl := store.NewTable[string, int](st, "t")
+	b := command.New(st, command.WithMiddleware(command.Retry(100, func(int) time.Duration { return time.Hour })))
+	command.Register(b, func(ctx context.Context, tx store.Tx, c setIfVersion) error {
+		_, err := tbl.PutIf(tx, c.Key, 1, 77)
+		return err
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	_, err := b.Dispatch(ctx, setIfVersion{Key: "k"})
+	assert.ErrorIs(t, err, command.ErrConflict)
+	assert.Less(t, time.Since(start), 5*time.Second)
+}

@@ -1,0 +1,347 @@
+package cqrs_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"sort"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/cqrskit/cqrs/command"
+	"github.com/cqrskit/cqrs/event"
+	"github.com/cqrskit/cqrs/examples/catalog"
+	"github.com/cqrskit/cqrs/projection"
+	"github.com/cqrskit/cqrs/store"
+)
+
+type fakeClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *fakeClock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
+func (c *fakeClock) Set(t time.Time) {
+	c.mu.Lock()
+	c.now = t
+	c.mu.Unlock()
+}
+
+func open(t *testing.T, cfg catalog.Config, opts ...store.MemoryOption) (*store.Memory, *catalog.App) {
+	t.Helper()
+	st := store.NewMemory(opts...)
+	app, err := catalog.Open(context.Background(), st, st, cfg)
+	require.NoError(t, err)
+	t.Cleanup(func() { app.Close(); st.Close() })
+	return st, app
+}
+
+func mustDispatch(t *testing.T, app *catalog.App, cmds ...any) command.Result {
+	t.Helper()
+	var res command.Result
+	for _, c := range cmds {
+		var err error
+		res, err = app.Dispatch(context.Background(), c)
+		require.NoError(t, err, "%T %+v", c, c)
+	}
+	return res
+}
+
+func TestProductViewAnswersTheJoin(t *testing.T) {
+	now := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+	clk := &fakeClock{now: now.Add(-100 * 24 * time.Hour)}
+	_, app := open(t, catalog.Config{}, store.WithClock(clk.Now))
+	mustDispatch(t, app,
+		catalog.RegisterSeller{SellerID: "s1", Name: "Acme", Rating: 4.5},
+		catalog.ListProduct{ProductID: "p1", SellerID: "s1", Title: "Kettle", Description: "Boils.", PriceCents: 5000, Stock: 3},
+		catalog.SetShipping{ProductID: "p1", SellerID: "s1", Options: []catalog.ShippingOption{{Method: "standard", PriceCents: 0, Days: 5}, {Method: "express", PriceCents: 900, Days: 1}}},
+	)
+	for _, step := range []struct {
+		daysAgo int
+		cents   int64
+	}{{80, 4500}, {40, 4000}, {10, 4200}} {
+		clk.Set(now.Add(-time.Duration(step.daysAgo) * 24 * time.Hour))
+		mustDispatch(t, app, catalog.UpdatePrice{ProductID: "p1", SellerID: "s1", PriceCents: step.cents})
+	}
+	clk.Set(now.Add(-time.Hour))
+	ratings := []int{5, 4, 3, 5, 4, 2, 5}
+	for i, r := range ratings {
+		clk.Set(now.Add(time.Duration(i-10) * time.Minute))
+		mustDispatch(t, app, catalog.SubmitReview{ReviewID: fmt.Sprintf("r%d", i), ProductID: "p1", Author: fmt.Sprintf("u%d", i), Rating: r})
+	}
+	mustDispatch(t, app, catalog.UpdateStock{ProductID: "p1", SellerID: "s1", Stock: 0})
+
+	v, ok := app.Views.Product("p1")
+	require.True(t, ok)
+	assert.Equal(t, "Kettle", v.Title)
+	assert.Equal(t, "Boils.", v.Description)
+	assert.EqualValues(t, 4200, v.PriceCents)
+	assert.Equal(t, 0, v.Stock)
+	assert.False(t, v.InStock)
+	assert.Equal(t, 7, v.ReviewCount())
+	assert.Equal(t, 4.0, v.AverageRating()) // 28/7
+	recent := v.Recent.Items()
+	require.Len(t, recent, 5)
+	for i, want := range []string{"r6", "r5", "r4", "r3", "r2"} {
+		assert.Equal(t, want, recent[i].ReviewID, "newest first")
+	}
+	assert.Equal(t, "Acme", v.SellerName)
+	assert.Equal(t, 4.5, v.SellerRating)
+	assert.Equal(t, []string{"standard", "express"}, v.ShippingMethods())
+	p30, ok := v.PriceDaysAgo(now, 30)
+	require.True(t, ok)
+	assert.EqualValues(t, 4000, p30)
+	p90, ok := v.PriceDaysAgo(now, 90)
+	require.True(t, ok)
+	assert.EqualValues(t, 5000, p90)
+	assert.False(t, v.PriceDropped, "last change 4000 -> 4200 raised the price")
+	assert.EqualValues(t, 4000, v.PreviousPriceCents)
+}
+
+func TestRejectionsLeaveNothingBehind(t *testing.T) {
+	st, app := open(t, catalog.Config{})
+	mustDispatch(t, app,
+		catalog.RegisterSeller{SellerID: "s1", Name: "Acme"},
+		catalog.RegisterSeller{SellerID: "s2", Name: "Other"},
+		catalog.ListProduct{ProductID: "p1", SellerID: "s1", Title: "Kettle", PriceCents: 5000, Stock: 3},
+	)
+	ctx := context.Background()
+	head, _ := st.Head(ctx)
+	before, _ := app.Views.Product("p1")
+
+	cases := []struct {
+		cmd  any
+		is   error
+		want func(t *testing.T, err error)
+	}{
+		{catalog.SubmitReview{ReviewID: "r1", ProductID: "p1", Author: "a", Rating: 6}, command.ErrValidation, func(t *testing.T, err error) {
+			var ve *command.ValidationError
+			require.ErrorAs(t, err, &ve)
+			msg, ok := ve.Field("Rating")
+			assert.True(t, ok)
+			assert.Contains(t, msg, "between 1 and 5")
+		}},
+		{catalog.ListProduct{ProductID: "p2", SellerID: "s1", PriceCents: -5}, command.ErrValidation, func(t *testing.T, err error) {
+			var ve *command.ValidationError
+			require.ErrorAs(t, err, &ve)
+			_, title := ve.Field("Title")
+			_, price := ve.Field("PriceCents")
+			assert.True(t, title && price, "every invalid field is reported: %v", ve.Fields)
+		}},
+		{catalog.UpdatePrice{ProductID: "p1", SellerID: "s2", PriceCents: 10}, command.ErrForbidden, nil},
+		{catalog.UpdatePrice{ProductID: "nope", SellerID: "s1", PriceCents: 10}, command.ErrNotFound, func(t *testing.T, err error) {
+			var nf *command.NotFoundError
+			require.ErrorAs(t, err, &nf)
+			assert.Equal(t, "product", nf.Kind)
+		}},
+		{catalog.ListProduct{ProductID: "p1", SellerID: "s1", Title: "dup", PriceCents: 1}, command.ErrValidation, nil},
+		{catalog.ListProduct{ProductID: "p9", SellerID: "ghost", Title: "x", PriceCents: 1}, command.ErrNotFound, nil},
+		{struct{ X int }{1}, command.ErrNoHandler, nil},
+	}
+	for _, c := range cases {
+		t.Run(fmt.Sprintf("%T", c.cmd), func(t *testing.T) {
+			res, err := app.Dispatch(ctx, c.cmd)
+			require.Error(t, err)
+			assert.ErrorIs(t, err, c.is)
+			assert.Zero(t, res.Position)
+			if c.want != nil {
+				c.want(t, err)
+			}
+			h, _ := st.Head(ctx)
+			assert.Equal(t, head, h, "no event")
+			after, _ := app.Views.Product("p1")
+			assert.Equal(t, before, after, "no view change")
+			_, exists := app.Views.Product("p2")
+			assert.False(t, exists)
+		})
+	}
+}
+
+// A handler that writes rows and records an event, then fails or panics,
+// leaves no row and no event.
+func TestUnitOfWorkRollsBackOnErrorAndPanic(t *testing.T) {
+	st := store.NewMemory()
+	defer st.Close()
+	notes := store.NewTable[string, string](st, "notes")
+	bus := command.New(st, command.WithMiddleware(command.Recover()))
+	type write struct{ Mode string }
+	boom := errors.New("boom")
+	command.Register(bus, func(ctx context.Context, tx store.Tx, c write) error {
+		if _, err := notes.Put(tx, "k", c.Mode); err != nil {
+			return err
+		}
+		tx.Record("notes/k", noteWritten{Text: c.Mode})
+		switch c.Mode {
+		case "error":
+			return boom
+		case "panic":
+			panic("handler bug")
+		}
+		return nil
+	})
+	ctx := context.Background()
+	_, err := bus.Dispatch(ctx, write{Mode: "error"})
+	assert.ErrorIs(t, err, boom)
+	_, err = bus.Dispatch(ctx, write{Mode: "panic"})
+	assert.ErrorIs(t, err, command.ErrPanic)
+	head, _ := st.Head(ctx)
+	assert.Zero(t, head)
+	_, err = st.Update(ctx, func(tx store.Tx) error {
+		_, _, err := notes.Get(tx, "k")
+		return err
+	})
+	assert.ErrorIs(t, err, store.ErrNotFound)
+
+	res, err := bus.Dispatch(ctx, write{Mode: "ok"})
+	require.NoError(t, err)
+	assert.EqualValues(t, 1, res.Position)
+}
+
+type noteWritten struct{ Text string }
+
+func (noteWritten) EventType() string { return "test.NoteWritten" }
+
+func TestConcurrentReviewsAreExact(t *testing.T) {
+	_, app := open(t, catalog.Config{})
+	mustDispatch(t, app,
+		catalog.RegisterSeller{SellerID: "s1", Name: "Acme"},
+		catalog.ListProduct{ProductID: "p1", SellerID: "s1", Title: "Kettle", PriceCents: 5000, Stock: 3},
+	)
+	var wg sync.WaitGroup
+	sum := 0
+	for i := range 100 {
+		sum += 1 + i%5
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, err := app.Dispatch(context.Background(), catalog.SubmitReview{ReviewID: fmt.Sprintf("r%d", i), ProductID: "p1", Author: "u", Rating: 1 + i%5})
+			assert.NoError(t, err)
+		}()
+	}
+	wg.Wait()
+	v, _ := app.Views.Product("p1")
+	assert.Equal(t, 100, v.ReviewCount())
+	assert.InDelta(t, float64(sum)/100, v.Ratings.Mean(), 1e-9)
+	assert.Equal(t, 3.0, v.AverageRating())
+}
+
+func TestSellerRenameReachesEveryProductView(t *testing.T) {
+	_, app := open(t, catalog.Config{})
+	mustDispatch(t, app, catalog.RegisterSeller{SellerID: "s1", Name: "Old"}, catalog.RegisterSeller{SellerID: "s2", Name: "Keep"})
+	for i := range 50 {
+		mustDispatch(t, app, catalog.ListProduct{ProductID: fmt.Sprintf("p%02d", i), SellerID: []string{"s1", "s2"}[i%2], Title: "t", PriceCents: 100})
+	}
+	mustDispatch(t, app, catalog.RenameSeller{SellerID: "s1", Name: "New"})
+	ids := app.Views.BySeller("s1", nil)
+	assert.Len(t, ids, 25)
+	app.Views.Each(func(v catalog.ProductView) bool {
+		if v.SellerID == "s1" {
+			assert.Equal(t, "New", v.SellerName, v.ID)
+		} else {
+			assert.Equal(t, "Keep", v.SellerName, v.ID)
+		}
+		return true
+	})
+}
+
+func TestTopRatedAndInStockMatchBruteForce(t *testing.T) {
+	_, app := open(t, catalog.Config{})
+	gen := catalog.NewGen(3, 20, 300)
+	ctx := context.Background()
+	for _, c := range gen.Seed(2) {
+		mustDispatch(t, app, c)
+	}
+	for range 3000 {
+		app.Dispatch(ctx, gen.Next()) //nolint:errcheck // rejections are part of the mix
+	}
+	type rated struct {
+		id   string
+		mean float64
+	}
+	var all []rated
+	var inStock []string
+	app.Views.Each(func(v catalog.ProductView) bool {
+		if v.ReviewCount() >= catalog.TopRatedMinReviews {
+			all = append(all, rated{v.ID, v.Ratings.Mean()})
+		}
+		if v.InStock {
+			inStock = append(inStock, v.ID)
+		}
+		return true
+	})
+	sort.Slice(all, func(i, j int) bool {
+		if all[i].mean != all[j].mean {
+			return all[i].mean > all[j].mean
+		}
+		return all[i].id < all[j].id
+	})
+	top := app.Views.TopRated(10, nil)
+	require.Len(t, top, 10)
+	for i := range top {
+		assert.Equal(t, all[i].id, top[i].Key)
+		assert.True(t, math.Abs(all[i].mean-top[i].Score) < 1e-9)
+	}
+	sort.Strings(inStock)
+	var paged []string
+	cursor := ""
+	for {
+		page := app.Views.InStock(cursor, 7, nil)
+		if len(page) == 0 {
+			break
+		}
+		paged = append(paged, page...)
+		cursor = page[len(page)-1]
+	}
+	assert.Equal(t, inStock, paged)
+}
+
+// The event bus, fed inline by the runner, delivers committed events to
+// typed subscribers in commit order with the dispatching context's metadata.
+func TestBusDeliversInCommitOrderWithMetadata(t *testing.T) {
+	st := store.NewMemory()
+	defer st.Close()
+	var bus event.Bus
+	var mu sync.Mutex
+	var got []event.Record
+	event.Subscribe(&bus, func(_ context.Context, rec event.Record, e catalog.ReviewSubmitted) error {
+		mu.Lock()
+		got = append(got, rec)
+		mu.Unlock()
+		return nil
+	})
+	runner := projection.NewRunner(st)
+	require.NoError(t, runner.Add(projection.Named("bus", &bus)))
+	require.NoError(t, runner.Start(context.Background()))
+	defer runner.Close()
+	cmds := command.New(st, command.WithSyncer(runner))
+	catalog.NewDomain(st).Register(cmds)
+	ctx := event.WithMetadata(context.Background(), event.Metadata{CorrelationID: "req-1", UserID: "u-9"})
+	_, err := cmds.Dispatch(ctx, catalog.RegisterSeller{SellerID: "s", Name: "S"})
+	require.NoError(t, err)
+	_, err = cmds.Dispatch(ctx, catalog.ListProduct{ProductID: "p", SellerID: "s", Title: "T", PriceCents: 1})
+	require.NoError(t, err)
+	var wg sync.WaitGroup
+	for i := range 40 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, err := cmds.Dispatch(ctx, catalog.SubmitReview{ReviewID: fmt.Sprint(i), ProductID: "p", Author: "a", Rating: 5})
+			assert.NoError(t, err)
+		}()
+	}
+	wg.Wait()
+	require.Len(t, got, 40)
+	for i, rec := range got {
+		assert.Equal(t, "req-1", rec.Metadata.CorrelationID)
+		assert.Equal(t, "u-9", rec.Metadata.UserID)
+		assert.EqualValues(t, i+2, rec.Version, "stream versions in order")
+		if i > 0 {
+			assert.Greater(t, rec.Position, got[i-1].Position)
+		}
+	}
+}

@@ -1,0 +1,254 @@
+package catalog
+
+import (
+	"context"
+
+	"github.com/cqrskit/cqrs/command"
+	"github.com/cqrskit/cqrs/store"
+)
+
+// Seller is a row of the sellers table.
+type Seller struct {
+	ID     string
+	Name   string
+	Rating float64
+}
+
+// Product is a row of the products table.
+type Product struct {
+	ID          string
+	SellerID    string
+	Title       string
+	Description string
+	PriceCents  int64
+	Stock       int
+}
+
+// Review is a row of the reviews table.
+type Review struct {
+	ID        string
+	ProductID string
+	Author    string
+	Rating    int
+	Text      string
+}
+
+// PriceKey keys the price_history table: one row per price a product had.
+type PriceKey struct {
+	ProductID string
+	Seq       int
+}
+
+// Domain is the catalog's write model: normalized tables and the command
+// handlers that validate against them. It knows nothing about read models.
+type Domain struct {
+	Sellers  *store.Table[string, Seller]
+	Products *store.Table[string, Product]
+	Reviews  *store.Table[string, Review]
+	Shipping *store.Table[string, []ShippingOption]
+	Prices   *store.Table[PriceKey, PricePoint]
+	// priceSeq counts price_history rows per product.
+	priceSeq *store.Table[string, int]
+}
+
+// NewDomain declares the catalog's tables in st.
+func NewDomain(st store.Store) *Domain {
+	return &Domain{
+		Sellers:  store.NewTable[string, Seller](st, "sellers"),
+		Products: store.NewTable[string, Product](st, "products"),
+		Reviews:  store.NewTable[string, Review](st, "reviews"),
+		Shipping: store.NewTable[string, []ShippingOption](st, "shipping_options"),
+		Prices:   store.NewTable[PriceKey, PricePoint](st, "price_history"),
+		priceSeq: store.NewTable[string, int](st, "price_history_seq"),
+	}
+}
+
+// Register installs the catalog's command handlers on b.
+func (d *Domain) Register(b *command.Bus) {
+	command.Register(b, d.registerSeller)
+	command.Register(b, d.renameSeller)
+	command.Register(b, d.rateSeller)
+	command.Register(b, d.listProduct)
+	command.Register(b, d.updatePrice)
+	command.Register(b, d.updateStock)
+	command.Register(b, d.updateDetails)
+	command.Register(b, d.submitReview)
+	command.Register(b, d.setShipping)
+}
+
+func (d *Domain) seller(tx store.Tx, id string) (Seller, uint64, error) {
+	s, ver, err := d.Sellers.Get(tx, id)
+	if err != nil && store.IsNotFound(err) {
+		return s, 0, command.NotFound("seller", id)
+	}
+	return s, ver, err
+}
+
+// ownedProduct loads a product and checks that seller owns it.
+func (d *Domain) ownedProduct(tx store.Tx, id, seller string) (Product, uint64, error) {
+	p, ver, err := d.Products.Get(tx, id)
+	if err != nil {
+		if store.IsNotFound(err) {
+			return p, 0, command.NotFound("product", id)
+		}
+		return p, 0, err
+	}
+	if p.SellerID != seller {
+		return p, 0, command.Forbidden("seller " + seller + " does not own product " + id)
+	}
+	return p, ver, nil
+}
+
+func (d *Domain) registerSeller(_ context.Context, tx store.Tx, c RegisterSeller) error {
+	if err := d.Sellers.Insert(tx, c.SellerID, Seller{ID: c.SellerID, Name: c.Name, Rating: c.Rating}); err != nil {
+		if store.IsConflict(err) {
+			return command.Invalid("SellerID", "seller "+c.SellerID+" already exists")
+		}
+		return err
+	}
+	tx.Record(sellerStream(c.SellerID), SellerRegistered{SellerID: c.SellerID, Name: c.Name, Rating: c.Rating})
+	return nil
+}
+
+func (d *Domain) renameSeller(_ context.Context, tx store.Tx, c RenameSeller) error {
+	s, ver, err := d.seller(tx, c.SellerID)
+	if err != nil {
+		return err
+	}
+	if s.Name == c.Name {
+		return nil // nothing changed, nothing to record
+	}
+	s.Name = c.Name
+	if _, err := d.Sellers.PutIf(tx, c.SellerID, s, ver); err != nil {
+		return err
+	}
+	tx.Record(sellerStream(c.SellerID), SellerRenamed{SellerID: c.SellerID, Name: c.Name})
+	return nil
+}
+
+func (d *Domain) rateSeller(_ context.Context, tx store.Tx, c RateSeller) error {
+	s, ver, err := d.seller(tx, c.SellerID)
+	if err != nil {
+		return err
+	}
+	s.Rating = c.Rating
+	if _, err := d.Sellers.PutIf(tx, c.SellerID, s, ver); err != nil {
+		return err
+	}
+	tx.Record(sellerStream(c.SellerID), SellerRated{SellerID: c.SellerID, Rating: c.Rating})
+	return nil
+}
+
+func (d *Domain) listProduct(_ context.Context, tx store.Tx, c ListProduct) error {
+	if _, _, err := d.seller(tx, c.SellerID); err != nil {
+		return err
+	}
+	p := Product{ID: c.ProductID, SellerID: c.SellerID, Title: c.Title, Description: c.Description, PriceCents: c.PriceCents, Stock: c.Stock}
+	if err := d.Products.Insert(tx, c.ProductID, p); err != nil {
+		if store.IsConflict(err) {
+			return command.Invalid("ProductID", "product "+c.ProductID+" already exists")
+		}
+		return err
+	}
+	if err := d.addPrice(tx, c.ProductID, c.PriceCents); err != nil {
+		return err
+	}
+	tx.Record(productStream(c.ProductID), ProductListed{
+		ProductID: c.ProductID, SellerID: c.SellerID, Title: c.Title,
+		Description: c.Description, PriceCents: c.PriceCents, Stock: c.Stock,
+	})
+	return nil
+}
+
+func (d *Domain) addPrice(tx store.Tx, id string, cents int64) error {
+	n, _, err := d.priceSeq.Get(tx, id)
+	if err != nil && !store.IsNotFound(err) {
+		return err
+	}
+	n++
+	if _, err := d.priceSeq.Put(tx, id, n); err != nil {
+		return err
+	}
+	// The commit time is the store's; the row keeps the order of changes.
+	return d.Prices.Insert(tx, PriceKey{ProductID: id, Seq: n}, PricePoint{Cents: cents})
+}
+
+func (d *Domain) updatePrice(_ context.Context, tx store.Tx, c UpdatePrice) error {
+	p, ver, err := d.ownedProduct(tx, c.ProductID, c.SellerID)
+	if err != nil {
+		return err
+	}
+	if p.PriceCents == c.PriceCents {
+		return nil
+	}
+	old := p.PriceCents
+	p.PriceCents = c.PriceCents
+	if _, err := d.Products.PutIf(tx, c.ProductID, p, ver); err != nil {
+		return err
+	}
+	if err := d.addPrice(tx, c.ProductID, c.PriceCents); err != nil {
+		return err
+	}
+	tx.Record(productStream(c.ProductID), PriceChanged{ProductID: c.ProductID, OldCents: old, NewCents: c.PriceCents})
+	return nil
+}
+
+func (d *Domain) updateStock(_ context.Context, tx store.Tx, c UpdateStock) error {
+	p, ver, err := d.ownedProduct(tx, c.ProductID, c.SellerID)
+	if err != nil {
+		return err
+	}
+	if p.Stock == c.Stock {
+		return nil
+	}
+	p.Stock = c.Stock
+	if _, err := d.Products.PutIf(tx, c.ProductID, p, ver); err != nil {
+		return err
+	}
+	tx.Record(productStream(c.ProductID), StockChanged{ProductID: c.ProductID, Stock: c.Stock})
+	return nil
+}
+
+func (d *Domain) updateDetails(_ context.Context, tx store.Tx, c UpdateDetails) error {
+	p, ver, err := d.ownedProduct(tx, c.ProductID, c.SellerID)
+	if err != nil {
+		return err
+	}
+	p.Title, p.Description = c.Title, c.Description
+	if _, err := d.Products.PutIf(tx, c.ProductID, p, ver); err != nil {
+		return err
+	}
+	tx.Record(productStream(c.ProductID), DetailsChanged{ProductID: c.ProductID, Title: c.Title, Description: c.Description})
+	return nil
+}
+
+func (d *Domain) submitReview(_ context.Context, tx store.Tx, c SubmitReview) error {
+	if ok, err := d.Products.Exists(tx, c.ProductID); err != nil {
+		return err
+	} else if !ok {
+		return command.NotFound("product", c.ProductID)
+	}
+	r := Review{ID: c.ReviewID, ProductID: c.ProductID, Author: c.Author, Rating: c.Rating, Text: c.Text}
+	if err := d.Reviews.Insert(tx, c.ReviewID, r); err != nil {
+		if store.IsConflict(err) {
+			return command.Invalid("ReviewID", "review "+c.ReviewID+" already exists")
+		}
+		return err
+	}
+	tx.Record(productStream(c.ProductID), ReviewSubmitted{
+		ReviewID: c.ReviewID, ProductID: c.ProductID, Author: c.Author, Rating: c.Rating, Text: c.Text,
+	})
+	return nil
+}
+
+func (d *Domain) setShipping(_ context.Context, tx store.Tx, c SetShipping) error {
+	if _, _, err := d.ownedProduct(tx, c.ProductID, c.SellerID); err != nil {
+		return err
+	}
+	opts := append([]ShippingOption(nil), c.Options...) // the caller keeps its slice
+	if _, err := d.Shipping.Put(tx, c.ProductID, opts); err != nil {
+		return err
+	}
+	tx.Record(productStream(c.ProductID), ShippingSet{ProductID: c.ProductID, Options: opts})
+	return nil
+}

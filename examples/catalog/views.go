@@ -1,0 +1,364 @@
+package catalog
+
+import (
+	"context"
+	"sync/atomic"
+	"time"
+
+	"github.com/cqrskit/cqrs/event"
+	"github.com/cqrskit/cqrs/projection"
+	"github.com/cqrskit/cqrs/readmodel"
+)
+
+// RecentReviews is how many reviews a product view keeps, newest first.
+const RecentReviews = 5
+
+// TopRatedMinReviews is how many reviews a product needs to be ranked.
+const TopRatedMinReviews = 3
+
+// historyWindow is how far back a product view answers "price N days ago".
+const historyWindow = 90 * 24 * time.Hour
+
+// maxHistory bounds the price points a view keeps, so a product whose price
+// changes every minute does not grow its view without limit.
+const maxHistory = 64
+
+// ReviewSummary is a review as shown on the product page.
+type ReviewSummary struct {
+	ReviewID string
+	Author   string
+	Rating   int
+	Text     string
+	At       time.Time
+}
+
+// ProductView answers, in one lookup, everything the product page's 5-table
+// JOIN returned. Values are immutable once stored: the projector builds a
+// new one for every change, so readers can keep what they got.
+type ProductView struct {
+	ID          string
+	Title       string
+	Description string
+	PriceCents  int64
+	Stock       int
+	InStock     bool
+	// Ratings accumulates review ratings; see AverageRating and
+	// ReviewCount.
+	Ratings readmodel.RunningAverage
+	// Recent holds the last RecentReviews reviews, newest first.
+	Recent       readmodel.Recent[ReviewSummary]
+	SellerID     string
+	SellerName   string
+	SellerRating float64
+	Shipping     []ShippingOption
+	// History lists price changes, oldest first, as far back as needed to
+	// answer PriceDaysAgo for up to 90 days.
+	History []PricePoint
+	// PriceDropped is true when the last price change lowered the price;
+	// PreviousPriceCents is the price before that change.
+	PriceDropped       bool
+	PreviousPriceCents int64
+	// Version is the product stream's version this view reflects.
+	Version   uint64
+	UpdatedAt time.Time
+}
+
+// AverageRating is the mean review rating rounded to one decimal.
+func (v ProductView) AverageRating() float64 { return v.Ratings.Round(1) }
+
+// ReviewCount is the number of reviews.
+func (v ProductView) ReviewCount() int { return int(v.Ratings.Count()) }
+
+// ShippingMethods lists the shipping method names.
+func (v ProductView) ShippingMethods() []string {
+	out := make([]string, len(v.Shipping))
+	for i, o := range v.Shipping {
+		out[i] = o.Method
+	}
+	return out
+}
+
+// PriceAt returns the price in effect at t, and false if t is before the
+// oldest price the view keeps.
+func (v ProductView) PriceAt(t time.Time) (int64, bool) {
+	for i := len(v.History) - 1; i >= 0; i-- {
+		if !v.History[i].At.After(t) {
+			return v.History[i].Cents, true
+		}
+	}
+	return 0, false
+}
+
+// PriceDaysAgo returns the price in effect days before now (up to 90 days).
+func (v ProductView) PriceDaysAgo(now time.Time, days int) (int64, bool) {
+	return v.PriceAt(now.Add(-time.Duration(days) * 24 * time.Hour))
+}
+
+// SellerView is the seller data that product views copy.
+type SellerView struct {
+	ID     string
+	Name   string
+	Rating float64
+}
+
+// viewSet is one generation of the catalog's read models. Rebuild fills a
+// fresh set while the current one serves, then swaps the pointer.
+type viewSet struct {
+	products *readmodel.Map[string, ProductView]
+	sellers  *readmodel.Map[string, SellerView]
+	bySeller *readmodel.Index[string, string]
+	topRated *readmodel.Ranking[string]
+	inStock  *readmodel.SortedSet[string]
+	router   event.Router
+}
+
+func newViewSet() *viewSet {
+	vs := &viewSet{
+		products: readmodel.NewMap[string, ProductView](),
+		sellers:  readmodel.NewMap[string, SellerView](),
+		bySeller: readmodel.NewIndex[string, string](),
+		topRated: readmodel.NewRanking[string](),
+		inStock:  readmodel.NewSortedSet[string](),
+	}
+	r := &vs.router
+	event.On(r, vs.sellerRegistered)
+	event.On(r, vs.sellerRenamed)
+	event.On(r, vs.sellerRated)
+	event.On(r, vs.productListed)
+	event.On(r, vs.priceChanged)
+	event.On(r, vs.stockChanged)
+	event.On(r, vs.detailsChanged)
+	event.On(r, vs.reviewSubmitted)
+	event.On(r, vs.shippingSet)
+	return vs
+}
+
+// Views is the catalog's main projector: product views, sellers, top-rated,
+// in-stock and products-by-seller. Its query methods are safe for concurrent
+// use with the projection and never wait on it.
+type Views struct {
+	cur atomic.Pointer[viewSet]
+}
+
+var (
+	_ projection.Projector = (*Views)(nil)
+	_ projection.Rebuilder = (*Views)(nil)
+	_ projection.Versioned = (*Views)(nil)
+)
+
+// NewViews returns empty views.
+func NewViews() *Views {
+	v := &Views{}
+	v.cur.Store(newViewSet())
+	return v
+}
+
+// Name implements projection.Projector.
+func (v *Views) Name() string { return "catalog.views" }
+
+// Version implements projection.Versioned; bump it when the fold changes.
+func (v *Views) Version() int { return 1 }
+
+// Handle implements projection.Projector.
+func (v *Views) Handle(ctx context.Context, rec event.Record) error {
+	return v.cur.Load().router.Handle(ctx, rec)
+}
+
+// Shadow implements projection.Rebuilder.
+func (v *Views) Shadow(context.Context) (event.Handler, func(), error) {
+	vs := newViewSet()
+	return &vs.router, func() { v.cur.Store(vs) }, nil
+}
+
+// Product returns the product view.
+func (v *Views) Product(id string) (ProductView, bool) {
+	return v.cur.Load().products.Load(id)
+}
+
+// Seller returns the seller view.
+func (v *Views) Seller(id string) (SellerView, bool) {
+	return v.cur.Load().sellers.Load(id)
+}
+
+// ProductCount returns the number of product views.
+func (v *Views) ProductCount() int { return v.cur.Load().products.Len() }
+
+// Rated is an entry of the top-rated list.
+type Rated = readmodel.Ranked[string]
+
+// TopRated appends to dst the n best-rated products with at least
+// TopRatedMinReviews reviews, best first (ties by product ID). It costs O(n),
+// whatever the catalog size, and does not allocate when dst has room.
+func (v *Views) TopRated(n int, dst []Rated) []Rated {
+	return v.cur.Load().topRated.Top(n, dst)
+}
+
+// InStock appends to dst up to limit IDs of in-stock products in ID order,
+// starting after the cursor `after` ("" starts at the beginning). Pass the
+// last ID of a page as the cursor for the next page.
+func (v *Views) InStock(after string, limit int, dst []string) []string {
+	return v.cur.Load().inStock.Page(after, after == "", limit, dst)
+}
+
+// InStockCount returns the number of in-stock products.
+func (v *Views) InStockCount() int { return v.cur.Load().inStock.Len() }
+
+// BySeller appends to dst the IDs of the seller's products in ID order.
+func (v *Views) BySeller(sellerID string, dst []string) []string {
+	return v.cur.Load().bySeller.Keys(sellerID, dst)
+}
+
+// Each calls fn for every product view until it returns false (a weakly
+// consistent snapshot; used by tests and exports).
+func (v *Views) Each(fn func(ProductView) bool) {
+	v.cur.Load().products.Range(func(_ string, p ProductView) bool { return fn(p) })
+}
+
+func (vs *viewSet) sellerRegistered(_ context.Context, _ event.Record, e SellerRegistered) error {
+	vs.sellers.Update(e.SellerID, func(SellerView, bool) (SellerView, bool) {
+		return SellerView{ID: e.SellerID, Name: e.Name, Rating: e.Rating}, true
+	})
+	return nil
+}
+
+// sellerRenamed reaches every product view of the seller: the rename is one
+// event on the write side and N view updates here, which is the trade CQRS
+// makes so the product page stays one lookup.
+func (vs *viewSet) sellerRenamed(_ context.Context, _ event.Record, e SellerRenamed) error {
+	s := vs.updateSeller(e.SellerID, func(s *SellerView) { s.Name = e.Name })
+	vs.refreshSellerProducts(s)
+	return nil
+}
+
+func (vs *viewSet) sellerRated(_ context.Context, _ event.Record, e SellerRated) error {
+	s := vs.updateSeller(e.SellerID, func(s *SellerView) { s.Rating = e.Rating })
+	vs.refreshSellerProducts(s)
+	return nil
+}
+
+func (vs *viewSet) updateSeller(id string, fn func(*SellerView)) SellerView {
+	var out SellerView
+	vs.sellers.Update(id, func(s SellerView, _ bool) (SellerView, bool) {
+		s.ID = id
+		fn(&s)
+		out = s
+		return s, true
+	})
+	return out
+}
+
+func (vs *viewSet) refreshSellerProducts(s SellerView) {
+	for _, id := range vs.bySeller.Keys(s.ID, nil) {
+		vs.products.Update(id, func(p ProductView, ok bool) (ProductView, bool) {
+			if ok {
+				p.SellerName, p.SellerRating = s.Name, s.Rating
+			}
+			return p, ok
+		})
+	}
+}
+
+func (vs *viewSet) productListed(_ context.Context, rec event.Record, e ProductListed) error {
+	s, _ := vs.sellers.Load(e.SellerID)
+	p := ProductView{
+		ID: e.ProductID, Title: e.Title, Description: e.Description,
+		PriceCents: e.PriceCents, Stock: e.Stock, InStock: e.Stock > 0,
+		Recent:   readmodel.NewRecent[ReviewSummary](RecentReviews),
+		SellerID: e.SellerID, SellerName: s.Name, SellerRating: s.Rating,
+		History: []PricePoint{{At: rec.Time, Cents: e.PriceCents}},
+		Version: rec.Version, UpdatedAt: rec.Time,
+	}
+	vs.products.Put(context.Background(), e.ProductID, p)
+	vs.bySeller.Add(e.SellerID, e.ProductID)
+	vs.index(p)
+	return nil
+}
+
+// change applies fn to a copy of the product view and stores the copy.
+func (vs *viewSet) change(rec event.Record, id string, fn func(*ProductView)) {
+	var out ProductView
+	found := false
+	vs.products.Update(id, func(p ProductView, ok bool) (ProductView, bool) {
+		if !ok {
+			return p, false
+		}
+		fn(&p)
+		p.Version, p.UpdatedAt = rec.Version, rec.Time
+		out, found = p, true
+		return p, true
+	})
+	if found {
+		vs.index(out)
+	}
+}
+
+// index keeps the secondary read models in step with a product view.
+func (vs *viewSet) index(p ProductView) {
+	if p.InStock {
+		vs.inStock.Add(p.ID)
+	} else {
+		vs.inStock.Remove(p.ID)
+	}
+	if p.ReviewCount() >= TopRatedMinReviews {
+		vs.topRated.Set(p.ID, p.Ratings.Mean())
+	}
+}
+
+func (vs *viewSet) priceChanged(_ context.Context, rec event.Record, e PriceChanged) error {
+	vs.change(rec, e.ProductID, func(p *ProductView) {
+		p.PreviousPriceCents = p.PriceCents
+		p.PriceDropped = e.NewCents < p.PriceCents
+		p.PriceCents = e.NewCents
+		p.History = appendHistory(p.History, PricePoint{At: rec.Time, Cents: e.NewCents})
+	})
+	return nil
+}
+
+// appendHistory returns a new slice (the old one may be shared with
+// readers) holding the points needed to answer prices up to 90 days before
+// any time at or after the newest point.
+func appendHistory(h []PricePoint, pt PricePoint) []PricePoint {
+	cut := pt.At.Add(-historyWindow)
+	start := 0
+	// Keep the newest point at or before the cut: it is the price in
+	// effect at the window's start.
+	for i := len(h) - 1; i >= 0; i-- {
+		if !h[i].At.After(cut) {
+			start = i
+			break
+		}
+	}
+	if n := len(h) - start + 1; n > maxHistory {
+		start += n - maxHistory
+	}
+	out := make([]PricePoint, 0, len(h)-start+1)
+	out = append(out, h[start:]...)
+	return append(out, pt)
+}
+
+func (vs *viewSet) stockChanged(_ context.Context, rec event.Record, e StockChanged) error {
+	vs.change(rec, e.ProductID, func(p *ProductView) {
+		p.Stock, p.InStock = e.Stock, e.Stock > 0
+	})
+	return nil
+}
+
+func (vs *viewSet) detailsChanged(_ context.Context, rec event.Record, e DetailsChanged) error {
+	vs.change(rec, e.ProductID, func(p *ProductView) {
+		p.Title, p.Description = e.Title, e.Description
+	})
+	return nil
+}
+
+func (vs *viewSet) reviewSubmitted(_ context.Context, rec event.Record, e ReviewSubmitted) error {
+	vs.change(rec, e.ProductID, func(p *ProductView) {
+		p.Ratings = p.Ratings.Add(float64(e.Rating))
+		p.Recent = p.Recent.Push(ReviewSummary{ReviewID: e.ReviewID, Author: e.Author, Rating: e.Rating, Text: e.Text, At: rec.Time})
+	})
+	return nil
+}
+
+func (vs *viewSet) shippingSet(_ context.Context, rec event.Record, e ShippingSet) error {
+	vs.change(rec, e.ProductID, func(p *ProductView) { p.Shipping = e.Options })
+	return nil
+}

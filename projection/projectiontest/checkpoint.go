@@ -1,0 +1,150 @@
+package projectiontest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+
+	"github.com/cqrskit/cqrs/event"
+	"github.com/cqrskit/cqrs/projection"
+)
+
+// TestCheckpointStore is the conformance suite for projection.CheckpointStore.
+// newStore returns an empty store for one subtest (register cleanup with
+// t.Cleanup). The in-memory projection.MemoryCheckpoints and every durable
+// adapter must pass it:
+//
+//	func TestCheckpoints(t *testing.T) {
+//		projectiontest.TestCheckpointStore(t, func(t *testing.T) projection.CheckpointStore {
+//			return pgstore.NewCheckpoints(testDB(t))
+//		})
+//	}
+//
+// It checks that an unknown name loads as the zero Checkpoint, that Save
+// then Load round-trips Position and Version, that Save overwrites, that
+// names are independent, that concurrent saves to distinct names are safe
+// (run it with -race), and that a cancelled context either is ignored or
+// makes the call fail with an error matching context.Canceled, never
+// anything else.
+func TestCheckpointStore(t *testing.T, newStore func(t *testing.T) projection.CheckpointStore) {
+	ctx := context.Background()
+	load := func(t *testing.T, s projection.CheckpointStore, name string) projection.Checkpoint {
+		t.Helper()
+		cp, err := s.Load(ctx, name)
+		if err != nil {
+			t.Fatalf("Load(%q): %v", name, err)
+		}
+		return cp
+	}
+	save := func(t *testing.T, s projection.CheckpointStore, name string, cp projection.Checkpoint) {
+		t.Helper()
+		if err := s.Save(ctx, name, cp); err != nil {
+			t.Fatalf("Save(%q, %+v): %v", name, cp, err)
+		}
+	}
+
+	t.Run("UnknownIsZero", func(t *testing.T) {
+		s := newStore(t)
+		if cp := load(t, s, "never-saved"); cp != (projection.Checkpoint{}) {
+			t.Errorf("Load of an unknown name = %+v, want the zero Checkpoint", cp)
+		}
+	})
+
+	t.Run("RoundTrip", func(t *testing.T) {
+		s := newStore(t)
+		want := projection.Checkpoint{Position: 42, Version: 7}
+		save(t, s, "p", want)
+		if got := load(t, s, "p"); got != want {
+			t.Errorf("Load after Save = %+v, want %+v", got, want)
+		}
+		big := projection.Checkpoint{Position: 1<<63 + 5, Version: -1}
+		save(t, s, "big", big)
+		if got := load(t, s, "big"); got != big {
+			t.Errorf("Load after Save = %+v, want %+v", got, big)
+		}
+	})
+
+	t.Run("Overwrite", func(t *testing.T) {
+		s := newStore(t)
+		save(t, s, "p", projection.Checkpoint{Position: 10, Version: 1})
+		save(t, s, "p", projection.Checkpoint{Position: 11, Version: 1})
+		want := projection.Checkpoint{Position: 3, Version: 2} // a rebuild may move it back
+		save(t, s, "p", want)
+		if got := load(t, s, "p"); got != want {
+			t.Errorf("Load after overwrites = %+v, want %+v", got, want)
+		}
+	})
+
+	t.Run("NamesIndependent", func(t *testing.T) {
+		s := newStore(t)
+		save(t, s, "a", projection.Checkpoint{Position: 1, Version: 1})
+		save(t, s, "b", projection.Checkpoint{Position: 2, Version: 2})
+		save(t, s, "a", projection.Checkpoint{Position: 5, Version: 1})
+		if got, want := load(t, s, "a"), (projection.Checkpoint{Position: 5, Version: 1}); got != want {
+			t.Errorf("a = %+v, want %+v", got, want)
+		}
+		if got, want := load(t, s, "b"), (projection.Checkpoint{Position: 2, Version: 2}); got != want {
+			t.Errorf("b = %+v, want %+v", got, want)
+		}
+		if got := load(t, s, "ab"); got != (projection.Checkpoint{}) {
+			t.Errorf("ab = %+v, want zero", got)
+		}
+	})
+
+	t.Run("ConcurrentDistinctNames", func(t *testing.T) {
+		s := newStore(t)
+		const writers, saves = 8, 50
+		var wg sync.WaitGroup
+		errs := make(chan error, writers)
+		for w := range writers {
+			wg.Go(func() {
+				name := fmt.Sprintf("proj-%d", w)
+				for i := 1; i <= saves; i++ {
+					if err := s.Save(ctx, name, projection.Checkpoint{Position: event.Position(1000*w + i), Version: w}); err != nil {
+						errs <- fmt.Errorf("Save(%s): %w", name, err)
+						return
+					}
+					if _, err := s.Load(ctx, name); err != nil {
+						errs <- fmt.Errorf("Load(%s): %w", name, err)
+						return
+					}
+				}
+			})
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Error(err)
+		}
+		for w := range writers {
+			name := fmt.Sprintf("proj-%d", w)
+			want := projection.Checkpoint{Position: event.Position(1000*w + saves), Version: w}
+			if got := load(t, s, name); got != want {
+				t.Errorf("%s = %+v, want %+v", name, got, want)
+			}
+		}
+	})
+
+	t.Run("CancelledContext", func(t *testing.T) {
+		s := newStore(t)
+		save(t, s, "p", projection.Checkpoint{Position: 1, Version: 1})
+		cctx, cancel := context.WithCancel(ctx)
+		cancel()
+		if _, err := s.Load(cctx, "p"); err != nil && !errors.Is(err, context.Canceled) {
+			t.Errorf("Load with a cancelled context: %v, want nil or an error matching context.Canceled", err)
+		}
+		err := s.Save(cctx, "p", projection.Checkpoint{Position: 2, Version: 1})
+		if err != nil && !errors.Is(err, context.Canceled) {
+			t.Errorf("Save with a cancelled context: %v, want nil or an error matching context.Canceled", err)
+		}
+		want := projection.Checkpoint{Position: 2, Version: 1}
+		if err != nil {
+			want.Position = 1 // a failed Save must not have written
+		}
+		if got := load(t, s, "p"); got != want {
+			t.Errorf("after Save with a cancelled context (err %v): %+v, want %+v", err, got, want)
+		}
+	})
+}

@@ -1,0 +1,296 @@
+package readmodel_test
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/cqrskit/cqrs/readmodel"
+)
+
+// Benchmarks compare the package's types with hand-written baselines in
+// the same run: a Go map under one sync.RWMutex (the usual cache) and
+// sync.Map. Keys are read in a random order, and every lookup reads a
+// field of the view, so that the cost of reaching the value is counted.
+
+const benchKeys = 100_000
+
+// benchFixture holds keys and a random visiting order, built once.
+var benchFixture = sync.OnceValue(func() (f struct {
+	keys  []string
+	order []int
+}) {
+	f.keys = make([]string, benchKeys)
+	for i := range f.keys {
+		f.keys[i] = "product-" + strconv.Itoa(i)
+	}
+	f.order = rand.New(rand.NewPCG(1, 1)).Perm(benchKeys)
+	return f
+})
+
+func BenchmarkMapLoad(b *testing.B) {
+	f := benchFixture()
+	m := readmodel.NewMap[string, view]()
+	var mu sync.RWMutex
+	plain := make(map[string]*view, benchKeys)
+	var sm sync.Map
+	for i, k := range f.keys {
+		v := view{Title: k, Price: i}
+		m.Put(context.Background(), k, v)
+		plain[k] = &v
+		sm.Store(k, &v)
+	}
+
+	loads := map[string]func(key string) int{
+		"Map": func(key string) int {
+			v, _ := m.Load(key)
+			return v.Price
+		},
+		"baseline=RWMutexMap": func(key string) int {
+			mu.RLock()
+			v := plain[key]
+			mu.RUnlock()
+			return v.Price
+		},
+		"baseline=syncMap": func(key string) int {
+			v, _ := sm.Load(key)
+			return v.(*view).Price
+		},
+	}
+	for _, name := range []string{"Map", "baseline=RWMutexMap", "baseline=syncMap"} {
+		load := loads[name]
+		b.Run(name+"/single", func(b *testing.B) {
+			b.ReportAllocs()
+			sum := 0
+			for i := 0; b.Loop(); i++ {
+				sum += load(f.keys[f.order[i%benchKeys]])
+			}
+			sink.Add(int64(sum))
+		})
+		b.Run(name+"/parallel", func(b *testing.B) {
+			b.ReportAllocs()
+			var seed atomic.Int64
+			b.RunParallel(func(pb *testing.PB) {
+				i := int(seed.Add(1)) * 7919 // goroutines start at different keys
+				sum := 0
+				for ; pb.Next(); i++ {
+					sum += load(f.keys[f.order[i%benchKeys]])
+				}
+				sink.Add(int64(sum))
+			})
+		})
+	}
+
+	// Readers while one goroutine keeps replacing existing keys: readers
+	// must not slow down much, and must not slow the writer.
+	b.Run("Map/parallel-with-writer", func(b *testing.B) {
+		b.ReportAllocs()
+		stop := make(chan struct{})
+		var writes atomic.Int64
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				k := f.keys[f.order[(i*31)%benchKeys]]
+				m.Put(context.Background(), k, view{Title: k, Price: i})
+				writes.Add(1)
+			}
+		}()
+		var seed atomic.Int64
+		b.RunParallel(func(pb *testing.PB) {
+			i := int(seed.Add(1)) * 7919
+			sum := 0
+			for ; pb.Next(); i++ {
+				v, _ := m.Load(f.keys[f.order[i%benchKeys]])
+				sum += v.Price
+			}
+			sink.Add(int64(sum))
+		})
+		close(stop)
+		<-done
+		b.ReportMetric(float64(writes.Load())/b.Elapsed().Seconds(), "writes/s")
+	})
+}
+
+// sink keeps benchmark results alive.
+var sink atomic.Int64
+
+func BenchmarkMapPut(b *testing.B) {
+	f := benchFixture()
+	m := readmodel.NewMap[string, view]()
+	var mu sync.RWMutex
+	plain := make(map[string]*view, benchKeys)
+	for i, k := range f.keys {
+		v := view{Title: k, Price: i}
+		m.Put(context.Background(), k, v)
+		plain[k] = &v
+	}
+	b.Run("Map/existing", func(b *testing.B) {
+		b.ReportAllocs()
+		for i := 0; b.Loop(); i++ {
+			k := f.keys[f.order[i%benchKeys]]
+			m.Put(context.Background(), k, view{Title: k, Price: i})
+		}
+	})
+	b.Run("baseline=RWMutexMap/existing", func(b *testing.B) {
+		b.ReportAllocs()
+		for i := 0; b.Loop(); i++ {
+			k := f.keys[f.order[i%benchKeys]]
+			v := &view{Title: k, Price: i}
+			mu.Lock()
+			plain[k] = v
+			mu.Unlock()
+		}
+	})
+	b.Run("Map/existing-parallel", func(b *testing.B) {
+		b.ReportAllocs()
+		var seed atomic.Int64
+		b.RunParallel(func(pb *testing.PB) {
+			i := int(seed.Add(1)) * 7919
+			for ; pb.Next(); i++ {
+				k := f.keys[f.order[i%benchKeys]]
+				m.Put(context.Background(), k, view{Title: k, Price: i})
+			}
+		})
+	})
+	b.Run("Map/Update", func(b *testing.B) {
+		b.ReportAllocs()
+		for i := 0; b.Loop(); i++ {
+			m.Update(f.keys[f.order[i%benchKeys]], func(v view, ok bool) (view, bool) {
+				v.Price++
+				return v, ok
+			})
+		}
+	})
+	b.Run("Map/insert-delete", func(b *testing.B) {
+		b.ReportAllocs()
+		for i := 0; b.Loop(); i++ {
+			k := f.keys[i%benchKeys]
+			m.Delete(context.Background(), k)
+			m.Put(context.Background(), k, view{Title: k})
+		}
+	})
+}
+
+// rankings caches rankings of 10K, 100K and 1M keys with scores like
+// ratings (many ties), built once.
+var rankings sync.Map // int -> *readmodel.Ranking[int]
+
+func ranking(n int) *readmodel.Ranking[int] {
+	if r, ok := rankings.Load(n); ok {
+		return r.(*readmodel.Ranking[int])
+	}
+	r := readmodel.NewRanking[int]()
+	rng := rand.New(rand.NewPCG(uint64(n), 5))
+	for k := range n {
+		r.Set(k, float64(rng.IntN(401))/100) // 0.00 .. 4.00
+	}
+	rankings.Store(n, r)
+	return r
+}
+
+var rankingSizes = []int{10_000, 100_000, 1_000_000}
+
+func BenchmarkRankingTop10(b *testing.B) {
+	for _, n := range rankingSizes {
+		r := ranking(n)
+		b.Run(fmt.Sprint("n=", n), func(b *testing.B) {
+			b.ReportAllocs()
+			buf := make([]readmodel.Ranked[int], 0, 10)
+			for b.Loop() {
+				buf = r.Top(10, buf[:0])
+			}
+		})
+		b.Run(fmt.Sprint("n=", n, "/parallel"), func(b *testing.B) {
+			b.ReportAllocs()
+			b.RunParallel(func(pb *testing.PB) {
+				buf := make([]readmodel.Ranked[int], 0, 10)
+				for pb.Next() {
+					buf = r.Top(10, buf[:0])
+				}
+			})
+		})
+	}
+	// The naive alternative: sort every score per query.
+	b.Run("baseline=sort/n=10000", func(b *testing.B) {
+		b.ReportAllocs()
+		all := slices.Collect(ranking(10_000).All())
+		rand.New(rand.NewPCG(1, 2)).Shuffle(len(all), func(i, j int) { all[i], all[j] = all[j], all[i] })
+		work := make([]readmodel.Ranked[int], len(all))
+		for b.Loop() {
+			copy(work, all)
+			slices.SortFunc(work, func(a, b readmodel.Ranked[int]) int {
+				if a.Score != b.Score {
+					if a.Score > b.Score {
+						return -1
+					}
+					return 1
+				}
+				return a.Key - b.Key
+			})
+		}
+	})
+}
+
+func BenchmarkRankingSet(b *testing.B) {
+	for _, n := range rankingSizes {
+		r := ranking(n)
+		b.Run(fmt.Sprint("n=", n, "/move"), func(b *testing.B) {
+			b.ReportAllocs()
+			rng := rand.New(rand.NewPCG(3, 4))
+			for b.Loop() {
+				r.Set(rng.IntN(n), float64(rng.IntN(401))/100)
+			}
+		})
+	}
+}
+
+func BenchmarkSortedSet(b *testing.B) {
+	f := benchFixture()
+	s := readmodel.NewSortedSet[string]()
+	for _, k := range f.keys {
+		s.Add(k)
+	}
+	b.Run("Page20/n=100000", func(b *testing.B) {
+		b.ReportAllocs()
+		buf := make([]string, 0, 20)
+		for i := 0; b.Loop(); i++ {
+			buf = s.Page(f.keys[f.order[i%benchKeys]], false, 20, buf[:0])
+		}
+	})
+	b.Run("Page20/n=100000/parallel", func(b *testing.B) {
+		b.ReportAllocs()
+		var seed atomic.Int64
+		b.RunParallel(func(pb *testing.PB) {
+			buf := make([]string, 0, 20)
+			i := int(seed.Add(1)) * 7919
+			for ; pb.Next(); i++ {
+				buf = s.Page(f.keys[f.order[i%benchKeys]], false, 20, buf[:0])
+			}
+		})
+	})
+	b.Run("Contains/n=100000", func(b *testing.B) {
+		b.ReportAllocs()
+		for i := 0; b.Loop(); i++ {
+			s.Contains(f.keys[f.order[i%benchKeys]])
+		}
+	})
+	b.Run("RemoveAdd/n=100000", func(b *testing.B) {
+		b.ReportAllocs()
+		for i := 0; b.Loop(); i++ {
+			k := f.keys[f.order[i%benchKeys]]
+			s.Remove(k)
+			s.Add(k)
+		}
+	})
+}

@@ -1,0 +1,193 @@
+package readmodel
+
+import (
+	"cmp"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"testing"
+)
+
+// checkTree verifies the B-tree invariants of the tree rooted at root and
+// that it holds exactly want (sorted).
+func checkTree[T any](t *testing.T, o ordering[T], root *bnode[T], want []T) {
+	t.Helper()
+	if root == nil {
+		if len(want) != 0 {
+			t.Fatalf("empty tree, want %d items", len(want))
+		}
+		return
+	}
+	if len(root.items) == 0 {
+		t.Fatalf("root has no items")
+	}
+	leafDepth := -1
+	var walk func(n *bnode[T], depth int, isRoot bool) int
+	walk = func(n *bnode[T], depth int, isRoot bool) int {
+		if len(n.items) > btMaxItems || (!isRoot && len(n.items) < btMinItems) {
+			t.Fatalf("node at depth %d has %d items", depth, len(n.items))
+		}
+		for i := 1; i < len(n.items); i++ {
+			if o.cmp(n.items[i-1], n.items[i]) >= 0 {
+				t.Fatalf("node items out of order at depth %d", depth)
+			}
+		}
+		total := len(n.items)
+		if n.kids == nil {
+			if leafDepth == -1 {
+				leafDepth = depth
+			} else if leafDepth != depth {
+				t.Fatalf("leaves at depths %d and %d", leafDepth, depth)
+			}
+		} else {
+			if len(n.kids) != len(n.items)+1 {
+				t.Fatalf("inner node with %d items has %d kids", len(n.items), len(n.kids))
+			}
+			for _, k := range n.kids {
+				total += walk(k, depth+1, false)
+			}
+		}
+		if n.size != total {
+			t.Fatalf("node size %d, counted %d", n.size, total)
+		}
+		return total
+	}
+	walk(root, 0, true)
+	var got []T
+	all(root, func(x T) bool { got = append(got, x); return true })
+	if len(got) != len(want) {
+		t.Fatalf("tree holds %d items, want %d", len(got), len(want))
+	}
+	for i := range got {
+		if o.cmp(got[i], want[i]) != 0 {
+			t.Fatalf("item %d = %v, want %v", i, got[i], want[i])
+		}
+	}
+}
+
+// TestBTreeAgainstReference applies random inserts and removes to the tree
+// and to a sorted slice, checking invariants, results and every read
+// operation along the way, and that old roots (snapshots held by readers)
+// never change.
+func TestBTreeAgainstReference(t *testing.T) {
+	for _, seed := range []uint64{1, 2, 3, 4} {
+		t.Run(fmt.Sprint("seed=", seed), func(t *testing.T) {
+			rng := rand.New(rand.NewPCG(seed, seed))
+			o := ordering[int]{cmp: cmp.Compare[int]}
+			var root *bnode[int]
+			var ref []int
+			type snapshot struct {
+				root *bnode[int]
+				want []int
+			}
+			var snaps []snapshot
+			universe := 3000 // small enough for frequent hits and deep enough for 3 levels
+			for step := range 20000 {
+				x := rng.IntN(universe)
+				i, present := slices.BinarySearch(ref, x)
+				if rng.IntN(100) < 55 { // grow first, then churn around a steady size
+					var added bool
+					root, added = o.insert(root, x)
+					if added == present {
+						t.Fatalf("step %d: insert(%d) = %v, present %v", step, x, added, present)
+					}
+					if !present {
+						ref = slices.Insert(ref, i, x)
+					}
+				} else {
+					var removed bool
+					root, removed = o.remove(root, x)
+					if removed != present {
+						t.Fatalf("step %d: remove(%d) = %v, present %v", step, x, removed, present)
+					}
+					if present {
+						ref = slices.Delete(ref, i, i+1)
+					}
+				}
+				if o.has(root, x) != slices.Contains(ref, x) {
+					t.Fatalf("step %d: has(%d) wrong", step, x)
+				}
+				if step%500 == 0 {
+					checkTree(t, o, root, ref)
+					snaps = append(snaps, snapshot{root, slices.Clone(ref)})
+				}
+				if step%97 == 0 {
+					checkPages(t, o, root, ref, rng)
+				}
+			}
+			checkTree(t, o, root, ref)
+			for _, s := range snaps {
+				checkTree(t, o, s.root, s.want)
+			}
+			// Drain to empty.
+			for _, x := range slices.Clone(ref) {
+				root, _ = o.remove(root, x)
+			}
+			if root != nil {
+				t.Fatalf("tree not empty after removing everything")
+			}
+		})
+	}
+}
+
+// checkPages compares appendAfter (through pageOf) with the reference.
+func checkPages(t *testing.T, o ordering[int], root *bnode[int], ref []int, rng *rand.Rand) {
+	t.Helper()
+	pivot := rng.IntN(3100) - 50
+	limit := rng.IntN(70)
+	prefix := []int{-7} // appending must keep what dst holds
+	got := pageOf(o, root, pivot, false, limit, slices.Clone(prefix))
+	start, found := slices.BinarySearch(ref, pivot)
+	if found {
+		start++
+	}
+	want := append(slices.Clone(prefix), ref[start:min(len(ref), start+limit)]...)
+	if !slices.Equal(got, want) {
+		t.Fatalf("page after %d limit %d = %v, want %v", pivot, limit, got, want)
+	}
+	got = pageOf(o, root, 0, true, limit, nil)
+	if want := ref[:min(len(ref), limit)]; !slices.Equal(got, want) && len(want) > 0 {
+		t.Fatalf("first page limit %d = %v, want %v", limit, got, want)
+	}
+	// Walking all pages visits every item once.
+	var walked []int
+	cursor, first := 0, true
+	for {
+		page := pageOf(o, root, cursor, first, 1+rng.IntN(40), nil)
+		if len(page) == 0 {
+			break
+		}
+		walked = append(walked, page...)
+		cursor, first = page[len(page)-1], false
+	}
+	if !slices.Equal(walked, ref) && len(ref) > 0 {
+		t.Fatalf("paging visited %d items, want %d", len(walked), len(ref))
+	}
+}
+
+// TestBTreeSequential covers the ascending and descending insertion orders
+// that stress splits and merges at the edges.
+func TestBTreeSequential(t *testing.T) {
+	o := ordering[int]{cmp: cmp.Compare[int]}
+	const n = 5000
+	var root *bnode[int]
+	var ref []int
+	for i := range n {
+		root, _ = o.insert(root, i)
+		ref = append(ref, i)
+	}
+	checkTree(t, o, root, ref)
+	for i := n - 1; i >= n/2; i-- { // remove from the right
+		root, _ = o.remove(root, i)
+	}
+	checkTree(t, o, root, ref[:n/2])
+	for i := range n / 4 { // and from the left
+		root, _ = o.remove(root, i)
+	}
+	checkTree(t, o, root, ref[n/4:n/2])
+	root = nil
+	for i := n - 1; i >= 0; i-- {
+		root, _ = o.insert(root, i)
+	}
+	checkTree(t, o, root, ref)
+}

@@ -1,0 +1,106 @@
+package readmodel
+
+import (
+	"cmp"
+	"iter"
+)
+
+// Index maps groups to sorted sets of keys, for secondary indexes such as
+// "products by seller" or "reviews by product". A group exists while it
+// holds at least one key.
+//
+// Reads (Contains, Len, Keys, Page, All) take no lock and never wait for a
+// writer: each one looks the group up like [Map.Load] and then works on an
+// immutable snapshot of that group's keys. Writers of different groups
+// rarely contend (they lock one of many shards); writers of the same group
+// are serialised. A write costs O(log n) in the size of the group plus the
+// allocation of the copied tree path.
+//
+// An Index must be created with [NewIndex] and must not be copied after
+// first use.
+type Index[G comparable, K cmp.Ordered] struct {
+	groups Map[G, *bnode[K]] // group -> root of an immutable tree of its keys
+	ord    ordering[K]
+}
+
+// NewIndex returns an empty Index.
+func NewIndex[G comparable, K cmp.Ordered]() *Index[G, K] {
+	x := new(Index[G, K])
+	x.groups.init()
+	x.ord.cmp = cmp.Compare[K]
+	return x
+}
+
+// Add puts key in group and reports whether it was absent.
+func (x *Index[G, K]) Add(group G, key K) bool {
+	added := false
+	x.groups.update(group, func(root *bnode[K], _ bool) (*bnode[K], updateOp) {
+		root, added = x.ord.insert(root, key)
+		if !added {
+			return nil, opNone
+		}
+		return root, opStore
+	})
+	return added
+}
+
+// Remove takes key out of group and reports whether it was there. The
+// group disappears with its last key.
+func (x *Index[G, K]) Remove(group G, key K) bool {
+	removed := false
+	x.groups.update(group, func(root *bnode[K], _ bool) (*bnode[K], updateOp) {
+		root, removed = x.ord.remove(root, key)
+		switch {
+		case !removed:
+			return nil, opNone
+		case root == nil:
+			return nil, opDelete
+		default:
+			return root, opStore
+		}
+	})
+	return removed
+}
+
+// Contains reports whether key is in group.
+func (x *Index[G, K]) Contains(group G, key K) bool {
+	root, _ := x.groups.Load(group)
+	return x.ord.has(root, key)
+}
+
+// Len returns the number of keys in group.
+func (x *Index[G, K]) Len(group G) int {
+	root, _ := x.groups.Load(group)
+	return size(root)
+}
+
+// Keys appends all keys of group to dst in ascending order and returns the
+// extended slice. It allocates nothing when dst has room.
+func (x *Index[G, K]) Keys(group G, dst []K) []K {
+	root, _ := x.groups.Load(group)
+	var none K
+	return pageOf(x.ord, root, none, true, size(root), dst)
+}
+
+// Page appends up to limit keys of group to dst in ascending order, with
+// the paging rules of [SortedSet.Page]: if first is true the page starts
+// at the smallest key, otherwise strictly after after.
+func (x *Index[G, K]) Page(group G, after K, first bool, limit int, dst []K) []K {
+	root, _ := x.groups.Load(group)
+	return pageOf(x.ord, root, after, first, limit, dst)
+}
+
+// All returns an iterator over a snapshot of the keys of group in
+// ascending order, taken when iteration starts.
+func (x *Index[G, K]) All(group G) iter.Seq[K] {
+	return func(yield func(K) bool) {
+		root, _ := x.groups.Load(group)
+		all(root, yield)
+	}
+}
+
+// Groups returns the number of non-empty groups.
+func (x *Index[G, K]) Groups() int { return x.groups.Len() }
+
+// Clear removes every group.
+func (x *Index[G, K]) Clear() { x.groups.Clear() }

@@ -1,0 +1,71 @@
+package readmodel
+
+import (
+	"cmp"
+	"iter"
+)
+
+// SortedSet is a set of keys kept in ascending order, for secondary
+// indexes such as "products in stock" that are listed page by page.
+//
+// Reads (Contains, Len, Page, All) take no lock and never wait for a
+// writer: each one works on an immutable snapshot of the whole set, so a
+// page never shows a key twice or half-applied changes. Add, Remove and
+// Clear are serialised by a mutex and cost O(log n) time plus the
+// allocation of the copied tree path.
+//
+// A SortedSet must be created with [NewSortedSet] and must not be copied
+// after first use.
+type SortedSet[K cmp.Ordered] struct {
+	t cowTree[K]
+}
+
+// NewSortedSet returns an empty SortedSet ordered by [cmp.Compare].
+func NewSortedSet[K cmp.Ordered]() *SortedSet[K] {
+	s := new(SortedSet[K])
+	s.t.ord.cmp = cmp.Compare[K]
+	return s
+}
+
+// Add inserts key and reports whether it was absent.
+func (s *SortedSet[K]) Add(key K) bool { return s.t.add(key) }
+
+// Remove deletes key and reports whether it was present.
+func (s *SortedSet[K]) Remove(key K) bool { return s.t.remove(key) }
+
+// Contains reports whether key is in the set.
+func (s *SortedSet[K]) Contains(key K) bool { return s.t.ord.has(s.t.root.Load(), key) }
+
+// Len returns the number of keys.
+func (s *SortedSet[K]) Len() int { return size(s.t.root.Load()) }
+
+// Clear removes every key.
+func (s *SortedSet[K]) Clear() { s.t.clear() }
+
+// Page appends to dst, in ascending order, up to limit keys and returns
+// the extended slice. If first is true the page starts at the smallest
+// key and after is ignored; otherwise it starts at the smallest key
+// strictly greater than after, which need not be in the set. To fetch the
+// next page, pass the last key of this one as after, with first false.
+//
+// Page costs O(log n + limit) and allocates nothing when dst has room.
+// Keys added or removed between two calls are reflected by the later
+// call, so paging never repeats or skips a key that stays in the set.
+func (s *SortedSet[K]) Page(after K, first bool, limit int, dst []K) []K {
+	return pageOf(s.t.ord, s.t.root.Load(), after, first, limit, dst)
+}
+
+// All returns an iterator over a snapshot of the keys in ascending order,
+// taken when iteration starts.
+func (s *SortedSet[K]) All() iter.Seq[K] {
+	return func(yield func(K) bool) { all(s.t.root.Load(), yield) }
+}
+
+// pageOf implements Page for the tree rooted at root.
+func pageOf[K any](o ordering[K], root *bnode[K], after K, first bool, limit int, dst []K) []K {
+	if limit <= 0 || root == nil {
+		return dst
+	}
+	limit = min(limit, root.size) // also keeps len(dst)+limit from overflowing
+	return o.appendAfter(root, after, !first, len(dst)+limit, dst)
+}

@@ -1,0 +1,41 @@
+// Package store is the write side of cqrskit: units of work that commit
+// state changes and events together, typed normalized tables with versioned
+// rows, and the ordered event log with global positions.
+//
+// A command handler runs inside Store.Update. It reads and writes tables
+// through the Tx it is given (Table.Get, Put, PutIf, Insert, Delete) and
+// records events with Tx.Record. When the handler returns nil, the table
+// writes and the events commit atomically; when it returns an error or
+// panics, none of it happened. This is the transactional outbox: the log is
+// written in the same unit of work as the state, and everything downstream
+// (projections, the bus, relays to brokers) reads the committed log, so a
+// state change without its event, or the reverse, cannot happen.
+//
+// Memory is the in-memory implementation, a first-class default rather than a
+// test fake. Durable stores (store/pgstore) implement the same Store and Log
+// interfaces; their Tx implements RowTx so that Table works unchanged, and
+// domain code does not change when the backend does.
+//
+// # Optimistic concurrency
+//
+// Rows and streams are versioned. Table.PutIf and Tx.ExpectVersion fail with
+// a *ConflictError when the version moved, which turns a lost update into an
+// error that command.Retry can act on by re-running the handler.
+//
+// # Concurrency
+//
+// All types are safe for concurrent use, except Tx, which belongs to the
+// goroutine running the unit of work and must not outlive it. Memory
+// serialises units of work (one writer at a time, like SQLite), so commits are
+// applied in position order with no holes; Log readers never take the writer
+// lock and never block it.
+//
+// # Errors
+//
+// Update returns the handler's error unchanged, *ConflictError (ErrConflict),
+// ErrClosed after Close, or the context's error if it is done before the
+// handler runs. Table methods return *NotFoundError (ErrNotFound) and
+// *ConflictError (ErrConflict). Log methods return ErrClosed after Close and
+// the context's error. IsNotFound and IsConflict are fast shorthands for
+// errors.Is.
+package store

@@ -1,0 +1,300 @@
+package store_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/cqrskit/cqrs/event"
+	"github.com/cqrskit/cqrs/store"
+)
+
+type added struct{ N int }
+
+func (added) EventType() string { return "test.Added" }
+
+type account struct {
+	Owner   string
+	Balance int
+}
+
+func TestTableCRUDAndVersions(t *testing.T) {
+	st := store.NewMemory()
+	defer st.Close()
+	acc := store.NewTable[string, account](st, "accounts")
+	assert.Equal(t, "accounts", acc.Name())
+	ctx := context.Background()
+	_, err := st.Update(ctx, func(tx store.Tx) error {
+		_, _, err := acc.Get(tx, "a")
+		var nf *store.NotFoundError
+		require.ErrorAs(t, err, &nf)
+		assert.Equal(t, "accounts", nf.Table)
+		assert.True(t, store.IsNotFound(err))
+
+		require.NoError(t, acc.Insert(tx, "a", account{"ann", 10}))
+		v, ver, err := acc.Get(tx, "a")
+		require.NoError(t, err)
+		assert.Equal(t, account{"ann", 10}, v)
+		assert.EqualValues(t, 1, ver)
+
+		err = acc.Insert(tx, "a", account{})
+		var ce *store.ConflictError
+		require.ErrorAs(t, err, &ce)
+		assert.Equal(t, uint64(0), ce.Expected)
+		assert.Equal(t, uint64(1), ce.Actual)
+		assert.True(t, store.IsConflict(err))
+
+		ver, err = acc.PutIf(tx, "a", account{"ann", 20}, 1)
+		require.NoError(t, err)
+		assert.EqualValues(t, 2, ver)
+		_, err = acc.PutIf(tx, "a", account{"ann", 30}, 1)
+		assert.ErrorIs(t, err, store.ErrConflict)
+		ok, err := acc.Exists(tx, "a")
+		assert.True(t, ok)
+		assert.NoError(t, err)
+		require.NoError(t, acc.Delete(tx, "a"))
+		assert.ErrorIs(t, acc.Delete(tx, "a"), store.ErrNotFound)
+		ver, err = acc.Put(tx, "b", account{"bob", 1})
+		assert.EqualValues(t, 1, ver)
+		return err
+	})
+	require.NoError(t, err)
+}
+
+func TestUpdateIsAtomic(t *testing.T) {
+	st := store.NewMemory()
+	defer st.Close()
+	acc := store.NewTable[string, account](st, "accounts")
+	ctx := context.Background()
+	_, err := st.Update(ctx, func(tx store.Tx) error {
+		_, err := acc.Put(tx, "a", account{"ann", 1})
+		tx.Record("account/a", added{1})
+		return err
+	})
+	require.NoError(t, err)
+
+	boom := errors.New("boom")
+	_, err = st.Update(ctx, func(tx store.Tx) error {
+		_, _ = acc.Put(tx, "a", account{"ann", 99})
+		_, _ = acc.Put(tx, "new", account{"x", 1})
+		_ = acc.Delete(tx, "a")
+		_, _ = acc.Put(tx, "a", account{"ann", 100})
+		tx.Record("account/a", added{99})
+		return boom
+	})
+	assert.ErrorIs(t, err, boom)
+	assert.Panics(t, func() {
+		_, _ = st.Update(ctx, func(tx store.Tx) error {
+			_, _ = acc.Put(tx, "a", account{"ann", -1})
+			tx.Record("account/a", added{-1})
+			panic("bug")
+		})
+	})
+	head, _ := st.Head(ctx)
+	assert.EqualValues(t, 1, head)
+	assert.EqualValues(t, 1, st.StreamVersion("account/a"))
+	_, err = st.Update(ctx, func(tx store.Tx) error {
+		v, ver, err := acc.Get(tx, "a")
+		assert.Equal(t, account{"ann", 1}, v)
+		assert.EqualValues(t, 1, ver, "the rolled back writes did not bump the version")
+		_, _, nerr := acc.Get(tx, "new")
+		assert.ErrorIs(t, nerr, store.ErrNotFound)
+		return err
+	})
+	require.NoError(t, err)
+}
+
+func TestStreamsVersionsPositionsAndMetadata(t *testing.T) {
+	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	st := store.NewMemory(store.WithClock(func() time.Time { return now }))
+	defer st.Close()
+	ctx := event.WithMetadata(context.Background(), event.Metadata{CorrelationID: "c1"})
+	pos, err := st.Update(ctx, func(tx store.Tx) error {
+		tx.Record("s/1", added{1})
+		tx.Record("s/2", added{2})
+		v, _ := tx.StreamVersion("s/1")
+		assert.EqualValues(t, 1, v, "counts events recorded in this unit of work")
+		assert.NoError(t, tx.ExpectVersion("s/1", 1))
+		tx.Record("s/1", added{3})
+		return nil
+	})
+	require.NoError(t, err)
+	assert.EqualValues(t, 3, pos)
+	pos, err = st.Update(ctx, func(tx store.Tx) error { return nil })
+	require.NoError(t, err)
+	assert.EqualValues(t, 3, pos, "a unit of work without events returns the head")
+
+	_, err = st.Update(ctx, func(tx store.Tx) error { return tx.ExpectVersion("s/1", 5) })
+	var ce *store.ConflictError
+	require.ErrorAs(t, err, &ce)
+	assert.Equal(t, "s/1", ce.Key)
+	assert.EqualValues(t, 5, ce.Expected)
+	assert.EqualValues(t, 2, ce.Actual)
+
+	recs, err := st.Read(ctx, 0, make([]event.Record, 0, 10))
+	require.NoError(t, err)
+	require.Len(t, recs, 3)
+	want := []struct {
+		stream string
+		ver    uint64
+		n      int
+	}{{"s/1", 1, 1}, {"s/2", 1, 2}, {"s/1", 2, 3}}
+	for i, r := range recs {
+		assert.EqualValues(t, i+1, r.Position)
+		assert.Equal(t, want[i].stream, r.Stream)
+		assert.Equal(t, want[i].ver, r.Version)
+		assert.Equal(t, added{want[i].n}, r.Data)
+		assert.Equal(t, "test.Added", r.Type)
+		assert.Equal(t, now, r.Time)
+		assert.Equal(t, "c1", r.Metadata.CorrelationID)
+		assert.NotZero(t, r.ID)
+	}
+	assert.NotEqual(t, recs[0].ID, recs[1].ID)
+}
+
+func TestLogReadResumesAcrossSegments(t *testing.T) {
+	st := store.NewMemory()
+	defer st.Close()
+	ctx := context.Background()
+	const n = 10_000 // spans several segments
+	for i := 0; i < n; i += 100 {
+		_, err := st.Update(ctx, func(tx store.Tx) error {
+			for j := range 100 {
+				tx.Record(fmt.Sprint("s/", j), added{i + j})
+			}
+			return nil
+		})
+		require.NoError(t, err)
+	}
+	var after event.Position
+	buf := make([]event.Record, 0, 333)
+	seen := 0
+	for {
+		recs, err := st.Read(ctx, after, buf[:0])
+		require.NoError(t, err)
+		if len(recs) == 0 {
+			break
+		}
+		for _, r := range recs {
+			require.Equal(t, after+1, r.Position)
+			require.Equal(t, added{int(r.Position) - 1}, r.Data)
+			after = r.Position
+			seen++
+		}
+	}
+	assert.Equal(t, n, seen)
+	recs, _ := st.Read(ctx, 5, nil)
+	assert.Len(t, recs, 1, "a full dst still gets one record")
+}
+
+func TestWaitWakesOnCommitAndHonoursContextAndClose(t *testing.T) {
+	st := store.NewMemory()
+	ctx := context.Background()
+	done := make(chan error, 1)
+	go func() { done <- st.Wait(ctx, 0) }()
+	time.Sleep(10 * time.Millisecond)
+	_, err := st.Update(ctx, func(tx store.Tx) error { tx.Record("s", added{}); return nil })
+	require.NoError(t, err)
+	select {
+	case err := <-done:
+		assert.NoError(t, err)
+	case <-time.After(5 * time.Second):
+		t.Fatal("Wait did not wake on commit")
+	}
+	cctx, cancel := context.WithTimeout(ctx, 20*time.Millisecond)
+	defer cancel()
+	assert.ErrorIs(t, st.Wait(cctx, 1), context.DeadlineExceeded)
+
+	go func() { done <- st.Wait(ctx, 1) }()
+	time.Sleep(10 * time.Millisecond)
+	require.NoError(t, st.Close())
+	assert.ErrorIs(t, <-done, store.ErrClosed)
+	_, err = st.Update(ctx, func(tx store.Tx) error { return nil })
+	assert.ErrorIs(t, err, store.ErrClosed)
+	_, err = st.Head(ctx)
+	assert.ErrorIs(t, err, store.ErrClosed)
+	assert.NoError(t, st.Close(), "closing twice is a no-op")
+}
+
+func TestCancelledContextWritesNothing(t *testing.T) {
+	st := store.NewMemory()
+	defer st.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	ran := false
+	_, err := st.Update(ctx, func(tx store.Tx) error { ran = true; return nil })
+	assert.ErrorIs(t, err, context.Canceled)
+	assert.False(t, ran)
+}
+
+func TestTxMisuseIsLoud(t *testing.T) {
+	a, b := store.NewMemory(), store.NewMemory()
+	ta := store.NewTable[string, int](a, "t")
+	assert.Panics(t, func() { store.NewTable[string, int](a, "t") }, "duplicate table name")
+	var leaked store.Tx
+	_, _ = a.Update(context.Background(), func(tx store.Tx) error { leaked = tx; return nil })
+	assert.Panics(t, func() { _, _ = ta.Put(leaked, "k", 1) }, "use after the unit of work ended")
+	assert.Panics(t, func() {
+		_, _ = b.Update(context.Background(), func(tx store.Tx) error { _, err := ta.Put(tx, "k", 1); return err })
+	}, "table of another store")
+}
+
+// Readers of the log run concurrently with writers and never see a torn or
+// out-of-order record.
+func TestConcurrentReadersAndWriters(t *testing.T) {
+	st := store.NewMemory()
+	defer st.Close()
+	ctx := context.Background()
+	const writers, each = 4, 500
+	var wg sync.WaitGroup
+	for w := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range each {
+				_, err := st.Update(ctx, func(tx store.Tx) error { tx.Record(fmt.Sprint("w/", w), added{i}); return nil })
+				assert.NoError(t, err)
+			}
+		}()
+	}
+	stop := make(chan struct{})
+	var rg sync.WaitGroup
+	for range 2 {
+		rg.Add(1)
+		go func() {
+			defer rg.Done()
+			var after event.Position
+			versions := map[string]uint64{}
+			for {
+				recs, err := st.Read(ctx, after, make([]event.Record, 0, 64))
+				if !assert.NoError(t, err) {
+					return
+				}
+				for _, r := range recs {
+					assert.Equal(t, after+1, r.Position)
+					assert.Equal(t, versions[r.Stream]+1, r.Version)
+					versions[r.Stream] = r.Version
+					assert.Equal(t, added{int(r.Version) - 1}, r.Data)
+					after = r.Position
+				}
+				if after == writers*each {
+					return
+				}
+				select {
+				case <-stop:
+					return
+				default:
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	rg.Wait()
+	close(stop)
+}

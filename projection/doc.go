@@ -64,7 +64,10 @@
 //   - [Park] puts the record on the projector's dead-letter list (a warning
 //     is logged) and goes on with the next one. [Runner.Parked] lists the
 //     list; [Runner.Replay] applies one again after a fix and removes it.
-//     The dead-letter list lives in memory: it does not survive a restart.
+//     When the CheckpointStore implements [ParkStore] (MemoryCheckpoints
+//     does), each dead letter is stored there before the checkpoint moves
+//     past it and reloaded at Start, so a restart does not forget it; if it
+//     cannot be stored, the projector stops at the record instead.
 //
 // # Rebuild
 //

@@ -77,6 +77,15 @@ func (r *Runner) rebuild(ctx context.Context, pj *proj) error {
 		// rather than swap in a view older than the live one.
 		return fmt.Errorf("projection: %s: shadow at %v is behind live at %v", pj.name, spos, live)
 	}
+	if ps := r.parks; ps != nil {
+		dls := make([]DeadLetter, len(parked))
+		for i, p := range parked {
+			dls[i] = deadLetter(p)
+		}
+		if err := ps.ReplaceParked(ctx, pj.name, dls); err != nil {
+			return fmt.Errorf("projection: %s: save dead letters of the rebuilt view: %w", pj.name, err)
+		}
+	}
 	swap()
 	pj.pos.Store(uint64(spos))
 	wasStopped := pj.stopped.Swap(nil) != nil

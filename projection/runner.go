@@ -167,6 +167,7 @@ type Parked struct {
 type Runner struct {
 	lg     store.Log
 	cps    CheckpointStore
+	parks  ParkStore // cps, when it keeps dead letters durably
 	log    *slog.Logger
 	batch  int
 	contig bool
@@ -198,6 +199,7 @@ func NewRunner(lg store.Log, opts ...Option) *Runner {
 	if r.cps == nil {
 		r.cps = &MemoryCheckpoints{}
 	}
+	r.parks, _ = r.cps.(ParkStore)
 	if c, ok := lg.(store.Contiguous); ok {
 		r.contig = c.Contiguous()
 	}
@@ -296,6 +298,11 @@ func (r *Runner) Start(ctx context.Context) error {
 			return fmt.Errorf("projection: load checkpoint of %s: %w", pj.name, err)
 		}
 		pj.pos.Store(uint64(cp.Position))
+		if r.parks != nil {
+			if err := r.loadParked(ctx, pj); err != nil {
+				return fmt.Errorf("projection: load dead letters of %s: %w", pj.name, err)
+			}
+		}
 		if cp.Position > 0 && cp.Version != pj.version {
 			if _, ok := pj.p.(Rebuilder); !ok {
 				return fmt.Errorf("%w: %s changed version %d -> %d and must be rebuilt", ErrNotRebuildable, pj.name, cp.Version, pj.version)
@@ -650,7 +657,45 @@ func (r *Runner) Replay(ctx context.Context, name string, pos event.Position) er
 		pj.st.parked[idx].At = time.Now()
 		return herr
 	}
+	if ps := r.parks; ps != nil {
+		if err := ps.Unpark(ctx, name, pos); err != nil {
+			return fmt.Errorf("projection: %s: replayed position %v but could not unpark it: %w", name, pos, err)
+		}
+	}
 	pj.st.parked = append(pj.st.parked[:idx], pj.st.parked[idx+1:]...)
+	return nil
+}
+
+func deadLetter(p Parked) DeadLetter {
+	msg := ""
+	if p.Err != nil {
+		msg = p.Err.Error()
+	}
+	return DeadLetter{Position: p.Record.Position, Err: msg, Attempts: p.Attempts, At: p.At}
+}
+
+// loadParked restores a projector's dead letters from the ParkStore,
+// reading each record back from the log.
+func (r *Runner) loadParked(ctx context.Context, pj *proj) error {
+	dls, err := r.parks.LoadParked(ctx, pj.name)
+	if err != nil || len(dls) == 0 {
+		return err
+	}
+	list := make([]Parked, 0, len(dls))
+	buf := make([]event.Record, 0, 1)
+	for _, dl := range dls {
+		recs, err := r.lg.Read(ctx, dl.Position-1, buf[:0])
+		if err != nil {
+			return err
+		}
+		if len(recs) == 0 || recs[0].Position != dl.Position {
+			return fmt.Errorf("projection: %s: parked position %v is not in the log", pj.name, dl.Position)
+		}
+		list = append(list, Parked{Record: recs[0], Err: errors.New(dl.Err), Attempts: dl.Attempts, At: dl.At})
+	}
+	pj.st.Lock()
+	pj.st.parked = list
+	pj.st.Unlock()
 	return nil
 }
 
@@ -815,8 +860,16 @@ func (pj *proj) apply(ctx, hctx context.Context, rec *event.Record) error {
 		return ctx.Err()
 	}
 	if pj.cfg.policy == Park {
+		p := Parked{Record: *rec, Err: err, Attempts: pj.cfg.attempts, At: time.Now()}
+		if ps := pj.r.parks; ps != nil {
+			// The dead letter must be durable before the checkpoint moves
+			// past the event; if it cannot be, stop instead of losing it.
+			if perr := ps.Park(hctx, pj.name, deadLetter(p)); perr != nil {
+				return pj.halt(fmt.Errorf("park failed: %w (projector error: %w)", perr, err), rec.Position)
+			}
+		}
 		pj.st.Lock()
-		pj.st.parked = append(pj.st.parked, Parked{Record: *rec, Err: err, Attempts: pj.cfg.attempts, At: time.Now()})
+		pj.st.parked = append(pj.st.parked, p)
 		pj.st.Unlock()
 		if l := pj.r.log; l != nil {
 			l.LogAttrs(ctx, slog.LevelWarn, "projection: event parked", slog.String("projector", pj.name),

@@ -1162,3 +1162,71 @@ func TestLoggingStaysOffTheHotPath(t *testing.T) {
 		t.Errorf("%d info records after a rebuild, want 1", got)
 	}
 }
+
+// A parked event survives a restart: the checkpoint is past it, but the
+// dead letter is in the ParkStore and the record is read back from the log.
+func TestParkedEventsSurviveRestart(t *testing.T) {
+	ctx := context.Background()
+	st := newMemory(t)
+	appendN(t, st, 10, 4)
+	cps := &projection.MemoryCheckpoints{}
+	v := newSumView("park")
+	v.failAt.Store(5)
+	r1 := projection.NewRunner(st, projection.WithCheckpoints(cps))
+	add(t, r1, v, projection.AsAsync(), projection.WithPolicy(projection.Park), fast(1))
+	start(t, r1)
+	waitFor(t, r1, "park", 10)
+	if err := r1.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if dls, _ := cps.LoadParked(ctx, "park"); len(dls) != 1 || dls[0].Position != 5 || dls[0].Err == "" {
+		t.Fatalf("dead letters after close: %+v", dls)
+	}
+
+	r2 := projection.NewRunner(st, projection.WithCheckpoints(cps))
+	add(t, r2, v, projection.AsAsync(), projection.WithPolicy(projection.Park), fast(1))
+	start(t, r2)
+	defer r2.Close()
+	parked, err := r2.Parked("park")
+	if err != nil || len(parked) != 1 || parked[0].Record.Position != 5 || parked[0].Record.Data != (added{N: 5}) {
+		t.Fatalf("after restart Parked = %+v, %v", parked, err)
+	}
+	v.failAt.Store(0)
+	if err := r2.Replay(ctx, "park", 5); err != nil {
+		t.Fatal(err)
+	}
+	if dls, _ := cps.LoadParked(ctx, "park"); len(dls) != 0 {
+		t.Errorf("dead letter kept after a successful Replay: %+v", dls)
+	}
+	if v.Total() != sumTo(10) {
+		t.Errorf("total %d, want %d", v.Total(), sumTo(10))
+	}
+}
+
+type failingParks struct {
+	projection.MemoryCheckpoints
+}
+
+func (*failingParks) Park(context.Context, string, projection.DeadLetter) error {
+	return errors.New("disk full")
+}
+
+// If the dead letter cannot be stored, the projector stops at the event
+// rather than move its checkpoint past an event recorded nowhere.
+func TestParkFailureStopsInsteadOfLosing(t *testing.T) {
+	st := newMemory(t)
+	appendN(t, st, 10, 10)
+	v := newSumView("park")
+	v.failAt.Store(5)
+	r := projection.NewRunner(st, projection.WithCheckpoints(&failingParks{}))
+	add(t, r, v, projection.WithPolicy(projection.Park), fast(1))
+	err := r.Start(context.Background())
+	defer r.Close()
+	var se *projection.StoppedError
+	if !errors.As(err, &se) || se.Position != 5 {
+		t.Fatalf("Start = %v, want a stop at 5", err)
+	}
+	if s := statusOf(t, r, "park"); s.State != projection.Stopped || s.Checkpoint != 4 {
+		t.Errorf("status = %+v", s)
+	}
+}

@@ -1,0 +1,139 @@
+package pgstore
+
+import (
+	"context"
+	"errors"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/cqrskit/cqrs/event"
+	"github.com/cqrskit/cqrs/projection"
+)
+
+// Load implements projection.CheckpointStore: the zero Checkpoint for a name
+// never saved.
+//
+// Errors: store.ErrClosed; errors matching ctx.Err(); the driver error,
+// wrapped.
+func (s *Store) Load(ctx context.Context, name string) (projection.Checkpoint, error) {
+	if err := s.enter(); err != nil {
+		return projection.Checkpoint{}, err
+	}
+	defer s.leave()
+	return s.loadCheckpoint(ctx, s.pool, name)
+}
+
+type rowQuerier interface {
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+func (s *Store) loadCheckpoint(ctx context.Context, db rowQuerier, name string) (projection.Checkpoint, error) {
+	var pos int64
+	var version int32
+	err := db.QueryRow(ctx, s.q.loadCheckpoint, name).Scan(&pos, &version)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return projection.Checkpoint{}, nil
+	}
+	if err != nil {
+		return projection.Checkpoint{}, wrap(ctx, "load checkpoint", err)
+	}
+	return projection.Checkpoint{Position: event.Position(pos), Version: int(version)}, nil
+}
+
+// Save implements projection.CheckpointStore.
+//
+// Errors: store.ErrClosed; errors matching ctx.Err(); the driver error,
+// wrapped.
+func (s *Store) Save(ctx context.Context, name string, cp projection.Checkpoint) error {
+	if err := s.enter(); err != nil {
+		return err
+	}
+	defer s.leave()
+	_, err := s.pool.Exec(ctx, s.q.saveCheckpoint, name, int64(cp.Position), int32(cp.Version))
+	return wrap(ctx, "save checkpoint", err)
+}
+
+// ApplyFunc applies one record to a read model kept in PostgreSQL, using tx
+// for every statement. It must not commit or roll back tx.
+type ApplyFunc func(ctx context.Context, tx pgx.Tx, rec event.Record) error
+
+// Projector is a projection.Projector whose read model lives in the same
+// database as the store and whose checkpoint is written in the transaction
+// that updates the read model. It implements projection.SelfCheckpointer, so
+// a runner resumes it from that checkpoint: each event's effect is applied
+// exactly once, across crashes and redeliveries. Create it with NewProjector.
+type Projector struct {
+	st    *Store
+	name  string
+	apply ApplyFunc
+}
+
+var (
+	_ projection.Projector        = (*Projector)(nil)
+	_ projection.SelfCheckpointer = (*Projector)(nil)
+)
+
+// NewProjector returns a projector named name that runs apply for each
+// record. Its checkpoint is the row name in the store's checkpoints table,
+// the same one Store.Load reads.
+func NewProjector(st *Store, name string, apply ApplyFunc) *Projector {
+	return &Projector{st: st, name: name, apply: apply}
+}
+
+// Name implements projection.Projector.
+func (p *Projector) Name() string { return p.name }
+
+// LoadCheckpoint implements projection.SelfCheckpointer.
+func (p *Projector) LoadCheckpoint(ctx context.Context) (projection.Checkpoint, error) {
+	return p.st.Load(ctx, p.name)
+}
+
+// Handle implements projection.Projector. In one transaction it locks the
+// projector's checkpoint row, skips the record if the checkpoint is already
+// at or past it (a redelivery), runs apply and moves the checkpoint to
+// rec.Position. If apply fails, nothing of it stays and the checkpoint does
+// not move.
+//
+// Errors: apply's error, unchanged; store.ErrClosed; errors matching
+// ctx.Err(); the driver error, wrapped.
+func (p *Projector) Handle(ctx context.Context, rec event.Record) error {
+	s := p.st
+	if err := s.enter(); err != nil {
+		return err
+	}
+	defer s.leave()
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return wrap(ctx, "begin", err)
+	}
+	defer func() {
+		// A no-op after Commit; otherwise it ends the transaction even when
+		// ctx is done or apply panicked.
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), rollbackTimeout)
+		_ = tx.Rollback(rctx)
+		cancel()
+	}()
+	// The row lock makes two instances of one projector (say, during a
+	// deploy) take turns instead of both applying a record.
+	var cur int64
+	err = tx.QueryRow(ctx, s.q.lockCheckpoint, p.name).Scan(&cur)
+	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+		return wrap(ctx, "lock checkpoint", err)
+	}
+	if event.Position(cur) >= rec.Position {
+		return nil
+	}
+	if err := p.apply(ctx, tx, rec); err != nil {
+		return err
+	}
+	tag, err := tx.Exec(ctx, s.q.advanceCheckpoint, p.name, int64(rec.Position))
+	if err != nil {
+		return wrap(ctx, "save checkpoint", err)
+	}
+	if tag.RowsAffected() == 0 {
+		// Another instance created the row and got past this record
+		// after our lock read found no row: its work stands, ours goes.
+		return nil
+	}
+	return wrap(ctx, "commit", tx.Commit(ctx))
+}

@@ -1,0 +1,192 @@
+package pgstore
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// migrations are applied in order, each once, in one transaction per call to
+// New. Never edit a released migration: append a new one. "%[1]s" is the
+// quoted schema name.
+var migrations = []string{
+	// 1: the event log, the rows of typed tables, and checkpoints.
+	`
+CREATE TABLE %[1]s.events (
+	-- position = append_xid << 16 | index within the unit of work; see the
+	-- package doc for why it is not taken from a sequence.
+	position    bigint      PRIMARY KEY CHECK (position > 0),
+	-- The id of the subtransaction that appended the event.
+	append_xid  xid8        NOT NULL,
+	id          uuid        NOT NULL,
+	stream      text        NOT NULL,
+	version     bigint      NOT NULL CHECK (version > 0),
+	type        text        NOT NULL,
+	data        jsonb       NOT NULL,
+	metadata    jsonb       NOT NULL DEFAULT '{}',
+	recorded_at timestamptz NOT NULL,
+	-- Decides optimistic concurrency on streams: of two writers that append
+	-- the same version, the second fails with unique_violation.
+	CONSTRAINT events_stream_version_key UNIQUE (stream, version)
+);
+
+-- One row per server process that has appended. Updating its own row is how
+-- an append learns the id of its subtransaction (the new row version's
+-- xmin); no two transactions touch the same row at once.
+CREATE TABLE %[1]s.appenders (
+	pid     integer PRIMARY KEY,
+	appends bigint  NOT NULL DEFAULT 0
+);
+
+CREATE TABLE %[1]s.rows (
+	table_name text   NOT NULL,
+	key        text   NOT NULL,
+	version    bigint NOT NULL CHECK (version > 0),
+	data       jsonb  NOT NULL,
+	PRIMARY KEY (table_name, key)
+);
+
+CREATE TABLE %[1]s.checkpoints (
+	name       text        PRIMARY KEY,
+	position   bigint      NOT NULL,
+	version    integer     NOT NULL DEFAULT 0,
+	updated_at timestamptz NOT NULL DEFAULT now()
+);
+`,
+}
+
+// migrate brings the schema up to date. The advisory lock is taken before
+// anything else, so concurrent callers run one after the other and each finds
+// the work of the previous one done; it is released with the transaction.
+func (s *Store) migrate(ctx context.Context) error {
+	q := pgx.Identifier{s.schema}.Sanitize()
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, lockKey(s.schema)); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `CREATE SCHEMA IF NOT EXISTS `+q); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `CREATE TABLE IF NOT EXISTS `+q+`.schema_migrations (
+			version    integer     PRIMARY KEY,
+			applied_at timestamptz NOT NULL DEFAULT now())`); err != nil {
+			return err
+		}
+		var done int
+		if err := tx.QueryRow(ctx, `SELECT coalesce(max(version), 0) FROM `+q+`.schema_migrations`).Scan(&done); err != nil {
+			return err
+		}
+		if done > len(migrations) {
+			return fmt.Errorf("schema %s is at version %d, newer than this build knows (%d)", s.schema, done, len(migrations))
+		}
+		for v := done + 1; v <= len(migrations); v++ {
+			if _, err := tx.Exec(ctx, fmt.Sprintf(migrations[v-1], q)); err != nil {
+				return fmt.Errorf("migration %d: %w", v, err)
+			}
+			if _, err := tx.Exec(ctx, `INSERT INTO `+q+`.schema_migrations (version) VALUES ($1)`, v); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return wrap(ctx, "migrate schema "+s.schema, err)
+}
+
+// horizon is the SQL expression for the lowest position that a transaction
+// still running (or not yet started) could add: every transaction id below the
+// snapshot's xmin has ended, and a running transaction's subtransactions
+// have ids above its own, so all positions below xmin << 16 are final.
+const horizon = `(pg_snapshot_xmin(pg_current_snapshot())::text::bigint << 16)`
+
+// queries holds the store's SQL with the schema name filled in once.
+type queries struct {
+	streamVersion, streamVersions string
+	insertEvents                  string
+	read, head                    string
+	getRow, upsertRow             string
+	insertRow, updateRow          string
+	rowVersion, deleteRow         string
+	loadCheckpoint                string
+	saveCheckpoint                string
+	lockCheckpoint                string
+	advanceCheckpoint             string
+}
+
+func buildQueries(schema string) queries {
+	r := strings.NewReplacer("$schema", schema, "$horizon", horizon)
+	q := queries{
+		streamVersion: `SELECT coalesce(max(version), 0) FROM $schema.events WHERE stream = $1`,
+		streamVersions: `SELECT s, coalesce((SELECT max(version) FROM $schema.events WHERE stream = s), 0)
+			FROM unnest($1::text[]) AS s`,
+		// One statement appends every event of the unit of work, inside a
+		// fresh savepoint. The probe gives that subtransaction its id now,
+		// at append time, and reads it back as the 32-bit xmin of the
+		// appenders row, widened to 64 bits with the epoch of the
+		// top-level id (a subtransaction id is never older than its
+		// parent's). idx is the event's index in record order. A stream
+		// with base >= 0 was pinned by ExpectVersion and continues from
+		// that version; the others continue from the newest committed
+		// version, read once per stream before the first row is inserted
+		// (MATERIALIZED): read per row, it would wade through the index
+		// entries this statement has just added. If a concurrent writer
+		// takes that version, the caller retries. Rows are inserted in the
+		// order of the arrays (n), which the caller sorts by stream.
+		insertEvents: `
+WITH probe AS (
+	INSERT INTO $schema.appenders AS a (pid) VALUES (pg_backend_pid())
+	ON CONFLICT (pid) DO UPDATE SET appends = a.appends + 1
+	RETURNING xmin::text::bigint AS sub
+), x AS (
+	SELECT ((t.top >> 32) + CASE WHEN p.sub < (t.top & 4294967295) THEN 1 ELSE 0 END) << 32 | p.sub AS id
+	FROM probe p, (SELECT pg_current_xact_id()::text::bigint AS top) t
+), u AS (
+	SELECT * FROM unnest($1::bigint[], $2::uuid[], $3::text[], $4::bigint[], $5::bigint[], $6::text[], $7::text[])
+		WITH ORDINALITY AS u(idx, id, stream, base, k, type, data, n)
+), heads AS MATERIALIZED (
+	SELECT s.stream, coalesce((SELECT max(e.version) FROM $schema.events e WHERE e.stream = s.stream), 0) AS head
+	FROM (SELECT DISTINCT stream FROM u WHERE base < 0) s
+)
+INSERT INTO $schema.events (position, append_xid, id, stream, version, type, data, metadata, recorded_at)
+SELECT (x.id << 16) | u.idx, x.id::text::xid8, u.id, u.stream,
+	CASE WHEN u.base >= 0 THEN u.base ELSE h.head END + u.k,
+	u.type, u.data::jsonb, $8::jsonb, $9
+FROM x CROSS JOIN u LEFT JOIN heads h ON h.stream = u.stream
+ORDER BY u.n
+RETURNING position`,
+		read: `SELECT position, id, stream, version, type, data, metadata, recorded_at FROM $schema.events
+			WHERE position > $1 AND position < $horizon ORDER BY position LIMIT $2`,
+		head:   `SELECT coalesce(max(position), 0) FROM $schema.events WHERE position < $horizon`,
+		getRow: `SELECT data, version FROM $schema.rows WHERE table_name = $1 AND key = $2`,
+		upsertRow: `INSERT INTO $schema.rows AS r (table_name, key, version, data) VALUES ($1, $2, 1, $3)
+			ON CONFLICT (table_name, key) DO UPDATE SET data = excluded.data, version = r.version + 1
+			RETURNING version`,
+		// Waits for a concurrent insert of the same key and then does
+		// nothing, so the later of two inserts reports a conflict.
+		insertRow: `INSERT INTO $schema.rows (table_name, key, version, data) VALUES ($1, $2, 1, $3)
+			ON CONFLICT (table_name, key) DO NOTHING RETURNING version`,
+		// Compare-and-set in one statement: under READ COMMITTED a
+		// concurrent update makes this one re-check the version after the
+		// other commits, so two writers at one version cannot both win.
+		updateRow: `UPDATE $schema.rows SET data = $3, version = version + 1
+			WHERE table_name = $1 AND key = $2 AND version = $4 RETURNING version`,
+		rowVersion:     `SELECT coalesce((SELECT version FROM $schema.rows WHERE table_name = $1 AND key = $2), 0)`,
+		deleteRow:      `DELETE FROM $schema.rows WHERE table_name = $1 AND key = $2`,
+		loadCheckpoint: `SELECT position, version FROM $schema.checkpoints WHERE name = $1`,
+		saveCheckpoint: `INSERT INTO $schema.checkpoints (name, position, version) VALUES ($1, $2, $3)
+			ON CONFLICT (name) DO UPDATE SET position = excluded.position, version = excluded.version, updated_at = now()`,
+		lockCheckpoint: `SELECT position FROM $schema.checkpoints WHERE name = $1 FOR UPDATE`,
+		advanceCheckpoint: `INSERT INTO $schema.checkpoints AS c (name, position) VALUES ($1, $2)
+			ON CONFLICT (name) DO UPDATE SET position = excluded.position, updated_at = now()
+			WHERE c.position < excluded.position`,
+	}
+	for _, p := range []*string{
+		&q.streamVersion, &q.streamVersions, &q.insertEvents, &q.read, &q.head,
+		&q.getRow, &q.upsertRow, &q.insertRow, &q.updateRow, &q.rowVersion, &q.deleteRow,
+		&q.loadCheckpoint, &q.saveCheckpoint, &q.lockCheckpoint, &q.advanceCheckpoint,
+	} {
+		*p = r.Replace(*p)
+	}
+	return q
+}

@@ -1,0 +1,475 @@
+package pgstore
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/cqrskit/cqrs/event"
+	"github.com/cqrskit/cqrs/store"
+)
+
+// MaxEventsPerUpdate is the most events one unit of work may record: a
+// position keeps 16 bits for the event's index within its transaction.
+const MaxEventsPerUpdate = 1 << 16
+
+// maxAppendRetries bounds how often a commit re-reads the head of a stream
+// that it appends to without ExpectVersion, when concurrent writers keep
+// taking the next version first.
+const maxAppendRetries = 32
+
+// rollbackTimeout bounds the rollback of a failed unit of work, which runs
+// even when the caller's context is done.
+const rollbackTimeout = 5 * time.Second
+
+// Update implements store.Store: fn runs in one PostgreSQL transaction
+// (READ COMMITTED), and its row writes, its own SQL and its events commit
+// together. See the package doc for how stream versions are checked.
+//
+// Errors: fn's error, unchanged; *store.ConflictError (store.ErrConflict)
+// when a stream version or row version check fails at commit, wrapped with
+// the unique_violation that revealed it; store.ErrConflict also for
+// serialization failures and deadlocks; store.ErrClosed; errors matching
+// ctx.Err(); event.ErrUnknownType for a payload type missing from the
+// registry; ErrTooManyEvents; otherwise the driver error, wrapped.
+func (s *Store) Update(ctx context.Context, fn func(tx store.Tx) error) (event.Position, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	if err := s.enter(); err != nil {
+		return 0, err
+	}
+	defer s.leave()
+
+	// The connection is acquired explicitly, rather than through
+	// pool.Begin, so that a unit of work without events can read the head
+	// after its commit without waiting for a second pool slot.
+	conn, err := s.pool.Acquire(ctx)
+	if err != nil {
+		return 0, wrap(ctx, "acquire connection", err)
+	}
+	defer conn.Release()
+	ptx, err := conn.Begin(ctx)
+	if err != nil {
+		return 0, wrap(ctx, "begin", err)
+	}
+	t := &pgTx{s: s, ctx: ctx, tx: ptx, conn: conn}
+	defer func() {
+		t.done = true
+		if !t.ended {
+			// Also on panic, and also when ctx is done: a connection
+			// must not go back to the pool inside a transaction.
+			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), rollbackTimeout)
+			_ = ptx.Rollback(rctx)
+			cancel()
+		}
+	}()
+	if err := fn(t); err != nil {
+		return 0, err
+	}
+	pos, err := t.commit()
+	if err != nil {
+		return 0, err
+	}
+	if len(t.pending) > 0 {
+		s.committed()
+	}
+	return pos, nil
+}
+
+// SQL returns the pgx transaction behind a unit of work of a pgstore Store,
+// so a command handler can run its own SQL on normalised tables in the same
+// transaction as its events. It reports false for a Tx of another store.
+// The transaction belongs to the unit of work: do not commit or roll it back.
+func SQL(tx store.Tx) (pgx.Tx, bool) {
+	t, ok := tx.(*pgTx)
+	if !ok {
+		return nil, false
+	}
+	return t.tx, true
+}
+
+type pendingEvent struct {
+	stream string
+	data   event.Event
+}
+
+// streamState is what a unit of work knows about one stream.
+type streamState struct {
+	read     bool   // base has been read
+	base     uint64 // committed version when first read in this unit of work
+	recorded uint64 // events recorded for the stream in this unit of work
+	pinned   bool   // ExpectVersion succeeded: append right after base
+	expected uint64 // the version given to the last successful ExpectVersion
+}
+
+// pgTx is the store.Tx and store.RowTx of a Store.
+type pgTx struct {
+	s       *Store
+	ctx     context.Context
+	tx      pgx.Tx
+	conn    *pgxpool.Conn
+	done    bool
+	ended   bool // the transaction was committed or rolled back
+	pending []pendingEvent
+	streams map[string]*streamState
+	order   []string // streams in order of first use, for stable errors
+}
+
+var (
+	_ store.Tx    = (*pgTx)(nil)
+	_ store.RowTx = (*pgTx)(nil)
+)
+
+func (t *pgTx) Context() context.Context { return t.ctx }
+
+func (t *pgTx) state(stream string) *streamState {
+	st, ok := t.streams[stream]
+	if !ok {
+		if t.streams == nil {
+			t.streams = make(map[string]*streamState)
+		}
+		st = &streamState{}
+		t.streams[stream] = st
+		t.order = append(t.order, stream)
+	}
+	return st
+}
+
+// Record implements store.Tx. Events are buffered and inserted by one
+// statement at commit. It panics with store.ErrTxDone after Update returned.
+func (t *pgTx) Record(stream string, e event.Event) {
+	if t.done {
+		panic(store.ErrTxDone)
+	}
+	t.pending = append(t.pending, pendingEvent{stream: stream, data: e})
+	t.state(stream).recorded++
+}
+
+// StreamVersion implements store.Tx. The committed version is read once per
+// stream and unit of work, so repeated calls agree with each other.
+func (t *pgTx) StreamVersion(stream string) (uint64, error) {
+	if t.done {
+		return 0, store.ErrTxDone
+	}
+	st := t.state(stream)
+	if !st.read {
+		var v int64
+		if err := t.tx.QueryRow(t.ctx, t.s.q.streamVersion, stream).Scan(&v); err != nil {
+			return 0, wrap(t.ctx, "read stream version", err)
+		}
+		st.read, st.base = true, uint64(v)
+	}
+	return st.base + st.recorded, nil
+}
+
+// ExpectVersion implements store.Tx. Besides checking now, it pins the
+// stream: its events are appended at exactly the versions that follow, so a
+// concurrent writer that appended in the meantime makes the commit fail on
+// the UNIQUE (stream, version) constraint instead of the events landing
+// after it.
+func (t *pgTx) ExpectVersion(stream string, version uint64) error {
+	v, err := t.StreamVersion(stream)
+	if err != nil {
+		return err
+	}
+	if v != version {
+		return &store.ConflictError{Key: stream, Expected: version, Actual: v}
+	}
+	st := t.streams[stream]
+	st.pinned, st.expected = true, version
+	return nil
+}
+
+// GetRow implements store.RowTx.
+func (t *pgTx) GetRow(ctx context.Context, table, key string) ([]byte, uint64, error) {
+	if t.done {
+		return nil, 0, store.ErrTxDone
+	}
+	var data []byte
+	var ver int64
+	err := t.tx.QueryRow(ctx, t.s.q.getRow, table, key).Scan(&data, &ver)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, 0, &store.NotFoundError{Table: table, Key: key}
+	}
+	if err != nil {
+		return nil, 0, wrap(ctx, "get row", err)
+	}
+	return data, uint64(ver), nil
+}
+
+// PutRow implements store.RowTx. Each variant is a single statement, so the
+// version check and the write cannot be split by a concurrent writer.
+func (t *pgTx) PutRow(ctx context.Context, table, key string, data []byte, check bool, expected uint64) (uint64, error) {
+	if t.done {
+		return 0, store.ErrTxDone
+	}
+	var (
+		ver int64
+		err error
+	)
+	switch {
+	case !check:
+		err = t.tx.QueryRow(ctx, t.s.q.upsertRow, table, key, data).Scan(&ver)
+	case expected == 0:
+		err = t.tx.QueryRow(ctx, t.s.q.insertRow, table, key, data).Scan(&ver)
+	default:
+		err = t.tx.QueryRow(ctx, t.s.q.updateRow, table, key, data, int64(expected)).Scan(&ver)
+	}
+	if errors.Is(err, pgx.ErrNoRows) {
+		// The check failed. No statement failed, so the transaction is
+		// still usable and the handler may carry on.
+		var actual int64
+		if err := t.tx.QueryRow(ctx, t.s.q.rowVersion, table, key).Scan(&actual); err != nil {
+			return 0, wrap(ctx, "read row version", err)
+		}
+		return 0, &store.ConflictError{Table: table, Key: key, Expected: expected, Actual: uint64(actual)}
+	}
+	if err != nil {
+		return 0, wrap(ctx, "put row", err)
+	}
+	return uint64(ver), nil
+}
+
+// DeleteRow implements store.RowTx.
+func (t *pgTx) DeleteRow(ctx context.Context, table, key string) error {
+	if t.done {
+		return store.ErrTxDone
+	}
+	tag, err := t.tx.Exec(ctx, t.s.q.deleteRow, table, key)
+	if err != nil {
+		return wrap(ctx, "delete row", err)
+	}
+	if tag.RowsAffected() == 0 {
+		return &store.NotFoundError{Table: table, Key: key}
+	}
+	return nil
+}
+
+// metadataJSON is how event.Metadata is stored.
+type metadataJSON struct {
+	CorrelationID string `json:"correlation_id,omitempty"`
+	CausationID   string `json:"causation_id,omitempty"`
+	UserID        string `json:"user_id,omitempty"`
+}
+
+const savepoint = "cqrskit_append"
+
+// commit appends the buffered events and commits. It returns the position of
+// the last event, or the head when there were none.
+func (t *pgTx) commit() (event.Position, error) {
+	ctx, q := t.ctx, &t.s.q
+	if err := t.recheckPinned(); err != nil {
+		return 0, err
+	}
+	if len(t.pending) == 0 {
+		t.ended = true
+		if err := t.tx.Commit(ctx); err != nil {
+			return 0, wrap(ctx, "commit", err)
+		}
+		var head int64
+		if err := t.conn.QueryRow(ctx, q.head).Scan(&head); err != nil {
+			return 0, wrap(ctx, "read head", err)
+		}
+		return event.Position(head), nil
+	}
+	if len(t.pending) > MaxEventsPerUpdate {
+		return 0, fmt.Errorf("%w: %d recorded, at most %d", ErrTooManyEvents, len(t.pending), MaxEventsPerUpdate)
+	}
+
+	// The rows are inserted sorted by stream, so that two units of work
+	// appending to the same streams wait for each other's unique-index
+	// entries in the same order and cannot deadlock. Each keeps its index
+	// in record order, which is what its position follows.
+	n := len(t.pending)
+	order := make([]int, n)
+	k := make([]int64, n) // 1-based index of the event within its stream
+	seen := make(map[string]int64, len(t.streams))
+	for i, p := range t.pending {
+		order[i] = i
+		seen[p.stream]++
+		k[i] = seen[p.stream]
+	}
+	slices.SortStableFunc(order, func(a, b int) int { return strings.Compare(t.pending[a].stream, t.pending[b].stream) })
+	idxs, bases, ks := make([]int64, n), make([]int64, n), make([]int64, n)
+	ids, streams, types, datas := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+	blind := false
+	for j, i := range order {
+		p := t.pending[i]
+		if p.data == nil {
+			return 0, fmt.Errorf("pgstore: nil event recorded for stream %q", p.stream)
+		}
+		b, err := t.s.reg.Marshal(p.data)
+		if err != nil {
+			return 0, fmt.Errorf("pgstore: %w", err)
+		}
+		idxs[j], ks[j] = int64(i), k[i]
+		ids[j], streams[j], types[j], datas[j] = uuid.NewString(), p.stream, p.data.EventType(), string(b)
+		if st := t.streams[p.stream]; st.pinned {
+			bases[j] = int64(st.base)
+		} else {
+			bases[j] = -1
+			blind = true
+		}
+	}
+	md := event.MetadataFrom(ctx)
+	mdb, err := json.Marshal(metadataJSON(md))
+	if err != nil {
+		return 0, fmt.Errorf("pgstore: encode metadata: %w", err)
+	}
+	now := t.s.clock()
+
+	var last int64
+	for attempt := 1; ; attempt++ {
+		// One round trip: append under a savepoint. The savepoint gives
+		// the append a fresh transaction id (its position), and lets a
+		// lost race for a stream version cost a retry of the append
+		// rather than the unit of work. There is deliberately no
+		// pg_notify here: see notifyLoop.
+		var b pgx.Batch
+		b.Queue("SAVEPOINT " + savepoint)
+		b.Queue(q.insertEvents, idxs, ids, streams, bases, ks, types, datas, mdb, now)
+		b.Queue("RELEASE SAVEPOINT " + savepoint)
+		last, err = sendAppend(ctx, t.tx, &b)
+		if err == nil {
+			break
+		}
+		if sqlState(err) != codeUniqueViolation {
+			return 0, wrap(ctx, "append events", err)
+		}
+		// Without arguments this runs as one simple-protocol round trip;
+		// releasing the savepoint keeps retries from nesting.
+		if _, rerr := t.tx.Exec(ctx, "ROLLBACK TO SAVEPOINT "+savepoint+"; RELEASE SAVEPOINT "+savepoint); rerr != nil {
+			return 0, wrap(ctx, "append events", errors.Join(err, rerr))
+		}
+		// A unique violation is only raised once the other transaction
+		// has committed, so a fresh read shows what won. A pinned stream
+		// that lost is the caller's conflict; otherwise an unpinned
+		// stream lost its next version, and the next attempt reads the
+		// new one.
+		if cerr := t.pinnedConflict(err); !blind || !isUnidentified(cerr) || attempt >= maxAppendRetries {
+			return 0, cerr
+		}
+	}
+	if t.s.beforeCommit != nil {
+		t.s.beforeCommit(ctx)
+	}
+	t.ended = true
+	if err := t.tx.Commit(ctx); err != nil {
+		return 0, wrap(ctx, "commit", err)
+	}
+	return event.Position(last), nil
+}
+
+// sendAppend runs the batch built by commit and returns the highest position
+// inserted.
+func sendAppend(ctx context.Context, tx pgx.Tx, b *pgx.Batch) (int64, error) {
+	br := tx.SendBatch(ctx, b)
+	var last int64
+	err := func() error {
+		if _, err := br.Exec(); err != nil {
+			return err
+		}
+		rows, err := br.Query()
+		if err != nil {
+			return err
+		}
+		for rows.Next() {
+			var p int64
+			if err := rows.Scan(&p); err != nil {
+				rows.Close()
+				return err
+			}
+			last = max(last, p)
+		}
+		return rows.Err()
+	}()
+	if cerr := br.Close(); err == nil {
+		err = cerr
+	}
+	return last, err
+}
+
+// recheckPinned re-reads the streams that ExpectVersion pinned but that get
+// no events: without an insert there is no constraint to decide, so the
+// commit compares versions instead.
+func (t *pgTx) recheckPinned() error {
+	var names []string
+	for _, name := range t.order {
+		if st := t.streams[name]; st.pinned && st.recorded == 0 {
+			names = append(names, name)
+		}
+	}
+	if len(names) == 0 {
+		return nil
+	}
+	current, err := t.committedVersions(names)
+	if err != nil {
+		return err
+	}
+	for _, name := range names {
+		st := t.streams[name]
+		if current[name] != st.base {
+			return &store.ConflictError{Key: name, Expected: st.expected, Actual: current[name]}
+		}
+	}
+	return nil
+}
+
+func (t *pgTx) committedVersions(names []string) (map[string]uint64, error) {
+	rows, err := t.tx.Query(t.ctx, t.s.q.streamVersions, names)
+	if err != nil {
+		return nil, wrap(t.ctx, "read stream versions", err)
+	}
+	out := make(map[string]uint64, len(names))
+	var name string
+	var v int64
+	_, err = pgx.ForEachRow(rows, []any{&name, &v}, func() error {
+		out[name] = uint64(v)
+		return nil
+	})
+	if err != nil {
+		return nil, wrap(t.ctx, "read stream versions", err)
+	}
+	return out, nil
+}
+
+// errUnidentified marks a unique violation that no pinned stream explains.
+var errUnidentified = errors.New("pgstore: stream version taken by a concurrent writer")
+
+func isUnidentified(err error) bool { return errors.Is(err, errUnidentified) }
+
+// pinnedConflict finds the pinned stream whose next version a concurrent
+// writer took, or returns an error matching errUnidentified.
+func (t *pgTx) pinnedConflict(cause error) error {
+	var names []string
+	for _, name := range t.order {
+		if st := t.streams[name]; st.pinned && st.recorded > 0 {
+			names = append(names, name)
+		}
+	}
+	if len(names) > 0 {
+		current, err := t.committedVersions(names)
+		if err != nil {
+			return errors.Join(cause, err)
+		}
+		for _, name := range names {
+			st := t.streams[name]
+			if current[name] != st.base {
+				// Report it as StreamVersion would have: the versions
+				// recorded before ExpectVersion count on both sides.
+				actual := current[name] + (st.expected - st.base)
+				return conflict(&store.ConflictError{Key: name, Expected: st.expected, Actual: actual}, cause)
+			}
+		}
+	}
+	return fmt.Errorf("%w: %w: %w", store.ErrConflict, errUnidentified, cause)
+}

@@ -141,7 +141,7 @@ func Run(ctx context.Context, w io.Writer, st store.Store, lg store.Log, clk *Cl
 	}
 	rv, _ := app.Views.Product(p1)
 	head, _ = lg.Head(ctx)
-	fmt.Fprintf(w, "rebuilt %s from %v events in %v; %s still shows %s, %.1f stars, seller %q\n",
+	fmt.Fprintf(w, "rebuilt %s by replaying the log up to position %v in %v; %s still shows %s, %.1f stars, seller %q\n",
 		app.Views.Name(), head, time.Since(t0).Round(time.Millisecond), p1, money(rv.PriceCents), rv.AverageRating(), rv.SellerName)
 	sts, _ := app.Runner.Status(ctx)
 	for _, s := range sts {

@@ -35,91 +35,107 @@ var benchFixture = sync.OnceValue(func() (f struct {
 
 func BenchmarkMapLoad(b *testing.B) {
 	f := benchFixture()
-	m := readmodel.NewMap[string, view]()
-	var mu sync.RWMutex
-	plain := make(map[string]*view, benchKeys)
-	var sm sync.Map
-	for i, k := range f.keys {
-		v := view{Title: k, Price: i}
-		m.Put(context.Background(), k, v)
-		plain[k] = &v
-		sm.Store(k, &v)
-	}
+	// 100K keys is the target size; 1K keys fit in cache and show the
+	// cost of the code rather than of memory.
+	for _, n := range []int{benchKeys, 1000} {
+		keys := f.keys[:n]
+		order := f.order
+		if n < benchKeys {
+			order = rand.New(rand.NewPCG(2, 2)).Perm(n)
+		}
+		m := readmodel.NewMap[string, view]()
+		var mu sync.RWMutex
+		plain := make(map[string]*view, n)
+		var sm sync.Map
+		// Fill each map in its own loop, so that each one's values are
+		// laid out in memory as if it were the only map.
+		for i, k := range keys {
+			m.Put(context.Background(), k, view{Title: k, Price: i})
+		}
+		for i, k := range keys {
+			plain[k] = &view{Title: k, Price: i}
+		}
+		for i, k := range keys {
+			sm.Store(k, &view{Title: k, Price: i})
+		}
 
-	loads := map[string]func(key string) int{
-		"Map": func(key string) int {
-			v, _ := m.Load(key)
-			return v.Price
-		},
-		"baseline=RWMutexMap": func(key string) int {
-			mu.RLock()
-			v := plain[key]
-			mu.RUnlock()
-			return v.Price
-		},
-		"baseline=syncMap": func(key string) int {
-			v, _ := sm.Load(key)
-			return v.(*view).Price
-		},
-	}
-	for _, name := range []string{"Map", "baseline=RWMutexMap", "baseline=syncMap"} {
-		load := loads[name]
-		b.Run(name+"/single", func(b *testing.B) {
-			b.ReportAllocs()
-			sum := 0
-			for i := 0; b.Loop(); i++ {
-				sum += load(f.keys[f.order[i%benchKeys]])
-			}
-			sink.Add(int64(sum))
-		})
-		b.Run(name+"/parallel", func(b *testing.B) {
-			b.ReportAllocs()
-			var seed atomic.Int64
-			b.RunParallel(func(pb *testing.PB) {
-				i := int(seed.Add(1)) * 7919 // goroutines start at different keys
+		loads := []struct {
+			name string
+			load func(key string) int
+		}{
+			{"Map", func(key string) int {
+				v, _ := m.Load(key)
+				return v.Price
+			}},
+			{"baseline=RWMutexMap", func(key string) int {
+				mu.RLock()
+				v := plain[key]
+				mu.RUnlock()
+				return v.Price
+			}},
+			{"baseline=syncMap", func(key string) int {
+				v, _ := sm.Load(key)
+				return v.(*view).Price
+			}},
+		}
+		for _, l := range loads {
+			b.Run(fmt.Sprintf("%s/n=%d/single", l.name, n), func(b *testing.B) {
+				b.ReportAllocs()
 				sum := 0
-				for ; pb.Next(); i++ {
-					sum += load(f.keys[f.order[i%benchKeys]])
+				for i := 0; b.Loop(); i++ {
+					sum += l.load(keys[order[i%n]])
 				}
 				sink.Add(int64(sum))
 			})
+			b.Run(fmt.Sprintf("%s/n=%d/parallel", l.name, n), func(b *testing.B) {
+				b.ReportAllocs()
+				var seed atomic.Int64
+				b.RunParallel(func(pb *testing.PB) {
+					i := int(seed.Add(1)) * 7919 // goroutines start at different keys
+					sum := 0
+					for ; pb.Next(); i++ {
+						sum += l.load(keys[order[i%n]])
+					}
+					sink.Add(int64(sum))
+				})
+			})
+		}
+
+		// Readers while one goroutine keeps replacing existing keys:
+		// readers must not slow down much, and must not stop the writer.
+		b.Run(fmt.Sprintf("Map/n=%d/parallel-with-writer", n), func(b *testing.B) {
+			b.ReportAllocs()
+			stop := make(chan struct{})
+			var writes atomic.Int64
+			done := make(chan struct{})
+			go func() {
+				defer close(done)
+				for i := 0; ; i++ {
+					select {
+					case <-stop:
+						return
+					default:
+					}
+					k := keys[order[(i*31)%n]]
+					m.Put(context.Background(), k, view{Title: k, Price: i})
+					writes.Add(1)
+				}
+			}()
+			var seed atomic.Int64
+			b.RunParallel(func(pb *testing.PB) {
+				i := int(seed.Add(1)) * 7919
+				sum := 0
+				for ; pb.Next(); i++ {
+					v, _ := m.Load(keys[order[i%n]])
+					sum += v.Price
+				}
+				sink.Add(int64(sum))
+			})
+			close(stop)
+			<-done
+			b.ReportMetric(float64(writes.Load())/b.Elapsed().Seconds(), "writes/s")
 		})
 	}
-
-	// Readers while one goroutine keeps replacing existing keys: readers
-	// must not slow down much, and must not slow the writer.
-	b.Run("Map/parallel-with-writer", func(b *testing.B) {
-		b.ReportAllocs()
-		stop := make(chan struct{})
-		var writes atomic.Int64
-		done := make(chan struct{})
-		go func() {
-			defer close(done)
-			for i := 0; ; i++ {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				k := f.keys[f.order[(i*31)%benchKeys]]
-				m.Put(context.Background(), k, view{Title: k, Price: i})
-				writes.Add(1)
-			}
-		}()
-		var seed atomic.Int64
-		b.RunParallel(func(pb *testing.PB) {
-			i := int(seed.Add(1)) * 7919
-			sum := 0
-			for ; pb.Next(); i++ {
-				v, _ := m.Load(f.keys[f.order[i%benchKeys]])
-				sum += v.Price
-			}
-			sink.Add(int64(sum))
-		})
-		close(stop)
-		<-done
-		b.ReportMetric(float64(writes.Load())/b.Elapsed().Seconds(), "writes/s")
-	})
 }
 
 // sink keeps benchmark results alive.

@@ -8,8 +8,8 @@ import (
 
 // Ranked is one entry of a [Ranking].
 type Ranked[K cmp.Ordered] struct {
-	Key   K
-	Score float64
+	Key   K       // the ranked key, such as a product ID
+	Score float64 // higher ranks first
 }
 
 // Ranking is an ordered index from keys to scores, for views such as "top

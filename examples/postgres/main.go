@@ -11,6 +11,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"time"
 
@@ -33,13 +34,13 @@ func main() {
 		os.Exit(2)
 	}
 	schema := fmt.Sprintf("cqrskit_demo_%d", time.Now().UnixNano())
-	if err := run(context.Background(), *url, schema, *products, *keep); err != nil {
+	if err := run(context.Background(), os.Stdout, *url, schema, *products, *keep); err != nil {
 		fmt.Fprintln(os.Stderr, "postgres:", err)
 		os.Exit(1)
 	}
 }
 
-func run(ctx context.Context, url, schema string, products int, keep bool) (err error) {
+func run(ctx context.Context, w io.Writer, url, schema string, products int, keep bool) (err error) {
 	pool, err := pgxpool.New(ctx, url)
 	if err != nil {
 		return err
@@ -62,6 +63,6 @@ func run(ctx context.Context, url, schema string, products int, keep bool) (err 
 			}
 		}
 	}()
-	fmt.Printf("PostgreSQL schema %s\n", schema)
-	return demo.Run(ctx, os.Stdout, st, st, clk, products)
+	fmt.Fprintf(w, "PostgreSQL schema %s\n", schema)
+	return demo.Run(ctx, w, st, st, clk, products)
 }

@@ -120,7 +120,9 @@ func (s *MemoryCheckpoints) Unpark(ctx context.Context, name string, pos event.P
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.parked[name] = slices.DeleteFunc(s.parked[name], func(d DeadLetter) bool { return d.Position == pos })
+	if list, ok := s.parked[name]; ok {
+		s.parked[name] = slices.DeleteFunc(list, func(d DeadLetter) bool { return d.Position == pos })
+	}
 	return nil
 }
 

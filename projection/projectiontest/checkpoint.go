@@ -28,6 +28,20 @@ import (
 // (run it with -race), and that a cancelled context either is ignored or
 // makes the call fail with an error matching context.Canceled, never
 // anything else.
+//
+// When the store also implements projection.ParkStore, the ParkStore
+// subtests check it the same way (otherwise they are skipped): an unknown
+// name has no dead letters; Park then LoadParked round-trips Position
+// (including one above 1<<63), Err, Attempts and At (given at microsecond
+// precision and compared with time.Equal, so a store may keep times in UTC
+// and to the microsecond); Park at a parked position replaces it; LoadParked
+// lists in position order, whatever the order of the calls that parked;
+// Unpark removes one dead letter and succeeds when there is none;
+// ReplaceParked replaces the whole list, also with an empty one; results
+// and arguments are not shared with the store; names are independent of
+// each other and of checkpoints; concurrent parks are safe; and a cancelled
+// context is ignored or fails the call with context.Canceled, writing
+// nothing.
 func TestCheckpointStore(t *testing.T, newStore func(t *testing.T) projection.CheckpointStore) {
 	ctx := context.Background()
 	load := func(t *testing.T, s projection.CheckpointStore, name string) projection.Checkpoint {
@@ -146,5 +160,12 @@ func TestCheckpointStore(t *testing.T, newStore func(t *testing.T) projection.Ch
 		if got := load(t, s, "p"); got != want {
 			t.Errorf("after Save with a cancelled context (err %v): %+v, want %+v", err, got, want)
 		}
+	})
+
+	t.Run("ParkStore", func(t *testing.T) {
+		if _, ok := newStore(t).(projection.ParkStore); !ok {
+			t.Skip("the store does not implement projection.ParkStore")
+		}
+		testParkStore(t, newStore)
 	})
 }

@@ -4,6 +4,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cqrskit/cqrs/projection"
+	"github.com/cqrskit/cqrs/projection/projectiontest"
 	"github.com/cqrskit/cqrs/store/pgstore"
 	"github.com/cqrskit/cqrs/store/storetest"
 )
@@ -13,5 +15,14 @@ func TestConformance(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) storetest.Harness {
 		st := newStore(t, pool, pgstore.WithPollInterval(100*time.Millisecond))
 		return storetest.Harness{Store: st, Log: st, Close: st.Close}
+	})
+}
+
+// TestCheckpointStoreConformance runs the checkpoint suite, including its
+// ParkStore subtests, on a fresh schema per subtest.
+func TestCheckpointStoreConformance(t *testing.T) {
+	pool := newPool(t, 0)
+	projectiontest.TestCheckpointStore(t, func(t *testing.T) projection.CheckpointStore {
+		return newStore(t, pool)
 	})
 }

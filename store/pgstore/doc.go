@@ -1,6 +1,7 @@
 // Package pgstore is the PostgreSQL write store of cqrskit, built on pgx v5.
 //
-// A *Store is a store.Store, a store.Log and a projection.CheckpointStore.
+// A *Store is a store.Store, a store.Log, a projection.CheckpointStore and a
+// projection.ParkStore.
 // Update runs a command handler in one database transaction: rows of typed
 // tables (store.NewTable works unchanged: the Tx implements store.RowTx and
 // keeps rows as JSON in the rows table), the handler's own SQL (see SQL) and
@@ -116,6 +117,16 @@
 // NewProjector builds a projector whose read model is in the same database:
 // it applies each record and advances its checkpoint in one transaction, so
 // the effect of every event is applied exactly once, also after a crash.
+//
+// # Dead letters
+//
+// As a projection.ParkStore, the Store keeps the events a runner parked
+// (policy projection.Park) in the dead_letters table, one row per projector
+// name and position with the error text, the attempts and the time
+// (microsecond precision); the record itself stays in the log. A runner
+// whose CheckpointStore is the Store (projection.WithCheckpoints) therefore
+// lists its parked events again after a restart, and Runner.Replay deletes
+// the row once the event applies.
 //
 // # Concurrency
 //

@@ -55,6 +55,19 @@ CREATE TABLE %[1]s.checkpoints (
 	updated_at timestamptz NOT NULL DEFAULT now()
 );
 `,
+	// 2: dead letters (projection.ParkStore). The record stays in events;
+	// only its position and the failure are kept. No foreign key to
+	// checkpoints: a projector may park before its first checkpoint save.
+	`
+CREATE TABLE %[1]s.dead_letters (
+	name      text        NOT NULL,
+	position  bigint      NOT NULL,
+	err       text        NOT NULL,
+	attempts  integer     NOT NULL,
+	parked_at timestamptz NOT NULL,
+	PRIMARY KEY (name, position)
+);
+`,
 }
 
 // migrate brings the schema up to date. The advisory lock is taken before
@@ -112,6 +125,9 @@ type queries struct {
 	saveCheckpoint                string
 	lockCheckpoint                string
 	advanceCheckpoint             string
+	park, unpark, loadParked      string
+	lockParked, clearParked       string
+	insertParked                  string
 }
 
 func buildQueries(schema string) queries {
@@ -180,11 +196,31 @@ RETURNING position`,
 		advanceCheckpoint: `INSERT INTO $schema.checkpoints AS c (name, position) VALUES ($1, $2)
 			ON CONFLICT (name) DO UPDATE SET position = excluded.position, updated_at = now()
 			WHERE c.position < excluded.position`,
+		park: `INSERT INTO $schema.dead_letters (name, position, err, attempts, parked_at) VALUES ($1, $2, $3, $4, $5)
+			ON CONFLICT (name, position) DO UPDATE
+			SET err = excluded.err, attempts = excluded.attempts, parked_at = excluded.parked_at`,
+		unpark: `DELETE FROM $schema.dead_letters WHERE name = $1 AND position = $2`,
+		// Positions are unsigned: those at or above 1<<63 are stored as
+		// negative bigints and sort after the others.
+		loadParked: `SELECT position, err, attempts, parked_at FROM $schema.dead_letters
+			WHERE name = $1 ORDER BY position < 0, position`,
+		// Serialises ReplaceParked calls for one name ($1 is parkLockKey):
+		// without it, two of them could each delete the rows committed
+		// before they started and both insert, leaving the union.
+		lockParked:  `SELECT pg_advisory_xact_lock($1)`,
+		clearParked: `DELETE FROM $schema.dead_letters WHERE name = $1`,
+		// A concurrent Park may have inserted one of the positions since
+		// the DELETE: the new list wins.
+		insertParked: `INSERT INTO $schema.dead_letters (name, position, err, attempts, parked_at)
+			SELECT $1, * FROM unnest($2::bigint[], $3::text[], $4::integer[], $5::timestamptz[])
+			ON CONFLICT (name, position) DO UPDATE
+			SET err = excluded.err, attempts = excluded.attempts, parked_at = excluded.parked_at`,
 	}
 	for _, p := range []*string{
 		&q.streamVersion, &q.streamVersions, &q.insertEvents, &q.read, &q.head,
 		&q.getRow, &q.upsertRow, &q.insertRow, &q.updateRow, &q.rowVersion, &q.deleteRow,
 		&q.loadCheckpoint, &q.saveCheckpoint, &q.lockCheckpoint, &q.advanceCheckpoint,
+		&q.park, &q.unpark, &q.loadParked, &q.lockParked, &q.clearParked, &q.insertParked,
 	} {
 		*p = r.Replace(*p)
 	}

@@ -23,8 +23,8 @@ const DefaultSchema = "cqrskit"
 // DefaultPollInterval is how often Wait re-checks the log without WithPollInterval.
 const DefaultPollInterval = 500 * time.Millisecond
 
-// Store is the PostgreSQL write store, event log and checkpoint store. Create
-// it with New; it is safe for concurrent use.
+// Store is the PostgreSQL write store, event log, checkpoint store and
+// dead-letter store. Create it with New; it is safe for concurrent use.
 type Store struct {
 	pool    *pgxpool.Pool
 	reg     *event.Registry
@@ -56,6 +56,7 @@ var (
 	_ store.Store                = (*Store)(nil)
 	_ store.Log                  = (*Store)(nil)
 	_ projection.CheckpointStore = (*Store)(nil)
+	_ projection.ParkStore       = (*Store)(nil)
 )
 
 // Option configures New.

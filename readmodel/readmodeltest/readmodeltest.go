@@ -198,7 +198,7 @@ func testConcurrent(t *testing.T, s readmodel.Store[string, Doc]) {
 			for r := range rounds {
 				for k := range keysPer {
 					if err := s.Put(ctx, key(w, k), doc(key(w, k), r)); err != nil {
-						errs <- fmt.Errorf("Put: %w", err)
+						errs <- fmt.Errorf("writer: put: %w", err)
 						return
 					}
 				}

@@ -274,31 +274,48 @@ func (vs *viewSet) productListed(_ context.Context, rec event.Record, e ProductL
 	return nil
 }
 
-// change applies fn to a copy of the product view and stores the copy.
+// change applies fn to a copy of the product view and stores the copy, then
+// touches the secondary indexes only if what they order by changed: an
+// index write costs far more than the view's own update.
 func (vs *viewSet) change(rec event.Record, id string, fn func(*ProductView)) {
-	var out ProductView
+	var before, after ProductView
 	found := false
 	vs.products.Update(id, func(p ProductView, ok bool) (ProductView, bool) {
 		if !ok {
 			return p, false
 		}
+		before = p
 		fn(&p)
 		p.Version, p.UpdatedAt = rec.Version, rec.Time
-		out, found = p, true
+		after, found = p, true
 		return p, true
 	})
-	if found {
-		vs.index(out)
+	if !found {
+		return
+	}
+	if before.InStock != after.InStock {
+		vs.indexStock(after)
+	}
+	if before.Ratings != after.Ratings {
+		vs.indexRating(after)
 	}
 }
 
-// index keeps the secondary read models in step with a product view.
+// index adds a new product view to the secondary read models.
 func (vs *viewSet) index(p ProductView) {
+	vs.indexStock(p)
+	vs.indexRating(p)
+}
+
+func (vs *viewSet) indexStock(p ProductView) {
 	if p.InStock {
 		vs.inStock.Add(p.ID)
 	} else {
 		vs.inStock.Remove(p.ID)
 	}
+}
+
+func (vs *viewSet) indexRating(p ProductView) {
 	if p.ReviewCount() >= TopRatedMinReviews {
 		vs.topRated.Set(p.ID, p.Ratings.Mean())
 	}

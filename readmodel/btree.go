@@ -5,8 +5,10 @@ import (
 	"sync/atomic"
 )
 
-// A persistent (copy-on-write) B-tree: the one ordered structure behind
-// Ranking, SortedSet and Index.
+// A persistent (copy-on-write) B-tree: the ordered structure behind
+// SortedSet and Index. (Ranking writes far more often than it is read past
+// its best entries, so it uses a writer-only skiplist plus a published
+// snapshot of the top instead; see ranking.go.)
 //
 // Why not a skiplist? A lock-free skiplist gives each reader a walk over a
 // list that writers change under its feet. Inserts and removals are fine,
@@ -372,7 +374,7 @@ func dropFirstKid[T any](kids []*bnode[T]) []*bnode[T] {
 
 // cowTree is an ordered set published through one atomic pointer to an
 // immutable root, with writers serialised by a mutex. SortedSet is a thin
-// wrapper around it; Ranking adds a key index.
+// wrapper around it.
 type cowTree[T any] struct {
 	mu   sync.Mutex // serialises writers; readers never take it
 	root atomic.Pointer[bnode[T]]

@@ -18,7 +18,7 @@
 //     per event in O(1), with rounding that is robust to float error.
 //   - [Recent]: a bounded newest-first list (the five latest reviews).
 //   - [Ranking]: key to score, best first, for "top rated" views: the top
-//     k cost O(log n + k), not a sort of every key.
+//     k cost O(k) from a published snapshot, not a sort of every key.
 //   - [SortedSet] and [Index]: ordered secondary-index sets ("in stock",
 //     "products by seller") with cursor paging in O(log n + limit).
 //
@@ -39,11 +39,16 @@
 //   - Map.Load and Map.Get take no lock and write no shared memory, so
 //     they scale with cores. Writers lock one of 64 shards; replacing an
 //     existing key's value is one atomic pointer store.
-//   - Ranking, SortedSet and Index are persistent (copy-on-write) B-trees
-//     whose root is published with an atomic store. Each read works on an
+//   - SortedSet and Index are persistent (copy-on-write) B-trees whose
+//     root is published with an atomic store. Each read works on an
 //     immutable snapshot: results are always sorted, never hold a key
 //     twice, and show each entry either before or after a concurrent write.
 //     Writers are serialised per structure (per group for Index).
+//   - Ranking keeps its full order in a skiplist only writers touch, and
+//     publishes an immutable snapshot of the best RankingTopCache entries
+//     whenever a write changes them, so Top reads have the same guarantees
+//     without a lock while a Set moves an entry in place without
+//     allocating. Reads past the snapshot take the writer's lock.
 //   - Map.Range, Map.Len and Map.Clear are weakly consistent; see their
 //     documentation.
 //

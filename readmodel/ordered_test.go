@@ -143,6 +143,14 @@ func TestRankingAgainstReference(t *testing.T) {
 				if s, ok := r.Score(k); s != want || ok != wok {
 					t.Fatalf("step %d: Score(%d) = %v, %v", step, k, s, ok)
 				}
+				if step%20 == 0 { // the snapshot path: the best entries, lock-free
+					want := sortedRanking(ref)
+					for _, n := range []int{1, 10, readmodel.RankingTopCache} {
+						if got := r.Top(n, nil); !slices.Equal(got, want[:min(n, len(want))]) {
+							t.Fatalf("step %d: Top(%d) differs from the reference", step, n)
+						}
+					}
+				}
 				if step%200 == 0 {
 					want := sortedRanking(ref)
 					n := rng.IntN(len(want) + 5)

@@ -4,6 +4,8 @@ import (
 	"cmp"
 	"iter"
 	"math"
+	"sync"
+	"sync/atomic"
 )
 
 // Ranked is one entry of a [Ranking].
@@ -12,20 +14,28 @@ type Ranked[K cmp.Ordered] struct {
 	Score float64 // higher ranks first
 }
 
+// RankingTopCache is how many of the best entries a [Ranking] keeps in a
+// published snapshot. Top(n) for n up to this many reads the snapshot
+// without a lock; larger n, and All, read the full order under the
+// writer's lock.
+const RankingTopCache = 128
+
 // Ranking is an ordered index from keys to scores, for views such as "top
 // rated" or "best sellers": highest score first, ties broken by ascending
-// key. Reading the best k entries costs O(log n + k), not a sort of every
-// key per query.
+// key. Reading the best k entries costs O(k), not a sort of every key per
+// query.
 //
-// Reads (Top, All, Len, Score) take no lock and never wait for a writer.
-// Top, All and Len each work on an immutable snapshot of the whole
-// ranking, so a result is always sorted, never holds a key twice, and
-// shows every entry either before or after a concurrent Set, never in
-// between. Score reads a separate key index that is updated just after
-// the ordering, so a Score racing with a Set of the same key may return
-// the previous score for an instant. Set, Remove and Clear are serialised
-// by a mutex and cost O(log n) time plus the allocation of the copied
-// tree paths.
+// The full order lives in a skiplist that only writers touch, so a Set
+// moves an entry in place in O(log n) time without allocating. Whenever a
+// write changes the best RankingTopCache entries, the writer publishes a
+// new immutable snapshot of them with one atomic store. Top(n) for n up to
+// RankingTopCache therefore takes no lock, never waits for a writer, and
+// always returns a sorted list without duplicates that shows every entry
+// either before or after a concurrent Set, never in between. Score reads a
+// separate lock-free key index that is updated just after the ordering, so
+// a Score racing with a Set of the same key may return the previous score
+// for an instant. Len is an atomic counter. Top beyond RankingTopCache and
+// All take the writer's lock for a consistent walk of the full order.
 //
 // Scores are ordered by [cmp.Compare]: NaN ranks below every other score,
 // and -0 ties with +0.
@@ -33,15 +43,31 @@ type Ranked[K cmp.Ordered] struct {
 // A Ranking must be created with [NewRanking] and must not be copied after
 // first use.
 type Ranking[K cmp.Ordered] struct {
-	t      cowTree[Ranked[K]] // ordered by score, then key
-	scores Map[K, float64]    // key -> current score; written only under t.mu
+	mu     sync.Mutex // serialises writers and full-order reads
+	head   rnode[K]   // sentinel; head.next has rankMaxLevel entries
+	level  int        // levels in use
+	rnd    uint64     // xorshift state for node levels
+	scores Map[K, float64]
+	top    atomic.Pointer[[]Ranked[K]] // the best RankingTopCache entries
+	n      atomic.Int64
+}
+
+const rankMaxLevel = 24 // 4^24 keys before levels saturate: plenty
+
+type rnode[K cmp.Ordered] struct {
+	item Ranked[K]
+	next []*rnode[K]
 }
 
 // NewRanking returns an empty Ranking.
 func NewRanking[K cmp.Ordered]() *Ranking[K] {
 	r := new(Ranking[K])
-	r.t.ord.cmp = compareRanked[K]
+	r.head.next = make([]*rnode[K], rankMaxLevel)
+	r.level = 1
+	r.rnd = 0x9e3779b97f4a7c15
 	r.scores.init()
+	empty := []Ranked[K]{}
+	r.top.Store(&empty)
 	return r
 }
 
@@ -54,21 +80,101 @@ func compareRanked[K cmp.Ordered](a, b Ranked[K]) int {
 	return cmp.Compare(a.Key, b.Key)
 }
 
+// randomLevel draws a node level with P(level > k) = 4^-k.
+func (r *Ranking[K]) randomLevel() int {
+	r.rnd ^= r.rnd << 13
+	r.rnd ^= r.rnd >> 7
+	r.rnd ^= r.rnd << 17
+	lvl, x := 1, r.rnd
+	for lvl < rankMaxLevel && x&3 == 0 {
+		lvl++
+		x >>= 2
+	}
+	return lvl
+}
+
+// find fills prev with, per level, the last node ordered before x, and
+// returns the level-0 successor (x itself when present).
+func (r *Ranking[K]) find(x Ranked[K], prev *[rankMaxLevel]*rnode[K]) *rnode[K] {
+	n := &r.head
+	for l := r.level - 1; l >= 0; l-- {
+		for nx := n.next[l]; nx != nil && compareRanked(nx.item, x) < 0; nx = n.next[l] {
+			n = nx
+		}
+		prev[l] = n
+	}
+	return n.next[0]
+}
+
+func (r *Ranking[K]) unlink(x *rnode[K], prev *[rankMaxLevel]*rnode[K]) {
+	for l := range x.next {
+		if prev[l].next[l] == x {
+			prev[l].next[l] = x.next[l]
+		}
+	}
+	for r.level > 1 && r.head.next[r.level-1] == nil {
+		r.level--
+	}
+}
+
+func (r *Ranking[K]) link(x *rnode[K], prev *[rankMaxLevel]*rnode[K]) {
+	if lv := len(x.next); lv > r.level {
+		for l := r.level; l < lv; l++ {
+			prev[l] = &r.head
+		}
+		r.level = lv
+	}
+	for l := range x.next {
+		x.next[l] = prev[l].next[l]
+		prev[l].next[l] = x
+	}
+}
+
+// inTop reports whether entry e sorts within the published snapshot's
+// range, so that adding or removing it changes the snapshot.
+func (r *Ranking[K]) inTop(e Ranked[K]) bool {
+	s := *r.top.Load()
+	return len(s) < RankingTopCache || compareRanked(e, s[len(s)-1]) <= 0
+}
+
+// publish rebuilds the snapshot of the best entries from the skiplist.
+func (r *Ranking[K]) publish() {
+	n := min(int(r.n.Load()), RankingTopCache)
+	s := make([]Ranked[K], 0, n)
+	for x := r.head.next[0]; x != nil && len(s) < n; x = x.next[0] {
+		s = append(s, x.item)
+	}
+	r.top.Store(&s)
+}
+
 // Set gives key the score, inserting it or moving it. The move is
 // published atomically: no reader sees the key twice or not at all.
 func (r *Ranking[K]) Set(key K, score float64) {
-	r.t.mu.Lock()
-	defer r.t.mu.Unlock()
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	old, ok := r.scores.Load(key)
 	if ok && sameScore(old, score) {
 		return
 	}
-	root := r.t.root.Load()
+	var prev [rankMaxLevel]*rnode[K]
+	e := Ranked[K]{key, score}
+	touched := r.inTop(e)
+	var x *rnode[K]
 	if ok {
-		root, _ = r.t.ord.remove(root, Ranked[K]{key, old})
+		o := Ranked[K]{key, old}
+		touched = touched || r.inTop(o)
+		x = r.find(o, &prev)
+		r.unlink(x, &prev)
+		x.item = e // reuse the node: a move allocates nothing
+	} else {
+		x = &rnode[K]{item: e, next: make([]*rnode[K], r.randomLevel())}
+		r.n.Add(1)
 	}
-	root, _ = r.t.ord.insert(root, Ranked[K]{key, score})
-	r.t.root.Store(root)
+	r.find(e, &prev)
+	r.link(x, &prev)
+	if touched {
+		r.publish()
+	}
 	r.scores.store(key, score)
 }
 
@@ -81,14 +187,20 @@ func sameScore(a, b float64) bool {
 
 // Remove deletes key from the ranking, if present.
 func (r *Ranking[K]) Remove(key K) {
-	r.t.mu.Lock()
-	defer r.t.mu.Unlock()
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	old, ok := r.scores.Load(key)
 	if !ok {
 		return
 	}
-	root, _ := r.t.ord.remove(r.t.root.Load(), Ranked[K]{key, old})
-	r.t.root.Store(root)
+	var prev [rankMaxLevel]*rnode[K]
+	o := Ranked[K]{key, old}
+	touched := r.inTop(o)
+	r.unlink(r.find(o, &prev), &prev)
+	r.n.Add(-1)
+	if touched {
+		r.publish()
+	}
 	r.scores.remove(key)
 }
 
@@ -97,27 +209,50 @@ func (r *Ranking[K]) Remove(key K) {
 func (r *Ranking[K]) Score(key K) (float64, bool) { return r.scores.Load(key) }
 
 // Len returns the number of ranked keys.
-func (r *Ranking[K]) Len() int { return size(r.t.root.Load()) }
+func (r *Ranking[K]) Len() int { return int(r.n.Load()) }
 
 // Top appends the best n entries (fewer if the ranking is shorter) to dst,
-// best first, and returns the extended slice. It costs O(log n + k) and
-// allocates nothing when dst has room; reuse a buffer, as in
-// r.Top(10, buf[:0]).
+// best first, and returns the extended slice. For n up to RankingTopCache
+// it copies from the published snapshot: O(k), no lock, and no allocation
+// when dst has room; reuse a buffer, as in r.Top(10, buf[:0]).
 func (r *Ranking[K]) Top(n int, dst []Ranked[K]) []Ranked[K] {
-	var none Ranked[K]
-	return pageOf(r.t.ord, r.t.root.Load(), none, true, n, dst)
+	if n <= 0 {
+		return dst
+	}
+	if n <= RankingTopCache {
+		s := *r.top.Load()
+		return append(dst, s[:min(n, len(s))]...)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for x := r.head.next[0]; x != nil && n > 0; x = x.next[0] {
+		dst = append(dst, x.item)
+		n--
+	}
+	return dst
 }
 
 // All returns an iterator over a snapshot of the ranking, best first,
-// taken when iteration starts.
+// taken when iteration starts (under the writer's lock, which is released
+// before the first yield).
 func (r *Ranking[K]) All() iter.Seq[Ranked[K]] {
-	return func(yield func(Ranked[K]) bool) { all(r.t.root.Load(), yield) }
+	return func(yield func(Ranked[K]) bool) {
+		for _, e := range r.Top(int(r.n.Load())+1, nil) {
+			if !yield(e) {
+				return
+			}
+		}
+	}
 }
 
 // Clear removes every entry.
 func (r *Ranking[K]) Clear() {
-	r.t.mu.Lock()
-	defer r.t.mu.Unlock()
-	r.t.root.Store(nil)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	clear(r.head.next)
+	r.level = 1
+	r.n.Store(0)
+	empty := []Ranked[K]{}
+	r.top.Store(&empty)
 	r.scores.Clear()
 }

@@ -120,3 +120,19 @@ func BenchmarkGetProduct(b *testing.B) {
 		}
 	}
 }
+
+func BenchmarkDispatchSubmitReview(b *testing.B) {
+	_, app, gen := seeded(b, 10_000, catalog.Config{})
+	ctx := context.Background()
+	cmds := make([]catalog.SubmitReview, 100_000)
+	for i := range cmds {
+		cmds[i] = gen.Review(i % gen.Products)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := range b.N {
+		if _, err := app.Dispatch(ctx, cmds[i%len(cmds)]); err != nil && i < len(cmds) {
+			b.Fatal(err)
+		}
+	}
+}

@@ -22,6 +22,8 @@ type Product struct {
 	Description string
 	PriceCents  int64
 	Stock       int
+	// PriceSeq numbers the product's price_history rows.
+	PriceSeq int
 }
 
 // Review is a row of the reviews table.
@@ -47,8 +49,6 @@ type Domain struct {
 	Reviews  *store.Table[string, Review]
 	Shipping *store.Table[string, []ShippingOption]
 	Prices   *store.Table[PriceKey, PricePoint]
-	// priceSeq counts price_history rows per product.
-	priceSeq *store.Table[string, int]
 }
 
 // NewDomain declares the catalog's tables in st.
@@ -59,7 +59,6 @@ func NewDomain(st store.Store) *Domain {
 		Reviews:  store.NewTable[string, Review](st, "reviews"),
 		Shipping: store.NewTable[string, []ShippingOption](st, "shipping_options"),
 		Prices:   store.NewTable[PriceKey, PricePoint](st, "price_history"),
-		priceSeq: store.NewTable[string, int](st, "price_history_seq"),
 	}
 }
 
@@ -143,14 +142,14 @@ func (d *Domain) listProduct(_ context.Context, tx store.Tx, c ListProduct) erro
 	if _, _, err := d.seller(tx, c.SellerID); err != nil {
 		return err
 	}
-	p := Product{ID: c.ProductID, SellerID: c.SellerID, Title: c.Title, Description: c.Description, PriceCents: c.PriceCents, Stock: c.Stock}
+	p := Product{ID: c.ProductID, SellerID: c.SellerID, Title: c.Title, Description: c.Description, PriceCents: c.PriceCents, Stock: c.Stock, PriceSeq: 1}
 	if err := d.Products.Insert(tx, c.ProductID, p); err != nil {
 		if store.IsConflict(err) {
 			return command.Invalid("ProductID", "product "+c.ProductID+" already exists")
 		}
 		return err
 	}
-	if err := d.addPrice(tx, c.ProductID, c.PriceCents); err != nil {
+	if err := d.Prices.Insert(tx, PriceKey{ProductID: c.ProductID, Seq: 1}, PricePoint{Cents: c.PriceCents}); err != nil {
 		return err
 	}
 	tx.Record(productStream(c.ProductID), ProductListed{
@@ -158,19 +157,6 @@ func (d *Domain) listProduct(_ context.Context, tx store.Tx, c ListProduct) erro
 		Description: c.Description, PriceCents: c.PriceCents, Stock: c.Stock,
 	})
 	return nil
-}
-
-func (d *Domain) addPrice(tx store.Tx, id string, cents int64) error {
-	n, _, err := d.priceSeq.Get(tx, id)
-	if err != nil && !store.IsNotFound(err) {
-		return err
-	}
-	n++
-	if _, err := d.priceSeq.Put(tx, id, n); err != nil {
-		return err
-	}
-	// The commit time is the store's; the row keeps the order of changes.
-	return d.Prices.Insert(tx, PriceKey{ProductID: id, Seq: n}, PricePoint{Cents: cents})
 }
 
 func (d *Domain) updatePrice(_ context.Context, tx store.Tx, c UpdatePrice) error {
@@ -183,10 +169,12 @@ func (d *Domain) updatePrice(_ context.Context, tx store.Tx, c UpdatePrice) erro
 	}
 	old := p.PriceCents
 	p.PriceCents = c.PriceCents
+	p.PriceSeq++
 	if _, err := d.Products.PutIf(tx, c.ProductID, p, ver); err != nil {
 		return err
 	}
-	if err := d.addPrice(tx, c.ProductID, c.PriceCents); err != nil {
+	// The commit time is the store's; the row keeps the order of changes.
+	if err := d.Prices.Insert(tx, PriceKey{ProductID: c.ProductID, Seq: p.PriceSeq}, PricePoint{Cents: c.PriceCents}); err != nil {
 		return err
 	}
 	tx.Record(productStream(c.ProductID), PriceChanged{ProductID: c.ProductID, OldCents: old, NewCents: c.PriceCents})

@@ -298,3 +298,25 @@ func TestConcurrentReadersAndWriters(t *testing.T) {
 	rg.Wait()
 	close(stop)
 }
+
+func TestRecordIDsAreUniqueVersion4(t *testing.T) {
+	st := store.NewMemory()
+	defer st.Close()
+	ctx := context.Background()
+	_, err := st.Update(ctx, func(tx store.Tx) error {
+		for i := range 1000 { // spans several refills of the ID buffer
+			tx.Record("s", added{i})
+		}
+		return nil
+	})
+	require.NoError(t, err)
+	recs, err := st.Read(ctx, 0, make([]event.Record, 0, 1000))
+	require.NoError(t, err)
+	seen := map[[16]byte]bool{}
+	for _, r := range recs {
+		assert.False(t, seen[r.ID], "duplicate ID %s", r.ID)
+		seen[r.ID] = true
+		assert.EqualValues(t, 4, r.ID.Version())
+		assert.Equal(t, "RFC4122", r.ID.Variant().String())
+	}
+}

@@ -1,0 +1,613 @@
+package bench
+
+import (
+	"cmp"
+	"errors"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/cqrskit/cqrs/examples/catalog"
+)
+
+// The floor is the catalog written by hand in plain Go, the way a competent
+// engineer would without a framework: the same stateless validation (the
+// commands' own Validate methods), the same stateful checks against a
+// normalized write model kept in maps under one mutex (the seller exists, the
+// product exists, the seller owns it), the same rows written (including a
+// price-history row per price change), and a direct call into a hand-written
+// product view that carries the same information as catalog.ProductView.
+//
+// What it leaves out, by design: an event log, positions, middleware, the
+// retry-on-conflict loop, the secondary read models (top rated, in stock,
+// trending: the floor answers those queries by scanning), and everything else
+// cqrskit does for durability and operability. It is the physical floor the
+// ratios are taken against, not a competitor.
+
+// Errors returned by the floor.
+var (
+	errFloorNotFound  = errors.New("floor: not found")
+	errFloorForbidden = errors.New("floor: forbidden")
+	errFloorExists    = errors.New("floor: already exists")
+)
+
+// Floor is the hand-written catalog: write model plus product view.
+type Floor struct {
+	now func() time.Time
+
+	mu       sync.Mutex // guards the write model
+	sellers  map[string]catalog.Seller
+	products map[string]catalog.Product
+	reviews  map[string]catalog.Review
+	shipping map[string][]catalog.ShippingOption
+	prices   map[string][]catalog.PricePoint // price_history, oldest first
+
+	View *FloorView
+}
+
+// NewFloor returns an empty floor catalog whose rows are stamped by now.
+func NewFloor(now func() time.Time) *Floor {
+	return &Floor{
+		now:      now,
+		sellers:  make(map[string]catalog.Seller),
+		products: make(map[string]catalog.Product),
+		reviews:  make(map[string]catalog.Review),
+		shipping: make(map[string][]catalog.ShippingOption),
+		prices:   make(map[string][]catalog.PricePoint),
+		View:     NewFloorView(),
+	}
+}
+
+// Floor events: what the write side hands the view. Watermill's baseline
+// publishes the same structs through its event bus.
+
+// FloorSellerRegistered is a seller that joined.
+type FloorSellerRegistered struct {
+	SellerID, Name string
+	Rating         float64
+}
+
+// FloorSellerChanged is a seller renamed or re-rated.
+type FloorSellerChanged struct {
+	SellerID, Name string
+	Rating         float64
+}
+
+// FloorProductListed is a product put on sale.
+type FloorProductListed struct {
+	ProductID, SellerID, Title, Description string
+	PriceCents                              int64
+	Stock                                   int
+	At                                      time.Time
+}
+
+// FloorPriceChanged is a price change.
+type FloorPriceChanged struct {
+	ProductID string
+	NewCents  int64
+	At        time.Time
+}
+
+// FloorStockChanged is a stock change.
+type FloorStockChanged struct {
+	ProductID string
+	Stock     int
+	At        time.Time
+}
+
+// FloorDetailsChanged is a title/description change.
+type FloorDetailsChanged struct {
+	ProductID, Title, Description string
+	At                            time.Time
+}
+
+// FloorReviewSubmitted is a new review.
+type FloorReviewSubmitted struct {
+	ReviewID, ProductID, Author string
+	Rating                      int
+	Text                        string
+	At                          time.Time
+}
+
+// FloorShippingSet replaces a product's shipping options.
+type FloorShippingSet struct {
+	ProductID string
+	Options   []catalog.ShippingOption
+	At        time.Time
+}
+
+// Dispatch applies any catalog command (used for seeding; benchmarks call
+// the typed methods).
+func (f *Floor) Dispatch(cmd any) error {
+	switch c := cmd.(type) {
+	case catalog.RegisterSeller:
+		return f.RegisterSeller(c)
+	case catalog.RenameSeller:
+		return f.RenameSeller(c)
+	case catalog.RateSeller:
+		return f.RateSeller(c)
+	case catalog.ListProduct:
+		return f.ListProduct(c)
+	case catalog.UpdatePrice:
+		return f.UpdatePrice(c)
+	case catalog.UpdateStock:
+		return f.UpdateStock(c)
+	case catalog.UpdateDetails:
+		return f.UpdateDetails(c)
+	case catalog.SubmitReview:
+		return f.SubmitReview(c)
+	case catalog.SetShipping:
+		return f.SetShipping(c)
+	}
+	return errors.New("floor: unknown command")
+}
+
+// RegisterSeller handles catalog.RegisterSeller.
+func (f *Floor) RegisterSeller(c catalog.RegisterSeller) error {
+	if err := c.Validate(); err != nil {
+		return err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if _, dup := f.sellers[c.SellerID]; dup {
+		return errFloorExists
+	}
+	f.sellers[c.SellerID] = catalog.Seller{ID: c.SellerID, Name: c.Name, Rating: c.Rating}
+	f.View.SellerRegistered(FloorSellerRegistered{SellerID: c.SellerID, Name: c.Name, Rating: c.Rating})
+	return nil
+}
+
+// RenameSeller handles catalog.RenameSeller.
+func (f *Floor) RenameSeller(c catalog.RenameSeller) error {
+	if err := c.Validate(); err != nil {
+		return err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	s, ok := f.sellers[c.SellerID]
+	if !ok {
+		return errFloorNotFound
+	}
+	if s.Name == c.Name {
+		return nil
+	}
+	s.Name = c.Name
+	f.sellers[c.SellerID] = s
+	f.View.SellerChanged(FloorSellerChanged{SellerID: s.ID, Name: s.Name, Rating: s.Rating})
+	return nil
+}
+
+// RateSeller handles catalog.RateSeller.
+func (f *Floor) RateSeller(c catalog.RateSeller) error {
+	if err := c.Validate(); err != nil {
+		return err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	s, ok := f.sellers[c.SellerID]
+	if !ok {
+		return errFloorNotFound
+	}
+	s.Rating = c.Rating
+	f.sellers[c.SellerID] = s
+	f.View.SellerChanged(FloorSellerChanged{SellerID: s.ID, Name: s.Name, Rating: s.Rating})
+	return nil
+}
+
+// ListProduct handles catalog.ListProduct.
+func (f *Floor) ListProduct(c catalog.ListProduct) error {
+	if err := c.Validate(); err != nil {
+		return err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if _, ok := f.sellers[c.SellerID]; !ok {
+		return errFloorNotFound
+	}
+	if _, dup := f.products[c.ProductID]; dup {
+		return errFloorExists
+	}
+	f.products[c.ProductID] = catalog.Product{ID: c.ProductID, SellerID: c.SellerID, Title: c.Title, Description: c.Description, PriceCents: c.PriceCents, Stock: c.Stock}
+	at := f.now()
+	f.prices[c.ProductID] = append(f.prices[c.ProductID], catalog.PricePoint{At: at, Cents: c.PriceCents})
+	f.View.ProductListed(FloorProductListed{
+		ProductID: c.ProductID, SellerID: c.SellerID, Title: c.Title, Description: c.Description,
+		PriceCents: c.PriceCents, Stock: c.Stock, At: at,
+	})
+	return nil
+}
+
+// owned returns the product if it exists and seller owns it. f.mu is held.
+func (f *Floor) owned(id, seller string) (catalog.Product, error) {
+	p, ok := f.products[id]
+	if !ok {
+		return p, errFloorNotFound
+	}
+	if p.SellerID != seller {
+		return p, errFloorForbidden
+	}
+	return p, nil
+}
+
+// UpdatePrice handles catalog.UpdatePrice.
+func (f *Floor) UpdatePrice(c catalog.UpdatePrice) error {
+	if err := c.Validate(); err != nil {
+		return err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	e, changed, err := f.updatePriceLocked(c)
+	if changed {
+		f.View.PriceChanged(e)
+	}
+	return err
+}
+
+// updatePriceLocked is the write-model half of UpdatePrice. f.mu is held.
+func (f *Floor) updatePriceLocked(c catalog.UpdatePrice) (FloorPriceChanged, bool, error) {
+	p, err := f.owned(c.ProductID, c.SellerID)
+	if err != nil || p.PriceCents == c.PriceCents {
+		return FloorPriceChanged{}, false, err
+	}
+	p.PriceCents = c.PriceCents
+	f.products[c.ProductID] = p
+	at := f.now()
+	f.prices[c.ProductID] = append(f.prices[c.ProductID], catalog.PricePoint{At: at, Cents: c.PriceCents})
+	return FloorPriceChanged{ProductID: c.ProductID, NewCents: c.PriceCents, At: at}, true, nil
+}
+
+// UpdateStock handles catalog.UpdateStock.
+func (f *Floor) UpdateStock(c catalog.UpdateStock) error {
+	if err := c.Validate(); err != nil {
+		return err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	p, err := f.owned(c.ProductID, c.SellerID)
+	if err != nil || p.Stock == c.Stock {
+		return err
+	}
+	p.Stock = c.Stock
+	f.products[c.ProductID] = p
+	f.View.StockChanged(FloorStockChanged{ProductID: c.ProductID, Stock: c.Stock, At: f.now()})
+	return nil
+}
+
+// UpdateDetails handles catalog.UpdateDetails.
+func (f *Floor) UpdateDetails(c catalog.UpdateDetails) error {
+	if err := c.Validate(); err != nil {
+		return err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	p, err := f.owned(c.ProductID, c.SellerID)
+	if err != nil {
+		return err
+	}
+	p.Title, p.Description = c.Title, c.Description
+	f.products[c.ProductID] = p
+	f.View.DetailsChanged(FloorDetailsChanged{ProductID: c.ProductID, Title: c.Title, Description: c.Description, At: f.now()})
+	return nil
+}
+
+// SubmitReview handles catalog.SubmitReview.
+func (f *Floor) SubmitReview(c catalog.SubmitReview) error {
+	if err := c.Validate(); err != nil {
+		return err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	e, err := f.submitReviewLocked(c)
+	if err == nil {
+		f.View.ReviewSubmitted(e)
+	}
+	return err
+}
+
+// submitReviewLocked is the write-model half of SubmitReview. f.mu is held.
+func (f *Floor) submitReviewLocked(c catalog.SubmitReview) (FloorReviewSubmitted, error) {
+	if _, ok := f.products[c.ProductID]; !ok {
+		return FloorReviewSubmitted{}, errFloorNotFound
+	}
+	if _, dup := f.reviews[c.ReviewID]; dup {
+		return FloorReviewSubmitted{}, errFloorExists
+	}
+	f.reviews[c.ReviewID] = catalog.Review{ID: c.ReviewID, ProductID: c.ProductID, Author: c.Author, Rating: c.Rating, Text: c.Text}
+	return FloorReviewSubmitted{ReviewID: c.ReviewID, ProductID: c.ProductID, Author: c.Author, Rating: c.Rating, Text: c.Text, At: f.now()}, nil
+}
+
+// SetShipping handles catalog.SetShipping.
+func (f *Floor) SetShipping(c catalog.SetShipping) error {
+	if err := c.Validate(); err != nil {
+		return err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if _, err := f.owned(c.ProductID, c.SellerID); err != nil {
+		return err
+	}
+	opts := append([]catalog.ShippingOption(nil), c.Options...)
+	f.shipping[c.ProductID] = opts
+	f.View.ShippingSet(FloorShippingSet{ProductID: c.ProductID, Options: opts, At: f.now()})
+	return nil
+}
+
+// FloorProduct is the floor's product view: the same information as
+// catalog.ProductView.
+type FloorProduct struct {
+	ID, Title, Description string
+	PriceCents             int64
+	Stock                  int
+	InStock                bool
+	RatingSum, RatingCount int64
+	// Recent holds the last catalog.RecentReviews reviews, newest first.
+	// The slice is replaced, never written, once a reader may hold it.
+	Recent               []catalog.ReviewSummary
+	SellerID, SellerName string
+	SellerRating         float64
+	Shipping             []catalog.ShippingOption
+	History              []catalog.PricePoint // append-only window, oldest first
+	PriceDropped         bool
+	PreviousPriceCents   int64
+	Version              uint64
+	UpdatedAt            time.Time
+}
+
+// AverageRating is the mean rating rounded to one decimal, halves up.
+func (p *FloorProduct) AverageRating() float64 {
+	if p.RatingCount == 0 {
+		return 0
+	}
+	return float64((20*p.RatingSum+p.RatingCount)/(2*p.RatingCount)) / 10
+}
+
+// Mean is the unrounded mean rating.
+func (p *FloorProduct) Mean() float64 {
+	if p.RatingCount == 0 {
+		return 0
+	}
+	return float64(p.RatingSum) / float64(p.RatingCount)
+}
+
+// PriceDaysAgo returns the price in effect days before now.
+func (p *FloorProduct) PriceDaysAgo(now time.Time, days int) (int64, bool) {
+	t := now.Add(-time.Duration(days) * 24 * time.Hour)
+	for i := len(p.History) - 1; i >= 0; i-- {
+		if !p.History[i].At.After(t) {
+			return p.History[i].Cents, true
+		}
+	}
+	return 0, false
+}
+
+// FloorView is the floor's read side: product views in a map under a
+// sync.RWMutex. Writers update a view in place; readers copy it out under
+// the read lock. Slices inside a view are never written once published
+// (Recent and Shipping are replaced, History only grows past the length any
+// reader has seen), so a copy stays valid after RUnlock.
+type FloorView struct {
+	mu       sync.RWMutex
+	products map[string]*FloorProduct
+	sellers  map[string]FloorSellerRegistered
+	bySeller map[string][]string
+}
+
+// NewFloorView returns an empty view.
+func NewFloorView() *FloorView {
+	return &FloorView{
+		products: make(map[string]*FloorProduct),
+		sellers:  make(map[string]FloorSellerRegistered),
+		bySeller: make(map[string][]string),
+	}
+}
+
+// Product returns a copy of the product view. It does not allocate.
+func (v *FloorView) Product(id string) (FloorProduct, bool) {
+	v.mu.RLock()
+	p := v.products[id]
+	if p == nil {
+		v.mu.RUnlock()
+		return FloorProduct{}, false
+	}
+	out := *p
+	v.mu.RUnlock()
+	return out, true
+}
+
+// Len returns the number of product views.
+func (v *FloorView) Len() int {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	return len(v.products)
+}
+
+// SellerRegistered applies the event.
+func (v *FloorView) SellerRegistered(e FloorSellerRegistered) {
+	v.mu.Lock()
+	v.sellers[e.SellerID] = e
+	v.mu.Unlock()
+}
+
+// SellerChanged applies a rename or re-rating to the seller and every
+// product view of the seller.
+func (v *FloorView) SellerChanged(e FloorSellerChanged) {
+	v.mu.Lock()
+	v.sellers[e.SellerID] = FloorSellerRegistered(e)
+	for _, id := range v.bySeller[e.SellerID] {
+		if p := v.products[id]; p != nil {
+			p.SellerName, p.SellerRating = e.Name, e.Rating
+		}
+	}
+	v.mu.Unlock()
+}
+
+// ProductListed applies the event.
+func (v *FloorView) ProductListed(e FloorProductListed) {
+	v.mu.Lock()
+	s := v.sellers[e.SellerID]
+	v.products[e.ProductID] = &FloorProduct{
+		ID: e.ProductID, Title: e.Title, Description: e.Description,
+		PriceCents: e.PriceCents, Stock: e.Stock, InStock: e.Stock > 0,
+		SellerID: e.SellerID, SellerName: s.Name, SellerRating: s.Rating,
+		History: []catalog.PricePoint{{At: e.At, Cents: e.PriceCents}},
+		Version: 1, UpdatedAt: e.At,
+	}
+	v.bySeller[e.SellerID] = append(v.bySeller[e.SellerID], e.ProductID)
+	v.mu.Unlock()
+}
+
+// historyWindow and maxHistory mirror the catalog's product view.
+const (
+	historyWindow = 90 * 24 * time.Hour
+	maxHistory    = 64
+)
+
+// PriceChanged applies the event.
+func (v *FloorView) PriceChanged(e FloorPriceChanged) {
+	v.mu.Lock()
+	if p := v.products[e.ProductID]; p != nil {
+		p.PreviousPriceCents = p.PriceCents
+		p.PriceDropped = e.NewCents < p.PriceCents
+		p.PriceCents = e.NewCents
+		h := p.History
+		cut := e.At.Add(-historyWindow)
+		start := 0
+		for i := len(h) - 1; i >= 0; i-- {
+			if !h[i].At.After(cut) {
+				start = i
+				break
+			}
+		}
+		if n := len(h) - start + 1; n > maxHistory {
+			start += n - maxHistory
+		}
+		// Appending writes only past len(h): readers holding h never see it.
+		p.History = append(h[start:], catalog.PricePoint{At: e.At, Cents: e.NewCents})
+		p.Version++
+		p.UpdatedAt = e.At
+	}
+	v.mu.Unlock()
+}
+
+// StockChanged applies the event.
+func (v *FloorView) StockChanged(e FloorStockChanged) {
+	v.mu.Lock()
+	if p := v.products[e.ProductID]; p != nil {
+		p.Stock, p.InStock = e.Stock, e.Stock > 0
+		p.Version++
+		p.UpdatedAt = e.At
+	}
+	v.mu.Unlock()
+}
+
+// DetailsChanged applies the event.
+func (v *FloorView) DetailsChanged(e FloorDetailsChanged) {
+	v.mu.Lock()
+	if p := v.products[e.ProductID]; p != nil {
+		p.Title, p.Description = e.Title, e.Description
+		p.Version++
+		p.UpdatedAt = e.At
+	}
+	v.mu.Unlock()
+}
+
+// ReviewSubmitted applies the event.
+func (v *FloorView) ReviewSubmitted(e FloorReviewSubmitted) {
+	v.mu.Lock()
+	if p := v.products[e.ProductID]; p != nil {
+		p.RatingSum += int64(e.Rating)
+		p.RatingCount++
+		recent := make([]catalog.ReviewSummary, min(len(p.Recent)+1, catalog.RecentReviews))
+		recent[0] = catalog.ReviewSummary{ReviewID: e.ReviewID, Author: e.Author, Rating: e.Rating, Text: e.Text, At: e.At}
+		copy(recent[1:], p.Recent)
+		p.Recent = recent
+		p.Version++
+		p.UpdatedAt = e.At
+	}
+	v.mu.Unlock()
+}
+
+// ShippingSet applies the event; the view keeps e.Options, which the
+// write side does not modify.
+func (v *FloorView) ShippingSet(e FloorShippingSet) {
+	v.mu.Lock()
+	if p := v.products[e.ProductID]; p != nil {
+		p.Shipping = e.Options
+		p.Version++
+		p.UpdatedAt = e.At
+	}
+	v.mu.Unlock()
+}
+
+// betterRated orders by mean rating descending, then ID ascending, like
+// catalog.Views.TopRated.
+func betterRated(a, b catalog.Rated) int {
+	if c := cmp.Compare(b.Score, a.Score); c != 0 {
+		return c
+	}
+	return cmp.Compare(a.Key, b.Key)
+}
+
+// TopRatedScan is the baseline top-rated query: one pass over every
+// product, keeping the best n in a small sorted buffer (O(N), no sort of
+// the whole catalog). It appends to dst[:0].
+func (v *FloorView) TopRatedScan(n int, dst []catalog.Rated) []catalog.Rated {
+	dst = dst[:0]
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	for id, p := range v.products {
+		if p.RatingCount < catalog.TopRatedMinReviews {
+			continue
+		}
+		r := catalog.Rated{Key: id, Score: p.Mean()}
+		if len(dst) == n && betterRated(r, dst[n-1]) >= 0 {
+			continue
+		}
+		i, _ := slices.BinarySearchFunc(dst, r, betterRated)
+		if len(dst) < n {
+			dst = append(dst, catalog.Rated{})
+		}
+		copy(dst[i+1:], dst[i:len(dst)-1])
+		dst[i] = r
+	}
+	return dst
+}
+
+// TopRatedSort is the naive baseline: collect every ranked product into
+// scratch and sort it. It returns the best n (a prefix of scratch).
+func (v *FloorView) TopRatedSort(n int, scratch []catalog.Rated) []catalog.Rated {
+	scratch = scratch[:0]
+	v.mu.RLock()
+	for id, p := range v.products {
+		if p.RatingCount >= catalog.TopRatedMinReviews {
+			scratch = append(scratch, catalog.Rated{Key: id, Score: p.Mean()})
+		}
+	}
+	v.mu.RUnlock()
+	slices.SortFunc(scratch, betterRated)
+	return scratch[:min(n, len(scratch))]
+}
+
+// InStockScan is the baseline in-stock page: one pass over every product,
+// keeping the limit smallest in-stock IDs after the cursor. It appends to
+// dst[:0].
+func (v *FloorView) InStockScan(after string, limit int, dst []string) []string {
+	dst = dst[:0]
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	for id, p := range v.products {
+		if !p.InStock || (after != "" && id <= after) {
+			continue
+		}
+		if len(dst) == limit && id >= dst[limit-1] {
+			continue
+		}
+		i, _ := slices.BinarySearch(dst, id)
+		if len(dst) < limit {
+			dst = append(dst, "")
+		}
+		copy(dst[i+1:], dst[i:len(dst)-1])
+		dst[i] = id
+	}
+	return dst
+}

@@ -330,3 +330,53 @@ func TestIndexKeysDoesNotAllocate(t *testing.T) {
 		t.Fatalf("Keys returned %d keys", len(buf))
 	}
 }
+
+// String keys take the key-prefix shortcut in comparisons; keys that share
+// long prefixes, differ only past 8 bytes, or hold zero bytes must still
+// order exactly like the strings.
+func TestRankingStringKeysAgainstReference(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 7))
+	alphabet := []string{"", "\x00", "a", "ab", "abcdefgh", "abcdefghi", "abcdefgh\x00", "b", "product-", "product-0", "product-00"}
+	key := func() string {
+		return alphabet[rng.IntN(len(alphabet))] + alphabet[rng.IntN(len(alphabet))]
+	}
+	r := readmodel.NewRanking[string]()
+	ref := map[string]float64{}
+	for step := range 5000 {
+		k := key()
+		if rng.IntN(5) == 0 {
+			r.Remove(k)
+			delete(ref, k)
+		} else {
+			s := float64(rng.IntN(6)) // many ties, so keys decide
+			if rng.IntN(50) == 0 {
+				s = math.NaN()
+			}
+			r.Set(k, s)
+			ref[k] = s
+		}
+		if step%25 == 0 {
+			want := make([]readmodel.Ranked[string], 0, len(ref))
+			for k, s := range ref {
+				want = append(want, readmodel.Ranked[string]{Key: k, Score: s})
+			}
+			slices.SortFunc(want, func(a, b readmodel.Ranked[string]) int {
+				if c := cmp.Compare(b.Score, a.Score); c != 0 {
+					return c
+				}
+				return cmp.Compare(a.Key, b.Key)
+			})
+			got := slices.Collect(r.All())
+			if len(got) != len(want) {
+				t.Fatalf("step %d: %d entries, want %d", step, len(got), len(want))
+			}
+			for i := range got {
+				if got[i].Key != want[i].Key || !sameFloat(got[i].Score, want[i].Score) {
+					t.Fatalf("step %d: entry %d = %q %v, want %q %v", step, i, got[i].Key, got[i].Score, want[i].Key, want[i].Score)
+				}
+			}
+		}
+	}
+}
+
+func sameFloat(a, b float64) bool { return a == b || (math.IsNaN(a) && math.IsNaN(b)) }

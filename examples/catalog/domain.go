@@ -41,6 +41,13 @@ type PriceKey struct {
 	Seq       int
 }
 
+// PriceRow is a row of the price_history table. The time a price took
+// effect is its event's commit time, which the store assigns, so the row
+// keeps the order (PriceKey.Seq) and the amount.
+type PriceRow struct {
+	Cents int64
+}
+
 // Domain is the catalog's write model: normalized tables and the command
 // handlers that validate against them. It knows nothing about read models.
 type Domain struct {
@@ -48,7 +55,7 @@ type Domain struct {
 	Products *store.Table[string, Product]
 	Reviews  *store.Table[string, Review]
 	Shipping *store.Table[string, []ShippingOption]
-	Prices   *store.Table[PriceKey, PricePoint]
+	Prices   *store.Table[PriceKey, PriceRow]
 }
 
 // NewDomain declares the catalog's tables in st.
@@ -58,7 +65,7 @@ func NewDomain(st store.Store) *Domain {
 		Products: store.NewTable[string, Product](st, "products"),
 		Reviews:  store.NewTable[string, Review](st, "reviews"),
 		Shipping: store.NewTable[string, []ShippingOption](st, "shipping_options"),
-		Prices:   store.NewTable[PriceKey, PricePoint](st, "price_history"),
+		Prices:   store.NewTable[PriceKey, PriceRow](st, "price_history"),
 	}
 }
 
@@ -149,7 +156,7 @@ func (d *Domain) listProduct(_ context.Context, tx store.Tx, c ListProduct) erro
 		}
 		return err
 	}
-	if err := d.Prices.Insert(tx, PriceKey{ProductID: c.ProductID, Seq: 1}, PricePoint{Cents: c.PriceCents}); err != nil {
+	if err := d.Prices.Insert(tx, PriceKey{ProductID: c.ProductID, Seq: 1}, PriceRow{Cents: c.PriceCents}); err != nil {
 		return err
 	}
 	tx.Record(productStream(c.ProductID), ProductListed{
@@ -173,8 +180,7 @@ func (d *Domain) updatePrice(_ context.Context, tx store.Tx, c UpdatePrice) erro
 	if _, err := d.Products.PutIf(tx, c.ProductID, p, ver); err != nil {
 		return err
 	}
-	// The commit time is the store's; the row keeps the order of changes.
-	if err := d.Prices.Insert(tx, PriceKey{ProductID: c.ProductID, Seq: p.PriceSeq}, PricePoint{Cents: c.PriceCents}); err != nil {
+	if err := d.Prices.Insert(tx, PriceKey{ProductID: c.ProductID, Seq: p.PriceSeq}, PriceRow{Cents: c.PriceCents}); err != nil {
 		return err
 	}
 	tx.Record(productStream(c.ProductID), PriceChanged{ProductID: c.ProductID, OldCents: old, NewCents: c.PriceCents})

@@ -20,7 +20,11 @@
 // # Concurrency
 //
 // A Bus is safe for concurrent use. Handlers run concurrently as far as the
-// store allows (store.Memory runs one unit of work at a time).
+// store allows (store.Memory runs one unit of work at a time). A handler must
+// not dispatch another command on the same store from inside its unit of
+// work: on store.Memory that waits for itself, and on any store it would
+// split one decision over two transactions. Record an event instead and let
+// a subscriber dispatch the follow-up after the commit.
 //
 // # Errors
 //

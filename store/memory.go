@@ -123,7 +123,9 @@ func (t *memTx) join(p participant, in *bool) {
 	}
 }
 
-// Update implements Store. See Store.Update for the contract.
+// Update implements Store. See Store.Update for the contract. fn runs under
+// the store's writer lock, so it must not call Update on the same store
+// (directly or by dispatching a command): that would wait for itself.
 func (m *Memory) Update(ctx context.Context, fn func(tx Tx) error) (event.Position, error) {
 	if err := ctx.Err(); err != nil {
 		return 0, err

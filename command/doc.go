@@ -24,7 +24,9 @@
 // not dispatch another command on the same store from inside its unit of
 // work: on store.Memory that waits for itself, and on any store it would
 // split one decision over two transactions. Record an event instead and let
-// a subscriber dispatch the follow-up after the commit.
+// an async projector (projection.AsAsync: a process manager) dispatch the
+// follow-up; an inline one must not, because it runs inside the first
+// dispatch's post-commit work.
 //
 // # Errors
 //

@@ -345,3 +345,32 @@ func TestBusDeliversInCommitOrderWithMetadata(t *testing.T) {
 		}
 	}
 }
+
+// A process manager reacts to events with commands. It runs as an async
+// projector, so its dispatches do not wait on the delivery they are part of.
+func TestProcessManagerDispatchesFromAsyncProjector(t *testing.T) {
+	st, app := open(t, catalog.Config{})
+	ctx := context.Background()
+	var pm event.Router
+	event.On(&pm, func(ctx context.Context, _ event.Record, e catalog.SellerRegistered) error {
+		if e.Rating == 0 { // new sellers start at 3 stars
+			_, err := app.Dispatch(ctx, catalog.RateSeller{SellerID: e.SellerID, Rating: 3})
+			return err
+		}
+		return nil
+	})
+	runner := projection.NewRunner(st)
+	require.NoError(t, runner.Add(projection.Named("onboarding", &pm), projection.AsAsync()))
+	require.NoError(t, runner.Start(ctx))
+	defer runner.Close()
+
+	res := mustDispatch(t, app, catalog.RegisterSeller{SellerID: "s1", Name: "New"})
+	wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	require.NoError(t, runner.WaitFor(wctx, "onboarding", res.Position))
+	head, _ := st.Head(ctx)
+	require.NoError(t, app.WaitFor(wctx, command.Result{Position: head}))
+	s, ok := app.Views.Seller("s1")
+	require.True(t, ok)
+	assert.Equal(t, 3.0, s.Rating)
+}

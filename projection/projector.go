@@ -39,6 +39,18 @@ type Rebuilder interface {
 	Shadow(ctx context.Context) (shadow event.Handler, swap func(), err error)
 }
 
+// ShadowFlusher is an optional capability of the shadow handler a Rebuilder
+// returns. A shadow is private until the swap, so it may defer work that
+// only queries need (for example, maintain a ranking once per key at the
+// end instead of once per event). Rebuild calls Flush after the bulk
+// replay, outside the pause of live delivery, and again just before the
+// swap, when only the tail replayed during the pause can be pending; after
+// the first Flush the shadow should apply events fully, so that the second
+// one is cheap.
+type ShadowFlusher interface {
+	Flush(ctx context.Context) error
+}
+
 // SelfCheckpointer is an optional Projector capability for projectors whose
 // read model stores the checkpoint atomically with each view update (in the
 // same SQL transaction, or a Redis MULTI). Handle must persist rec.Position

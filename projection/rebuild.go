@@ -66,11 +66,22 @@ func (r *Runner) rebuild(ctx context.Context, pj *proj) error {
 	if spos, err = r.replay(ctx, pj, shadow, spos, buf, &parked); err != nil {
 		return err
 	}
+	flusher, _ := shadow.(ShadowFlusher)
+	if flusher != nil {
+		if err := flusher.Flush(ctx); err != nil {
+			return fmt.Errorf("projection: %s: flush shadow: %w", pj.name, err)
+		}
+	}
 	// Phase 2: pause live delivery, finish the tail, swap.
 	pj.mu.Lock()
 	defer pj.mu.Unlock()
 	if spos, err = r.replay(ctx, pj, shadow, spos, buf, &parked); err != nil {
 		return err
+	}
+	if flusher != nil {
+		if err := flusher.Flush(ctx); err != nil {
+			return fmt.Errorf("projection: %s: flush shadow: %w", pj.name, err)
+		}
 	}
 	if live := event.Position(pj.pos.Load()); live > spos {
 		// Cannot happen with a log whose head only moves forward; refuse

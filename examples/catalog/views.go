@@ -110,6 +110,14 @@ type viewSet struct {
 	topRated *readmodel.Ranking[string]
 	inStock  *readmodel.SortedSet[string]
 	router   event.Router
+
+	// bulk is set while a rebuild replays the log into this (still
+	// private) set: the ranking and the in-stock set, which only queries
+	// read, then record each product's final state once in pending instead
+	// of being updated per event, and Flush applies it.
+	bulk         bool
+	pendingRank  map[string]float64
+	pendingStock map[string]bool
 }
 
 func newViewSet() *viewSet {
@@ -164,10 +172,41 @@ func (v *Views) Handle(ctx context.Context, rec event.Record) error {
 	return v.cur.Load().router.Handle(ctx, rec)
 }
 
-// Shadow implements projection.Rebuilder.
+// Shadow implements projection.Rebuilder. The shadow defers the ranking
+// and in-stock indexes until Flush (projection.ShadowFlusher), which makes a
+// rebuild update them once per product rather than once per event.
 func (v *Views) Shadow(context.Context) (event.Handler, func(), error) {
 	vs := newViewSet()
-	return &vs.router, func() { v.cur.Store(vs) }, nil
+	vs.bulk = true
+	vs.pendingRank = make(map[string]float64)
+	vs.pendingStock = make(map[string]bool)
+	return shadowSet{vs}, func() { v.cur.Store(vs) }, nil
+}
+
+// shadowSet is the handler of a view set being rebuilt.
+type shadowSet struct{ vs *viewSet }
+
+var _ projection.ShadowFlusher = shadowSet{}
+
+func (s shadowSet) Handle(ctx context.Context, rec event.Record) error {
+	return s.vs.router.Handle(ctx, rec)
+}
+
+// Flush applies the deferred index updates and ends bulk mode.
+func (s shadowSet) Flush(context.Context) error {
+	vs := s.vs
+	for id, score := range vs.pendingRank {
+		vs.topRated.Set(id, score)
+	}
+	for id, in := range vs.pendingStock {
+		if in {
+			vs.inStock.Add(id)
+		} else {
+			vs.inStock.Remove(id)
+		}
+	}
+	vs.bulk, vs.pendingRank, vs.pendingStock = false, nil, nil
+	return nil
 }
 
 // Product returns the product view.
@@ -308,6 +347,10 @@ func (vs *viewSet) index(p ProductView) {
 }
 
 func (vs *viewSet) indexStock(p ProductView) {
+	if vs.bulk {
+		vs.pendingStock[p.ID] = p.InStock
+		return
+	}
 	if p.InStock {
 		vs.inStock.Add(p.ID)
 	} else {
@@ -316,6 +359,10 @@ func (vs *viewSet) indexStock(p ProductView) {
 }
 
 func (vs *viewSet) indexRating(p ProductView) {
+	if p.ReviewCount() >= TopRatedMinReviews && vs.bulk {
+		vs.pendingRank[p.ID] = p.Ratings.Mean()
+		return
+	}
 	if p.ReviewCount() >= TopRatedMinReviews {
 		vs.topRated.Set(p.ID, p.Ratings.Mean())
 	}

@@ -60,7 +60,6 @@ func (t *Table[K, V]) Name() string { return t.name }
 // Get returns the row and its version (>= 1), or a *NotFoundError.
 func (t *Table[K, V]) Get(tx Tx, key K) (V, uint64, error) {
 	if mt := t.memTx(tx); mt != nil {
-		mt.check()
 		r, ok := t.mem.rows[key]
 		if !ok {
 			var zero V

@@ -4,6 +4,7 @@ import (
 	"context"
 
 	"github.com/cqrskit/cqrs/command"
+	"github.com/cqrskit/cqrs/event"
 	"github.com/cqrskit/cqrs/store"
 )
 
@@ -117,32 +118,39 @@ func (d *Domain) registerSeller(_ context.Context, tx store.Tx, c RegisterSeller
 }
 
 func (d *Domain) renameSeller(_ context.Context, tx store.Tx, c RenameSeller) error {
-	s, ver, err := d.seller(tx, c.SellerID)
+	return d.changeSeller(tx, c.SellerID, func(s Seller) (Seller, event.Event) {
+		if s.Name == c.Name {
+			return s, nil // nothing changed, nothing to record
+		}
+		s.Name = c.Name
+		return s, SellerRenamed{SellerID: c.SellerID, Name: c.Name}
+	})
+}
+
+// changeSeller passes a seller row to fn, then writes the row fn returns and
+// records its event; a nil event means nothing changed, and nothing is
+// written. (Rows go by value so that they stay on the stack.)
+func (d *Domain) changeSeller(tx store.Tx, id string, fn func(Seller) (Seller, event.Event)) error {
+	s, ver, err := d.seller(tx, id)
 	if err != nil {
 		return err
 	}
-	if s.Name == c.Name {
-		return nil // nothing changed, nothing to record
+	s, e := fn(s)
+	if e == nil {
+		return nil
 	}
-	s.Name = c.Name
-	if _, err := d.Sellers.PutIf(tx, c.SellerID, s, ver); err != nil {
+	if _, err := d.Sellers.PutIf(tx, id, s, ver); err != nil {
 		return err
 	}
-	tx.Record(sellerStream(c.SellerID), SellerRenamed{SellerID: c.SellerID, Name: c.Name})
+	tx.Record(sellerStream(id), e)
 	return nil
 }
 
 func (d *Domain) rateSeller(_ context.Context, tx store.Tx, c RateSeller) error {
-	s, ver, err := d.seller(tx, c.SellerID)
-	if err != nil {
-		return err
-	}
-	s.Rating = c.Rating
-	if _, err := d.Sellers.PutIf(tx, c.SellerID, s, ver); err != nil {
-		return err
-	}
-	tx.Record(sellerStream(c.SellerID), SellerRated{SellerID: c.SellerID, Rating: c.Rating})
-	return nil
+	return d.changeSeller(tx, c.SellerID, func(s Seller) (Seller, event.Event) {
+		s.Rating = c.Rating
+		return s, SellerRated{SellerID: c.SellerID, Rating: c.Rating}
+	})
 }
 
 func (d *Domain) listProduct(_ context.Context, tx store.Tx, c ListProduct) error {
@@ -167,53 +175,54 @@ func (d *Domain) listProduct(_ context.Context, tx store.Tx, c ListProduct) erro
 }
 
 func (d *Domain) updatePrice(_ context.Context, tx store.Tx, c UpdatePrice) error {
-	p, ver, err := d.ownedProduct(tx, c.ProductID, c.SellerID)
+	return d.changeProduct(tx, c.ProductID, c.SellerID, func(p Product) (Product, event.Event, error) {
+		if p.PriceCents == c.PriceCents {
+			return p, nil, nil
+		}
+		old := p.PriceCents
+		p.PriceCents = c.PriceCents
+		p.PriceSeq++
+		if err := d.Prices.Insert(tx, PriceKey{ProductID: c.ProductID, Seq: p.PriceSeq}, PriceRow{Cents: c.PriceCents}); err != nil {
+			return p, nil, err
+		}
+		return p, PriceChanged{ProductID: c.ProductID, OldCents: old, NewCents: c.PriceCents}, nil
+	})
+}
+
+// changeProduct loads a product the seller owns, passes it to fn and, when
+// fn returns an event, writes the row fn returns (optimistically, at the
+// version read) and records the event. A nil event means nothing changed.
+func (d *Domain) changeProduct(tx store.Tx, id, seller string, fn func(Product) (Product, event.Event, error)) error {
+	p, ver, err := d.ownedProduct(tx, id, seller)
 	if err != nil {
 		return err
 	}
-	if p.PriceCents == c.PriceCents {
-		return nil
-	}
-	old := p.PriceCents
-	p.PriceCents = c.PriceCents
-	p.PriceSeq++
-	if _, err := d.Products.PutIf(tx, c.ProductID, p, ver); err != nil {
+	p, e, err := fn(p)
+	if err != nil || e == nil {
 		return err
 	}
-	if err := d.Prices.Insert(tx, PriceKey{ProductID: c.ProductID, Seq: p.PriceSeq}, PriceRow{Cents: c.PriceCents}); err != nil {
+	if _, err := d.Products.PutIf(tx, id, p, ver); err != nil {
 		return err
 	}
-	tx.Record(productStream(c.ProductID), PriceChanged{ProductID: c.ProductID, OldCents: old, NewCents: c.PriceCents})
+	tx.Record(productStream(id), e)
 	return nil
 }
 
 func (d *Domain) updateStock(_ context.Context, tx store.Tx, c UpdateStock) error {
-	p, ver, err := d.ownedProduct(tx, c.ProductID, c.SellerID)
-	if err != nil {
-		return err
-	}
-	if p.Stock == c.Stock {
-		return nil
-	}
-	p.Stock = c.Stock
-	if _, err := d.Products.PutIf(tx, c.ProductID, p, ver); err != nil {
-		return err
-	}
-	tx.Record(productStream(c.ProductID), StockChanged{ProductID: c.ProductID, Stock: c.Stock})
-	return nil
+	return d.changeProduct(tx, c.ProductID, c.SellerID, func(p Product) (Product, event.Event, error) {
+		if p.Stock == c.Stock {
+			return p, nil, nil
+		}
+		p.Stock = c.Stock
+		return p, StockChanged{ProductID: c.ProductID, Stock: c.Stock}, nil
+	})
 }
 
 func (d *Domain) updateDetails(_ context.Context, tx store.Tx, c UpdateDetails) error {
-	p, ver, err := d.ownedProduct(tx, c.ProductID, c.SellerID)
-	if err != nil {
-		return err
-	}
-	p.Title, p.Description = c.Title, c.Description
-	if _, err := d.Products.PutIf(tx, c.ProductID, p, ver); err != nil {
-		return err
-	}
-	tx.Record(productStream(c.ProductID), DetailsChanged{ProductID: c.ProductID, Title: c.Title, Description: c.Description})
-	return nil
+	return d.changeProduct(tx, c.ProductID, c.SellerID, func(p Product) (Product, event.Event, error) {
+		p.Title, p.Description = c.Title, c.Description
+		return p, DetailsChanged{ProductID: c.ProductID, Title: c.Title, Description: c.Description}, nil
+	})
 }
 
 func (d *Domain) submitReview(_ context.Context, tx store.Tx, c SubmitReview) error {

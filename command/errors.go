@@ -24,6 +24,12 @@ var (
 	// ErrConflict is store.ErrConflict: a concurrent change won; retrying
 	// may succeed (see Retry).
 	ErrConflict = store.ErrConflict
+	// ErrAlreadyExists is store.ErrAlreadyExists: the command would create
+	// something that exists already. It is permanent and never retried.
+	ErrAlreadyExists = store.ErrAlreadyExists
+	// ErrRejected: the command broke a business rule ("no seats left");
+	// see RejectedError for the machine-readable code.
+	ErrRejected = errors.New("command: rejected")
 	// ErrAfterCommit: the command committed but something that runs after
 	// the commit (an inline projection) failed. Such an error must not be
 	// retried: see AfterCommitError.
@@ -121,6 +127,26 @@ func (e *ForbiddenError) Error() string { return "command: forbidden: " + e.Reas
 
 // Is makes ForbiddenError match ErrForbidden.
 func (e *ForbiddenError) Is(target error) bool { return target == ErrForbidden }
+
+// RejectedError reports a command refused by a domain rule. Code is stable
+// and machine-readable (clients branch on it); Message is for people. It
+// matches ErrRejected.
+type RejectedError struct {
+	Code    string
+	Message string
+}
+
+// Reject returns a *RejectedError with the given code and message.
+func Reject(code, message string) *RejectedError {
+	return &RejectedError{Code: code, Message: message}
+}
+
+func (e *RejectedError) Error() string {
+	return fmt.Sprintf("command: rejected (%s): %s", e.Code, e.Message)
+}
+
+// Is makes RejectedError match ErrRejected.
+func (e *RejectedError) Is(target error) bool { return target == ErrRejected }
 
 // AfterCommitError is returned when the command's unit of work committed at
 // Position but post-commit work (inline projection) failed. The write stands;

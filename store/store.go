@@ -19,7 +19,55 @@ var (
 	ErrClosed = errors.New("store: closed")
 	// ErrTxDone: a Tx was used after its unit of work ended.
 	ErrTxDone = errors.New("store: unit of work already finished")
+	// ErrAlreadyExists: an insert found the row already there. Unlike
+	// ErrConflict it is permanent: retrying the same unit of work cannot
+	// succeed, so retry middleware must not re-run it.
+	ErrAlreadyExists = errors.New("store: already exists")
+	// ErrInvalid: a value cannot be stored faithfully (a nil event, a key or
+	// row the store cannot represent, text the database rejects). It is
+	// permanent and never retried.
+	ErrInvalid = errors.New("store: invalid value")
 )
+
+// AlreadyExistsError reports an Insert of a key that is already present. It
+// matches ErrAlreadyExists (and not ErrConflict).
+type AlreadyExistsError struct {
+	// Table is the table name.
+	Table string
+	// Key is the encoded row key.
+	Key string
+}
+
+func (e *AlreadyExistsError) Error() string {
+	return fmt.Sprintf("store: %s row %s already exists", e.Table, e.Key)
+}
+
+// Is makes AlreadyExistsError match ErrAlreadyExists.
+func (e *AlreadyExistsError) Is(target error) bool { return target == ErrAlreadyExists }
+
+// InvalidError reports a value the store refuses because it cannot store it
+// faithfully. It matches ErrInvalid and unwraps to the cause, if any.
+type InvalidError struct {
+	// What names the offending value: "event", a table row, a key.
+	What string
+	// Reason says what is wrong with it.
+	Reason string
+	// Err is the underlying cause (a driver error, say), or nil.
+	Err error
+}
+
+func (e *InvalidError) Error() string {
+	if e.Err != nil {
+		return fmt.Sprintf("store: invalid %s: %s: %v", e.What, e.Reason, e.Err)
+	}
+	return fmt.Sprintf("store: invalid %s: %s", e.What, e.Reason)
+}
+
+// Is makes InvalidError match ErrInvalid.
+func (e *InvalidError) Is(target error) bool { return target == ErrInvalid }
+
+// Unwrap returns the cause.
+func (e *InvalidError) Unwrap() error { return e.Err }
 
 // ConflictError reports a failed optimistic-concurrency check on a table row
 // or an event stream. It matches ErrConflict.

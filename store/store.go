@@ -27,6 +27,13 @@ var (
 	// row the store cannot represent, text the database rejects). It is
 	// permanent and never retried.
 	ErrInvalid = errors.New("store: invalid value")
+	// ErrUnavailable: the backing infrastructure failed (connection refused
+	// or reset, server shutting down, timeout), not the data. The same call
+	// may succeed later; projection runners retry such failures for as
+	// long as they last instead of applying their Stop or Park policy.
+	// Durable stores wrap driver errors so that both this sentinel and the
+	// cause are reachable.
+	ErrUnavailable = errors.New("store: unavailable")
 )
 
 // AlreadyExistsError reports an Insert of a key that is already present. It

@@ -61,13 +61,23 @@ type Bus struct {
 	mw       []Middleware
 	syncers  []Syncer
 	mu       sync.RWMutex
-	handlers map[reflect.Type]func(ctx context.Context, tx store.Tx, cmd any) error
+	handlers map[reflect.Type]*entry
 	chain    Handler
 }
 
+// entry is what Register records for one command type.
+type entry struct {
+	handle func(ctx context.Context, tx store.Tx, cmd any) error
+	// validate is nil when the type has no Validate method (on the value
+	// or on its pointer).
+	validate func(cmd any) error
+}
+
+var validatorType = reflect.TypeFor[Validator]()
+
 // New returns a Bus whose handlers run in units of work of st.
 func New(st store.Store, opts ...Option) *Bus {
-	b := &Bus{st: st, handlers: make(map[reflect.Type]func(context.Context, store.Tx, any) error)}
+	b := &Bus{st: st, handlers: make(map[reflect.Type]*entry)}
 	for _, o := range opts {
 		o(b)
 	}
@@ -82,54 +92,103 @@ func New(st store.Store, opts ...Option) *Bus {
 // Register sets the handler for commands of type C. The handler validates
 // against the write store (the row exists, the caller owns it), changes
 // tables through tx and records events with tx.Record; returning an error
-// rolls all of it back. It panics if C already has a handler.
+// rolls all of it back.
+//
+// Register a value type (UpdatePrice, not *UpdatePrice): Dispatch accepts
+// the value and a pointer to it alike. If C's Validate method has a pointer
+// receiver, Dispatch still calls it (on a copy). Register panics if C
+// already has a handler, or if C is an interface type (a dispatched
+// command always has a concrete type, so such a handler could never run).
 func Register[C any](b *Bus, h func(ctx context.Context, tx store.Tx, cmd C) error) {
 	t := reflect.TypeFor[C]()
+	if t.Kind() == reflect.Interface {
+		panic(fmt.Sprintf("command: handler registered for interface type %v; register the concrete command type", t))
+	}
+	e := &entry{handle: func(ctx context.Context, tx store.Tx, cmd any) error {
+		return h(ctx, tx, cmd.(C))
+	}}
+	switch {
+	case t.Implements(validatorType):
+		e.validate = func(cmd any) error { return cmd.(Validator).Validate() }
+	case t.Kind() != reflect.Pointer && reflect.PointerTo(t).Implements(validatorType):
+		e.validate = func(cmd any) error {
+			c := cmd.(C)
+			return any(&c).(Validator).Validate()
+		}
+	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if _, dup := b.handlers[t]; dup {
 		panic(fmt.Sprintf("command: handler for %v registered twice", t))
 	}
-	b.handlers[t] = func(ctx context.Context, tx store.Tx, cmd any) error {
-		return h(ctx, tx, cmd.(C))
-	}
+	b.handlers[t] = e
 }
 
 // Dispatch validates cmd, runs its handler in one unit of work, runs
 // post-commit work, and returns the position token.
 //
+// cmd is the command value, or a pointer to it: a non-nil *C reaches the
+// handler registered for C (unless *C has a handler of its own), and the
+// middleware sees the C. A nil *C is rejected with ErrValidation.
+//
 // Errors (all leave no state change and no event, except ErrAfterCommit):
 // ErrNoHandler (*NoHandlerError); ErrValidation (*ValidationError) from
 // Validate or the handler; whatever the handler returns, typically
-// ErrNotFound, ErrForbidden or ErrConflict; store.ErrClosed; ctx.Err().
-// ErrAfterCommit (*AfterCommitError) means the command did commit, at the
-// position it carries, and the returned Result is valid.
+// ErrNotFound, ErrForbidden, ErrAlreadyExists (*store.AlreadyExistsError),
+// ErrRejected (*RejectedError) or ErrConflict (*store.ConflictError,
+// *StaleError); store.ErrClosed; ctx.Err(). ErrAfterCommit
+// (*AfterCommitError) means the command did commit, at the position it
+// carries, and the returned Result is valid.
 func (b *Bus) Dispatch(ctx context.Context, cmd any) (Result, error) {
-	return b.chain(ctx, cmd)
+	return b.chain(ctx, b.deref(cmd))
 }
 
 // Dispatch is a typed shorthand for b.Dispatch; it lets the compiler check
-// that cmd is the type the caller meant.
+// that cmd is the type the caller meant. C may be the registered type or a
+// pointer to it, exactly as for b.Dispatch.
 func Dispatch[C any](ctx context.Context, b *Bus, cmd C) (Result, error) {
-	return b.chain(ctx, cmd)
+	return b.chain(ctx, b.deref(cmd))
+}
+
+// deref turns a non-nil pointer into the value it points to when the
+// handler is registered on the value type, so that middleware, validation
+// and the handler all see the registered type.
+func (b *Bus) deref(cmd any) any {
+	t := reflect.TypeOf(cmd)
+	if t == nil || t.Kind() != reflect.Pointer {
+		return cmd
+	}
+	b.mu.RLock()
+	_, exact := b.handlers[t]
+	_, elem := b.handlers[t.Elem()]
+	b.mu.RUnlock()
+	if exact || !elem {
+		return cmd
+	}
+	v := reflect.ValueOf(cmd)
+	if v.IsNil() {
+		return cmd // dispatch rejects it
+	}
+	return v.Elem().Interface()
 }
 
 func (b *Bus) dispatch(ctx context.Context, cmd any) (Result, error) {
+	t := reflect.TypeOf(cmd)
 	b.mu.RLock()
-	h := b.handlers[reflect.TypeOf(cmd)]
+	e := b.handlers[t]
 	b.mu.RUnlock()
-	if h == nil {
-		return Result{}, &NoHandlerError{Type: fmt.Sprintf("%T", cmd)}
+	if e == nil {
+		return Result{}, b.noHandler(t)
 	}
-	if v, ok := cmd.(Validator); ok {
-		if err := v.Validate(); err != nil {
+	if e.validate != nil {
+		if err := e.validate(cmd); err != nil {
 			if _, typed := err.(*ValidationError); !typed {
 				err = fmt.Errorf("%w: %w", ErrValidation, err)
 			}
 			return Result{}, err
 		}
 	}
-	pos, err := b.st.Update(ctx, func(tx store.Tx) error { return h(ctx, tx, cmd) })
+	pos, err := b.st.Update(ctx, func(tx store.Tx) error { return e.handle(ctx, tx, cmd) })
 	if err != nil {
 		return Result{}, err
 	}
@@ -140,4 +199,22 @@ func (b *Bus) dispatch(ctx context.Context, cmd any) (Result, error) {
 		}
 	}
 	return res, nil
+}
+
+// noHandler explains a dispatch of type t that has no handler.
+func (b *Bus) noHandler(t reflect.Type) error {
+	if t == nil {
+		return &NoHandlerError{Type: "<nil>", Hint: "the command is a nil interface"}
+	}
+	nh := &NoHandlerError{Type: t.String()}
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	switch {
+	case t.Kind() == reflect.Pointer && b.handlers[t.Elem()] != nil:
+		// Only a nil pointer gets here: deref passes the others on as values.
+		return fmt.Errorf("%w: the command is a nil %v", ErrValidation, t)
+	case t.Kind() != reflect.Pointer && b.handlers[reflect.PointerTo(t)] != nil:
+		nh.Hint = "the handler is registered for *" + t.String() + ": dispatch a pointer, or register the value type"
+	}
+	return nh
 }

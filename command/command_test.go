@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -261,4 +262,184 @@ func TestRetryStopsWaitingWhenContextEnds(t *testing.T) {
 	_, err := b.Dispatch(ctx, setIfVersion{Key: "k"})
 	assert.ErrorIs(t, err, command.ErrConflict)
 	assert.Less(t, time.Since(start), 5*time.Second)
+}
+
+// When ctx ends while Retry waits between attempts, the error says so
+// (ctx.Err()) and still carries the last conflict.
+func TestRetryReturnsContextErrorWithLastConflict(t *testing.T) {
+	st := store.NewMemory()
+	defer st.Close()
+	tbl := store.NewTable[string, int](st, "t")
+	var runs atomic.Int32
+	b := command.New(st, command.WithMiddleware(command.Retry(100, func(int) time.Duration { return time.Hour })))
+	command.Register(b, func(ctx context.Context, tx store.Tx, c setIfVersion) error {
+		runs.Add(1)
+		_, err := tbl.PutIf(tx, c.Key, 1, 77)
+		return err
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	_, err := b.Dispatch(ctx, setIfVersion{Key: "k"})
+	assert.ErrorIs(t, err, context.DeadlineExceeded)
+	var ce *store.ConflictError
+	assert.ErrorAs(t, err, &ce, "the last conflict stays reachable")
+	assert.EqualValues(t, 1, runs.Load())
+
+	// A context that is already done when a conflict comes back (no backoff
+	// to wait in) ends the loop too, instead of running again.
+	runs.Store(0)
+	nb := command.New(st, command.WithMiddleware(command.Retry(5, nil)))
+	done, cancelDone := context.WithCancel(context.Background())
+	command.Register(nb, func(ctx context.Context, tx store.Tx, c setIfVersion) error {
+		runs.Add(1)
+		cancelDone()
+		_, err := tbl.PutIf(tx, c.Key, 1, 77)
+		return err
+	})
+	_, err = nb.Dispatch(done, setIfVersion{Key: "k"})
+	assert.ErrorIs(t, err, context.Canceled)
+	assert.ErrorIs(t, err, command.ErrConflict)
+	assert.EqualValues(t, 1, runs.Load())
+}
+
+// Permanent failures are never retried: a duplicate, a business-rule
+// rejection.
+func TestRetryDoesNotRetryPermanentErrors(t *testing.T) {
+	st := store.NewMemory()
+	defer st.Close()
+	b := command.New(st, command.WithMiddleware(command.Retry(5, nil)))
+	var runs atomic.Int32
+	type create struct{ Err error }
+	command.Register(b, func(ctx context.Context, tx store.Tx, c create) error {
+		runs.Add(1)
+		return c.Err
+	})
+	for _, err := range []error{
+		&store.AlreadyExistsError{Table: "t", Key: "k"},
+		command.Reject("sold_out", "no seats left"),
+	} {
+		runs.Store(0)
+		_, got := b.Dispatch(context.Background(), create{err})
+		assert.ErrorIs(t, got, err)
+		assert.EqualValues(t, 1, runs.Load(), "%v", err)
+	}
+}
+
+type priced struct {
+	ID    string
+	Cents int
+}
+
+func (c *priced) Validate() error {
+	if c.Cents < 0 {
+		return command.Invalid("Cents", "must not be negative")
+	}
+	return nil
+}
+
+// A pointer to a command reaches the handler registered on the value type,
+// through the untyped and the typed Dispatch alike, and middleware sees the
+// value type.
+func TestDispatchPointerToValueCommand(t *testing.T) {
+	var seen []string
+	st, b, tbl := newCounter(t, command.WithMiddleware(func(next command.Handler) command.Handler {
+		return func(ctx context.Context, cmd any) (command.Result, error) {
+			seen = append(seen, fmt.Sprintf("%T", cmd))
+			return next(ctx, cmd)
+		}
+	}))
+	ctx := context.Background()
+	_, err := b.Dispatch(ctx, &increment{"a", 2})
+	require.NoError(t, err)
+	_, err = command.Dispatch(ctx, b, &increment{"a", 3})
+	require.NoError(t, err)
+	assert.Equal(t, 5, value(t, st, tbl, "a"))
+	assert.Equal(t, []string{"command_test.increment", "command_test.increment"}, seen)
+
+	_, err = b.Dispatch(ctx, &increment{"", 1})
+	assert.ErrorIs(t, err, command.ErrValidation, "validation runs on the dereferenced command")
+
+	var nilCmd *increment
+	_, err = b.Dispatch(ctx, nilCmd)
+	assert.ErrorIs(t, err, command.ErrValidation, "a nil pointer is an invalid command")
+	_, err = b.Dispatch(ctx, nil)
+	assert.ErrorIs(t, err, command.ErrNoHandler)
+	_, err = b.Dispatch(ctx, &struct{}{})
+	var nh *command.NoHandlerError
+	require.ErrorAs(t, err, &nh)
+	assert.Equal(t, "*struct {}", nh.Type)
+}
+
+// Validate with a pointer receiver runs for a command registered (and
+// dispatched) as a value.
+func TestValidateWithPointerReceiverRuns(t *testing.T) {
+	st := store.NewMemory()
+	defer st.Close()
+	b := command.New(st)
+	var runs int
+	command.Register(b, func(context.Context, store.Tx, priced) error { runs++; return nil })
+	_, err := b.Dispatch(context.Background(), priced{ID: "x", Cents: -1})
+	assert.ErrorIs(t, err, command.ErrValidation)
+	_, err = b.Dispatch(context.Background(), &priced{ID: "x", Cents: -1})
+	assert.ErrorIs(t, err, command.ErrValidation)
+	assert.Zero(t, runs)
+}
+
+// A handler on the pointer type gets the pointer; the value does not reach it.
+func TestHandlerOnPointerType(t *testing.T) {
+	st := store.NewMemory()
+	defer st.Close()
+	b := command.New(st)
+	var got *increment
+	command.Register(b, func(_ context.Context, _ store.Tx, c *increment) error { got = c; return nil })
+	c := &increment{"k", 1}
+	_, err := b.Dispatch(context.Background(), c)
+	require.NoError(t, err)
+	assert.Same(t, c, got)
+	_, err = b.Dispatch(context.Background(), increment{"k", 1})
+	assert.ErrorIs(t, err, command.ErrNoHandler)
+}
+
+// ExpectVersion turns a mismatch into a *StaleError: it matches ErrConflict,
+// and Retry does not re-run it.
+func TestExpectVersionIsStaleAndNotRetried(t *testing.T) {
+	st := store.NewMemory()
+	defer st.Close()
+	b := command.New(st, command.WithMiddleware(command.Retry(5, nil)))
+	var runs atomic.Int32
+	type note struct{ Expected uint64 }
+	command.Register(b, func(ctx context.Context, tx store.Tx, c note) error {
+		runs.Add(1)
+		if err := command.ExpectVersion(tx, "notes/1", c.Expected); err != nil {
+			return err
+		}
+		tx.Record("notes/1", incremented{1})
+		return nil
+	})
+	ctx := context.Background()
+	_, err := b.Dispatch(ctx, note{Expected: 0})
+	require.NoError(t, err)
+	runs.Store(0)
+	_, err = b.Dispatch(ctx, note{Expected: 0})
+	var se *command.StaleError
+	require.ErrorAs(t, err, &se)
+	assert.ErrorIs(t, err, command.ErrConflict)
+	assert.Equal(t, command.StaleError{Stream: "notes/1", Expected: 0, Actual: 1}, *se)
+	assert.EqualValues(t, 1, runs.Load(), "a stale version is not retried")
+	_, err = b.Dispatch(ctx, note{Expected: 1})
+	require.NoError(t, err)
+}
+
+func TestNoHandlerHintsAtPointerRegistration(t *testing.T) {
+	st := store.NewMemory()
+	defer st.Close()
+	b := command.New(st)
+	command.Register(b, func(context.Context, store.Tx, *priced) error { return nil })
+	_, err := b.Dispatch(context.Background(), priced{})
+	var nh *command.NoHandlerError
+	require.ErrorAs(t, err, &nh)
+	assert.Contains(t, nh.Error(), "dispatch a pointer")
+	assert.Panics(t, func() {
+		command.Register(b, func(context.Context, store.Tx, command.Validator) error { return nil })
+	}, "an interface type can never be dispatched")
 }

@@ -28,14 +28,48 @@
 // follow-up; an inline one must not, because it runs inside the first
 // dispatch's post-commit work.
 //
+// A command is dispatched as a value or as a pointer to it (the habit of
+// Watermill users): a pointer reaches the handler registered for the value
+// type, and middleware sees the value.
+//
 // # Errors
 //
 // Every rejection matches a sentinel with errors.Is and carries detail for
-// errors.As: ErrNoHandler (*NoHandlerError), ErrValidation (*ValidationError
-// with per-field errors), ErrNotFound (*NotFoundError, or the store's
-// *store.NotFoundError), ErrForbidden (*ForbiddenError), ErrConflict
-// (*store.ConflictError). A rejected command leaves no state change and no
-// event. The one error after which the command did commit is ErrAfterCommit
-// (*AfterCommitError): post-commit work failed; the Result is valid and the
-// failed projector keeps the event for when it resumes.
+// errors.As. Pick the one that tells the caller what to do next:
+//
+//   - ErrNoHandler (*NoHandlerError): a wiring mistake.
+//   - ErrValidation (*ValidationError with per-field errors, built with
+//     Invalid and Add): the command itself is malformed, whatever the state;
+//     the caller must fix its input.
+//   - ErrNotFound (*NotFoundError, or the store's *store.NotFoundError): an
+//     entity the command refers to does not exist.
+//   - ErrForbidden (*ForbiddenError): the caller may not do this.
+//   - ErrAlreadyExists (*store.AlreadyExistsError): the command would create
+//     something that exists already. Permanent: Retry never re-runs it.
+//   - ErrRejected (*RejectedError, built with Reject): the command is well
+//     formed and allowed, but the current state breaks a business rule ("no
+//     seats left", "copy already on loan", "insufficient stock"). Its Code is
+//     stable and machine-readable (branch on it, map it to an HTTP 409 or
+//     422); its Message is for people. Permanent for this state: Retry never
+//     re-runs it.
+//   - ErrConflict: a concurrent change won. A *store.ConflictError from an
+//     optimistic write is transient: Retry re-runs the handler, which
+//     re-reads. A *StaleError (from ExpectVersion) means the command carried
+//     the version its client last saw and the entity has moved on: the
+//     client must re-read, so Retry does not re-run it.
+//
+// A rejected command leaves no state change and no event. The one error
+// after which the command did commit is ErrAfterCommit (*AfterCommitError):
+// post-commit work failed; the Result is valid and the failed projector keeps
+// the event for when it resumes.
+//
+// A handler rejects on a business rule like this:
+//
+//	if p.Stock < c.Quantity {
+//		return command.Reject("insufficient_stock",
+//			fmt.Sprintf("only %d of %s in stock, %d requested", p.Stock, p.ID, c.Quantity))
+//	}
+//
+// and a caller tells the cases apart with errors.Is(err, command.ErrRejected)
+// and errors.As(err, &rejected) for rejected.Code.
 package command

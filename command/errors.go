@@ -37,9 +37,20 @@ var (
 )
 
 // NoHandlerError names the command type that has no handler.
-type NoHandlerError struct{ Type string }
+type NoHandlerError struct {
+	// Type is the dispatched command's Go type.
+	Type string
+	// Hint says how to fix the wiring, when the bus can tell (for example,
+	// the handler is registered for the pointer type); often empty.
+	Hint string
+}
 
-func (e *NoHandlerError) Error() string { return "command: no handler for " + e.Type }
+func (e *NoHandlerError) Error() string {
+	if e.Hint != "" {
+		return "command: no handler for " + e.Type + " (" + e.Hint + ")"
+	}
+	return "command: no handler for " + e.Type
+}
 
 // Is makes NoHandlerError match ErrNoHandler.
 func (e *NoHandlerError) Is(target error) bool { return target == ErrNoHandler }
@@ -147,6 +158,43 @@ func (e *RejectedError) Error() string {
 
 // Is makes RejectedError match ErrRejected.
 func (e *RejectedError) Is(target error) bool { return target == ErrRejected }
+
+// StaleError reports that a command carried the version it expected an
+// entity's stream to be at (the version a client read, such as an HTTP
+// If-Match) and the stream has moved on since. It matches ErrConflict, so a
+// caller handles it like any conflict (re-read, then decide), but Retry
+// never re-runs it: re-running cannot make the client's version current.
+// ExpectVersion returns it.
+type StaleError struct {
+	// Stream is the stream checked.
+	Stream string
+	// Expected is the version the command carried.
+	Expected uint64
+	// Actual is the stream's version found.
+	Actual uint64
+}
+
+func (e *StaleError) Error() string {
+	return fmt.Sprintf("command: stale version: %s is at version %d, the command expected %d", e.Stream, e.Actual, e.Expected)
+}
+
+// Is makes StaleError match ErrConflict.
+func (e *StaleError) Is(target error) bool { return target == ErrConflict }
+
+// ExpectVersion checks, inside a handler, that stream is at the version a
+// command carried (tx.ExpectVersion, which stores re-check at commit) and
+// reports a mismatch as a *StaleError. Other errors are returned unchanged.
+func ExpectVersion(tx store.Tx, stream string, version uint64) error {
+	err := tx.ExpectVersion(stream, version)
+	if err == nil {
+		return nil
+	}
+	var ce *store.ConflictError
+	if errors.As(err, &ce) {
+		return &StaleError{Stream: stream, Expected: version, Actual: ce.Actual}
+	}
+	return err
+}
 
 // AfterCommitError is returned when the command's unit of work committed at
 // Position but post-commit work (inline projection) failed. The write stands;

@@ -57,3 +57,37 @@ func Example() {
 	// true true
 	// true command: product "p2" not found
 }
+
+type BookSeat struct{ Flight string }
+
+func ExampleReject() {
+	st := store.NewMemory()
+	defer st.Close()
+	seats := store.NewTable[string, int](st, "free_seats")
+	bus := command.New(st)
+	command.Register(bus, func(ctx context.Context, tx store.Tx, c BookSeat) error {
+		free, ver, err := seats.Get(tx, c.Flight)
+		if err != nil {
+			return err
+		}
+		if free == 0 {
+			return command.Reject("no_seats_left", "flight "+c.Flight+" is full")
+		}
+		_, err = seats.PutIf(tx, c.Flight, free-1, ver)
+		return err
+	})
+	_, _ = st.Update(context.Background(), func(tx store.Tx) error { return seats.Insert(tx, "LH1", 1) })
+
+	for range 2 {
+		_, err := bus.Dispatch(context.Background(), &BookSeat{Flight: "LH1"}) // a pointer works too
+		var rej *command.RejectedError
+		if errors.As(err, &rej) {
+			fmt.Println(errors.Is(err, command.ErrRejected), rej.Code, "-", rej.Message)
+		} else {
+			fmt.Println("booked", err)
+		}
+	}
+	// Output:
+	// booked <nil>
+	// true no_seats_left - flight LH1 is full
+}

@@ -9,11 +9,19 @@ import (
 	"time"
 )
 
-// Retry re-runs a dispatch that failed with ErrConflict, up to attempts runs
-// in all, sleeping backoff(n) before run n+1 (n starts at 1; a nil backoff
-// retries at once). A failed unit of work leaves nothing behind, so a re-run
-// re-reads current state. It never retries ErrAfterCommit: that command has
-// already committed. Waiting stops early with ctx.Err() when ctx is done.
+// Retry re-runs a dispatch that failed with a transient ErrConflict, up to
+// attempts runs in all, sleeping backoff(n) before run n+1 (n starts at 1; a
+// nil backoff retries at once). A failed unit of work leaves nothing behind,
+// so a re-run re-reads current state.
+//
+// It never retries what re-running cannot fix: ErrAfterCommit (the command
+// has already committed), a *StaleError (the command carried an outdated
+// version), ErrAlreadyExists, ErrRejected, or any error that does not match
+// ErrConflict.
+//
+// When ctx is done after a conflict (while Retry waits, or before it would
+// run again), Retry stops and returns an error that matches both ctx.Err()
+// and the last conflict (errors.Is and errors.As reach either).
 func Retry(attempts int, backoff func(n int) time.Duration) Middleware {
 	if attempts < 1 {
 		attempts = 1
@@ -22,8 +30,11 @@ func Retry(attempts int, backoff func(n int) time.Duration) Middleware {
 		return func(ctx context.Context, cmd any) (Result, error) {
 			for n := 1; ; n++ {
 				res, err := next(ctx, cmd)
-				if err == nil || n >= attempts || !errors.Is(err, ErrConflict) || errors.Is(err, ErrAfterCommit) {
+				if err == nil || n >= attempts || !retryable(err) {
 					return res, err
+				}
+				if ctx.Err() != nil {
+					return res, &retryStopped{ctx: ctx.Err(), last: err, attempts: n}
 				}
 				if backoff != nil {
 					if d := backoff(n); d > 0 {
@@ -32,7 +43,7 @@ func Retry(attempts int, backoff func(n int) time.Duration) Middleware {
 						case <-t.C:
 						case <-ctx.Done():
 							t.Stop()
-							return res, err
+							return res, &retryStopped{ctx: ctx.Err(), last: err, attempts: n}
 						}
 					}
 				}
@@ -40,6 +51,28 @@ func Retry(attempts int, backoff func(n int) time.Duration) Middleware {
 		}
 	}
 }
+
+// retryable reports whether re-running the command may succeed.
+func retryable(err error) bool {
+	if !errors.Is(err, ErrConflict) || errors.Is(err, ErrAfterCommit) ||
+		errors.Is(err, ErrAlreadyExists) || errors.Is(err, ErrRejected) {
+		return false
+	}
+	var stale *StaleError
+	return !errors.As(err, &stale)
+}
+
+// retryStopped is Retry's error when ctx ends between attempts.
+type retryStopped struct {
+	ctx, last error
+	attempts  int
+}
+
+func (e *retryStopped) Error() string {
+	return fmt.Sprintf("command: retry stopped after %d attempt(s): %v (last error: %v)", e.attempts, e.ctx, e.last)
+}
+
+func (e *retryStopped) Unwrap() []error { return []error{e.ctx, e.last} }
 
 // Authorize rejects a command when allow returns an error. An error that does
 // not already match ErrForbidden is wrapped in a *ForbiddenError.

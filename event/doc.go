@@ -27,5 +27,7 @@
 // ParsePosition returns an error matching ErrBadPosition. Registry.Marshal
 // and Registry.Unmarshal return errors matching ErrUnknownType for names not
 // registered. Bus.Publish joins the errors of its subscribers (errors.Join),
-// after delivering to every one of them.
+// after delivering to every one of them; publishing the same record again
+// (a runner's retry) delivers it only to the subscribers that failed on it,
+// so each subscriber sees each record once (see Bus).
 package event

@@ -139,7 +139,23 @@ func TestRejectionsLeaveNothingBehind(t *testing.T) {
 			require.ErrorAs(t, err, &nf)
 			assert.Equal(t, "product", nf.Kind)
 		}},
-		{catalog.ListProduct{ProductID: "p1", SellerID: "s1", Title: "dup", PriceCents: 1}, command.ErrValidation, nil},
+		{catalog.ListProduct{ProductID: "p1", SellerID: "s1", Title: "dup", PriceCents: 1}, command.ErrAlreadyExists, func(t *testing.T, err error) {
+			var ae *store.AlreadyExistsError
+			require.ErrorAs(t, err, &ae)
+			assert.NotErrorIs(t, err, command.ErrValidation)
+			assert.NotErrorIs(t, err, command.ErrConflict)
+		}},
+		{catalog.ReserveStock{ProductID: "p1", Quantity: 4}, command.ErrRejected, func(t *testing.T, err error) {
+			var re *command.RejectedError
+			require.ErrorAs(t, err, &re)
+			assert.Equal(t, catalog.CodeInsufficientStock, re.Code)
+		}},
+		{catalog.UpdateStock{ProductID: "p1", SellerID: "s1", Stock: 9, ExpectedVersion: 7}, command.ErrConflict, func(t *testing.T, err error) {
+			var se *command.StaleError
+			require.ErrorAs(t, err, &se)
+			assert.EqualValues(t, 1, se.Actual)
+		}},
+		{catalog.ListProduct{ProductID: "p2", SellerID: "s1", Title: "bad \xff", PriceCents: 1}, command.ErrValidation, nil},
 		{catalog.ListProduct{ProductID: "p9", SellerID: "ghost", Title: "x", PriceCents: 1}, command.ErrNotFound, nil},
 		{struct{ X int }{1}, command.ErrNoHandler, nil},
 	}

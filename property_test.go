@@ -2,6 +2,7 @@ package cqrs_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 	"testing"
@@ -10,6 +11,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/cqrskit/cqrs/command"
 	"github.com/cqrskit/cqrs/examples/catalog"
 	"github.com/cqrskit/cqrs/projection"
 )
@@ -79,15 +81,34 @@ func TestPropertyInlineAsyncRestartRebuildAgree(t *testing.T) {
 				cmds = append(cmds, gen.Next())
 			}
 			rejected := 0
+			accepted := map[string]int{}
+			why := map[error]int{}
 			for i, c := range cmds {
 				if _, err := app.Dispatch(ctx, c); err != nil {
 					rejected++
+					for _, s := range []error{command.ErrValidation, command.ErrNotFound, command.ErrForbidden,
+						command.ErrAlreadyExists, command.ErrRejected, command.ErrConflict} {
+						if errors.Is(err, s) {
+							why[s]++
+						}
+					}
+				} else {
+					accepted[fmt.Sprintf("%T", c)]++
 				}
 				if i == len(cmds)/2 {
 					require.NoError(t, r1.Close())
 				}
 			}
 			assert.Positive(t, rejected, "the mix includes rejections")
+			for _, c := range []any{catalog.RegisterSeller{}, catalog.RenameSeller{}, catalog.RateSeller{},
+				catalog.ListProduct{}, catalog.UpdatePrice{}, catalog.UpdateStock{}, catalog.ReserveStock{},
+				catalog.Restock{}, catalog.UpdateDetails{}, catalog.SubmitReview{}, catalog.SetShipping{}} {
+				assert.Positive(t, accepted[fmt.Sprintf("%T", c)], "the mix exercises %T", c)
+			}
+			for _, s := range []error{command.ErrValidation, command.ErrNotFound, command.ErrForbidden,
+				command.ErrAlreadyExists, command.ErrRejected, command.ErrConflict} {
+				assert.Positive(t, why[s], "the mix includes rejections matching %v", s)
+			}
 			head, _ := st.Head(ctx)
 			r2 := projection.NewRunner(st, projection.WithCheckpoints(cps))
 			require.NoError(t, r2.Add(restarted, projection.AsAsync()))

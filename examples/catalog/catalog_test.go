@@ -87,7 +87,7 @@ func TestValidationReportsEveryField(t *testing.T) {
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "ProductID")
 	assert.Contains(t, err.Error(), "listed twice")
-	assert.Contains(t, err.Error(), "must not be negative")
+	assert.Contains(t, err.Error(), "Options[1].Days: must be between 0 and 365")
 	assert.NoError(t, catalog.RegisterSeller{SellerID: "s", Name: "n", Rating: 5}.Validate())
 	assert.Error(t, catalog.RateSeller{SellerID: "s", Rating: 5.1}.Validate())
 }

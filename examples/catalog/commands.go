@@ -1,19 +1,46 @@
 package catalog
 
 import (
+	"fmt"
 	"strings"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/cqrskit/cqrs/command"
 )
 
-// Limits enforced by stateless validation.
+// Limits enforced by stateless validation (Validate). Lengths count
+// characters (runes), so a limit of n bounds a field at 4n bytes.
 const (
-	MaxTitle       = 200
-	MaxDescription = 5000
-	MaxReviewText  = 2000
-	MaxPriceCents  = 100_000_000 // one million in currency units
+	MaxID              = 64   // SellerID, ProductID, ReviewID
+	MaxName            = 100  // seller names, review authors
+	MaxTitle           = 200  // product titles
+	MaxDescription     = 5000 // product descriptions
+	MaxReviewText      = 2000 // review texts
+	MaxMethod          = 50   // shipping method names
+	MaxShippingOptions = 10   // shipping options per product
+	MaxShippingDays    = 365
+	MaxPriceCents      = 100_000_000 // one million in currency units
+	MaxStock           = 1_000_000_000
+	MaxQuantity        = 1_000_000 // units per ReserveStock or Restock
 )
+
+// Codes of the business-rule rejections (command.RejectedError.Code) the
+// catalog returns.
+const (
+	// CodeInsufficientStock: ReserveStock asked for more than is in stock.
+	CodeInsufficientStock = "insufficient_stock"
+	// CodeStockLimit: Restock would take stock above MaxStock.
+	CodeStockLimit = "stock_limit"
+)
+
+// Text rules, checked by every command's Validate, so that every store
+// accepts and rejects exactly the same input (PostgreSQL refuses NUL and
+// invalid UTF-8; JSON would silently rewrite the latter): every string must
+// be valid UTF-8, contain no control characters (C0, DEL, C1; descriptions
+// and review texts may contain tab, line feed and carriage return) and stay
+// within its limit above. IDs, names, titles and shipping methods are
+// single-line.
 
 // RegisterSeller adds a seller.
 type RegisterSeller struct {
@@ -46,26 +73,55 @@ type ListProduct struct {
 }
 
 // UpdatePrice changes a product's price. Only its seller may.
+//
+// ExpectedVersion, when not zero, is the product's version the change is
+// based on (ProductView.Version, an HTTP If-Match): if the product changed
+// since, the command fails with command.ErrConflict (*command.StaleError)
+// and changes nothing. The same holds for UpdateStock, UpdateDetails and
+// SetShipping.
 type UpdatePrice struct {
-	ProductID  string
-	SellerID   string
-	PriceCents int64
+	ProductID       string
+	SellerID        string
+	PriceCents      int64
+	ExpectedVersion uint64
 }
 
-// UpdateStock sets a product's stock level. Only its seller may.
+// UpdateStock sets a product's stock level. Only its seller may. To take
+// stock out or put it back under concurrency use ReserveStock and Restock,
+// which never lose an update; an absolute level is safe only with
+// ExpectedVersion (see UpdatePrice).
 type UpdateStock struct {
+	ProductID       string
+	SellerID        string
+	Stock           int
+	ExpectedVersion uint64
+}
+
+// ReserveStock takes Quantity units out of a product's stock, for an order.
+// Stock never goes below zero: when fewer than Quantity units are left, the
+// command is rejected with code CodeInsufficientStock and nothing changes.
+// Any caller may reserve.
+type ReserveStock struct {
+	ProductID string
+	Quantity  int
+}
+
+// Restock adds Quantity units to a product's stock. Only its seller may. It
+// is rejected with CodeStockLimit if stock would exceed MaxStock.
+type Restock struct {
 	ProductID string
 	SellerID  string
-	Stock     int
+	Quantity  int
 }
 
 // UpdateDetails changes a product's title and description. Only its seller
-// may.
+// may. ExpectedVersion: see UpdatePrice.
 type UpdateDetails struct {
-	ProductID   string
-	SellerID    string
-	Title       string
-	Description string
+	ProductID       string
+	SellerID        string
+	Title           string
+	Description     string
+	ExpectedVersion uint64
 }
 
 // SubmitReview adds a customer review with a rating from 1 to 5.
@@ -77,114 +133,191 @@ type SubmitReview struct {
 	Text      string
 }
 
-// SetShipping replaces a product's shipping options. Only its seller may.
+// SetShipping replaces a product's shipping options (at most
+// MaxShippingOptions, methods unique). Only its seller may. ExpectedVersion:
+// see UpdatePrice.
 type SetShipping struct {
-	ProductID string
-	SellerID  string
-	Options   []ShippingOption
+	ProductID       string
+	SellerID        string
+	Options         []ShippingOption
+	ExpectedVersion uint64
 }
 
-func required(v *command.ValidationError, field, s string) *command.ValidationError {
-	if strings.TrimSpace(s) == "" {
-		if v == nil {
-			v = &command.ValidationError{}
-		}
-		v.Add(field, "is required")
+// checker collects field errors; its zero value is ready.
+type checker struct{ v *command.ValidationError }
+
+func (c *checker) add(field, msg string) {
+	if c.v == nil {
+		c.v = &command.ValidationError{}
 	}
-	return v
+	c.v.Add(field, msg)
 }
 
-func check(v *command.ValidationError, ok bool, field, msg string) *command.ValidationError {
+func (c *checker) check(ok bool, field, msg string) {
 	if !ok {
-		if v == nil {
-			v = &command.ValidationError{}
-		}
-		v.Add(field, msg)
+		c.add(field, msg)
 	}
-	return v
 }
 
-func validTitle(v *command.ValidationError, title string) *command.ValidationError {
-	v = required(v, "Title", title)
-	return check(v, utf8.RuneCountInString(title) <= MaxTitle, "Title", "is longer than 200 characters")
+func (c *checker) err() error { return c.v.Err() }
+
+// text checks one string field: it reports at most one problem per field.
+func (c *checker) text(field, s string, limit int, required, multiline bool) {
+	switch {
+	case !utf8.ValidString(s):
+		c.add(field, "is not valid UTF-8")
+	case required && strings.TrimSpace(s) == "":
+		c.add(field, "is required")
+	case utf8.RuneCountInString(s) > limit:
+		c.add(field, fmt.Sprintf("is longer than %d characters", limit))
+	default:
+		for _, r := range s {
+			if unicode.IsControl(r) && !(multiline && (r == '\n' || r == '\t' || r == '\r')) {
+				c.add(field, fmt.Sprintf("contains the control character %U", r))
+				return
+			}
+		}
+	}
 }
 
-func validPrice(v *command.ValidationError, cents int64) *command.ValidationError {
-	return check(v, cents > 0 && cents <= MaxPriceCents, "PriceCents", "must be between 1 and 100000000")
+func (c *checker) id(field, s string)   { c.text(field, s, MaxID, true, false) }
+func (c *checker) name(field, s string) { c.text(field, s, MaxName, true, false) }
+
+func (c *checker) title(s string) { c.text("Title", s, MaxTitle, true, false) }
+
+func (c *checker) description(s string) {
+	c.text("Description", s, MaxDescription, false, true)
 }
 
-func validRating(v *command.ValidationError, r float64) *command.ValidationError {
-	return check(v, r >= 0 && r <= 5, "Rating", "must be between 0 and 5")
+func (c *checker) price(field string, cents int64, min int64) {
+	c.check(cents >= min && cents <= MaxPriceCents, field, fmt.Sprintf("must be between %d and %d", min, MaxPriceCents))
+}
+
+func (c *checker) stock(n int) {
+	c.check(n >= 0 && n <= MaxStock, "Stock", fmt.Sprintf("must be between 0 and %d", MaxStock))
+}
+
+func (c *checker) quantity(n int) {
+	c.check(n >= 1 && n <= MaxQuantity, "Quantity", fmt.Sprintf("must be between 1 and %d", MaxQuantity))
+}
+
+func (c *checker) sellerRating(r float64) {
+	c.check(r >= 0 && r <= 5, "Rating", "must be between 0 and 5") // false for NaN
 }
 
 // Validate implements command.Validator.
 func (c RegisterSeller) Validate() error {
-	v := required(nil, "SellerID", c.SellerID)
-	v = required(v, "Name", c.Name)
-	return validRating(v, c.Rating).Err()
+	var v checker
+	v.id("SellerID", c.SellerID)
+	v.name("Name", c.Name)
+	v.sellerRating(c.Rating)
+	return v.err()
 }
 
 // Validate implements command.Validator.
 func (c RenameSeller) Validate() error {
-	return required(required(nil, "SellerID", c.SellerID), "Name", c.Name).Err()
+	var v checker
+	v.id("SellerID", c.SellerID)
+	v.name("Name", c.Name)
+	return v.err()
 }
 
 // Validate implements command.Validator.
 func (c RateSeller) Validate() error {
-	return validRating(required(nil, "SellerID", c.SellerID), c.Rating).Err()
+	var v checker
+	v.id("SellerID", c.SellerID)
+	v.sellerRating(c.Rating)
+	return v.err()
 }
 
 // Validate implements command.Validator.
 func (c ListProduct) Validate() error {
-	v := required(nil, "ProductID", c.ProductID)
-	v = required(v, "SellerID", c.SellerID)
-	v = validTitle(v, c.Title)
-	v = check(v, utf8.RuneCountInString(c.Description) <= MaxDescription, "Description", "is longer than 5000 characters")
-	v = validPrice(v, c.PriceCents)
-	return check(v, c.Stock >= 0, "Stock", "must not be negative").Err()
+	var v checker
+	v.id("ProductID", c.ProductID)
+	v.id("SellerID", c.SellerID)
+	v.title(c.Title)
+	v.description(c.Description)
+	v.price("PriceCents", c.PriceCents, 1)
+	v.stock(c.Stock)
+	return v.err()
 }
 
 // Validate implements command.Validator.
 func (c UpdatePrice) Validate() error {
-	v := required(nil, "ProductID", c.ProductID)
-	v = required(v, "SellerID", c.SellerID)
-	return validPrice(v, c.PriceCents).Err()
+	var v checker
+	v.id("ProductID", c.ProductID)
+	v.id("SellerID", c.SellerID)
+	v.price("PriceCents", c.PriceCents, 1)
+	return v.err()
 }
 
 // Validate implements command.Validator.
 func (c UpdateStock) Validate() error {
-	v := required(nil, "ProductID", c.ProductID)
-	v = required(v, "SellerID", c.SellerID)
-	return check(v, c.Stock >= 0, "Stock", "must not be negative").Err()
+	var v checker
+	v.id("ProductID", c.ProductID)
+	v.id("SellerID", c.SellerID)
+	v.stock(c.Stock)
+	return v.err()
+}
+
+// Validate implements command.Validator.
+func (c ReserveStock) Validate() error {
+	var v checker
+	v.id("ProductID", c.ProductID)
+	v.quantity(c.Quantity)
+	return v.err()
+}
+
+// Validate implements command.Validator.
+func (c Restock) Validate() error {
+	var v checker
+	v.id("ProductID", c.ProductID)
+	v.id("SellerID", c.SellerID)
+	v.quantity(c.Quantity)
+	return v.err()
 }
 
 // Validate implements command.Validator.
 func (c UpdateDetails) Validate() error {
-	v := required(nil, "ProductID", c.ProductID)
-	v = required(v, "SellerID", c.SellerID)
-	v = validTitle(v, c.Title)
-	return check(v, utf8.RuneCountInString(c.Description) <= MaxDescription, "Description", "is longer than 5000 characters").Err()
+	var v checker
+	v.id("ProductID", c.ProductID)
+	v.id("SellerID", c.SellerID)
+	v.title(c.Title)
+	v.description(c.Description)
+	return v.err()
 }
 
 // Validate implements command.Validator.
 func (c SubmitReview) Validate() error {
-	v := required(nil, "ReviewID", c.ReviewID)
-	v = required(v, "ProductID", c.ProductID)
-	v = required(v, "Author", c.Author)
-	v = check(v, c.Rating >= 1 && c.Rating <= 5, "Rating", "must be between 1 and 5")
-	return check(v, utf8.RuneCountInString(c.Text) <= MaxReviewText, "Text", "is longer than 2000 characters").Err()
+	var v checker
+	v.id("ReviewID", c.ReviewID)
+	v.id("ProductID", c.ProductID)
+	v.name("Author", c.Author)
+	v.check(c.Rating >= 1 && c.Rating <= 5, "Rating", "must be between 1 and 5")
+	v.text("Text", c.Text, MaxReviewText, false, true)
+	return v.err()
 }
 
 // Validate implements command.Validator.
 func (c SetShipping) Validate() error {
-	v := required(nil, "ProductID", c.ProductID)
-	v = required(v, "SellerID", c.SellerID)
-	seen := make(map[string]bool, len(c.Options))
-	for _, o := range c.Options {
-		v = required(v, "Options.Method", o.Method)
-		v = check(v, !seen[o.Method], "Options.Method", "is listed twice: "+o.Method)
-		v = check(v, o.PriceCents >= 0 && o.Days >= 0, "Options", "price and days must not be negative")
-		seen[o.Method] = true
+	var v checker
+	v.id("ProductID", c.ProductID)
+	v.id("SellerID", c.SellerID)
+	if len(c.Options) > MaxShippingOptions {
+		v.add("Options", fmt.Sprintf("has %d entries, at most %d are allowed", len(c.Options), MaxShippingOptions))
+		return v.err()
 	}
-	return v.Err()
+	for i, o := range c.Options {
+		f := fmt.Sprintf("Options[%d].", i)
+		v.text(f+"Method", o.Method, MaxMethod, true, false)
+		for _, prev := range c.Options[:i] {
+			if prev.Method == o.Method && o.Method != "" {
+				v.add(f+"Method", "is listed twice: "+o.Method)
+				break
+			}
+		}
+		v.price(f+"PriceCents", o.PriceCents, 0)
+		v.check(o.Days >= 0 && o.Days <= MaxShippingDays, f+"Days", fmt.Sprintf("must be between 0 and %d", MaxShippingDays))
+	}
+	return v.err()
 }

@@ -2,6 +2,8 @@ package catalog
 
 import (
 	"context"
+	"fmt"
+	"slices"
 
 	"github.com/cqrskit/cqrs/command"
 	"github.com/cqrskit/cqrs/event"
@@ -78,6 +80,8 @@ func (d *Domain) Register(b *command.Bus) {
 	command.Register(b, d.listProduct)
 	command.Register(b, d.updatePrice)
 	command.Register(b, d.updateStock)
+	command.Register(b, d.reserveStock)
+	command.Register(b, d.restock)
 	command.Register(b, d.updateDetails)
 	command.Register(b, d.submitReview)
 	command.Register(b, d.setShipping)
@@ -91,13 +95,18 @@ func (d *Domain) seller(tx store.Tx, id string) (Seller, uint64, error) {
 	return s, ver, err
 }
 
+func (d *Domain) product(tx store.Tx, id string) (Product, uint64, error) {
+	p, ver, err := d.Products.Get(tx, id)
+	if err != nil && store.IsNotFound(err) {
+		return p, 0, command.NotFound("product", id)
+	}
+	return p, ver, err
+}
+
 // ownedProduct loads a product and checks that seller owns it.
 func (d *Domain) ownedProduct(tx store.Tx, id, seller string) (Product, uint64, error) {
-	p, ver, err := d.Products.Get(tx, id)
+	p, ver, err := d.product(tx, id)
 	if err != nil {
-		if store.IsNotFound(err) {
-			return p, 0, command.NotFound("product", id)
-		}
 		return p, 0, err
 	}
 	if p.SellerID != seller {
@@ -106,11 +115,20 @@ func (d *Domain) ownedProduct(tx store.Tx, id, seller string) (Product, uint64, 
 	return p, ver, nil
 }
 
+// insertNew inserts a row that must not exist yet. A duplicate is a
+// *store.AlreadyExistsError (command.ErrAlreadyExists): permanent, never
+// retried, whatever the store reports for an Insert of an existing key.
+func insertNew[K comparable, V any](tx store.Tx, t *store.Table[K, V], key K, keyText string, v V) error {
+	if ok, err := t.Exists(tx, key); err != nil {
+		return err
+	} else if ok {
+		return &store.AlreadyExistsError{Table: t.Name(), Key: keyText}
+	}
+	return t.Insert(tx, key, v)
+}
+
 func (d *Domain) registerSeller(_ context.Context, tx store.Tx, c RegisterSeller) error {
-	if err := d.Sellers.Insert(tx, c.SellerID, Seller{ID: c.SellerID, Name: c.Name, Rating: c.Rating}); err != nil {
-		if store.IsConflict(err) {
-			return command.Invalid("SellerID", "seller "+c.SellerID+" already exists")
-		}
+	if err := insertNew(tx, d.Sellers, c.SellerID, c.SellerID, Seller{ID: c.SellerID, Name: c.Name, Rating: c.Rating}); err != nil {
 		return err
 	}
 	tx.Record(sellerStream(c.SellerID), SellerRegistered{SellerID: c.SellerID, Name: c.Name, Rating: c.Rating})
@@ -148,6 +166,9 @@ func (d *Domain) changeSeller(tx store.Tx, id string, fn func(Seller) (Seller, e
 
 func (d *Domain) rateSeller(_ context.Context, tx store.Tx, c RateSeller) error {
 	return d.changeSeller(tx, c.SellerID, func(s Seller) (Seller, event.Event) {
+		if s.Rating == c.Rating {
+			return s, nil
+		}
 		s.Rating = c.Rating
 		return s, SellerRated{SellerID: c.SellerID, Rating: c.Rating}
 	})
@@ -158,10 +179,7 @@ func (d *Domain) listProduct(_ context.Context, tx store.Tx, c ListProduct) erro
 		return err
 	}
 	p := Product{ID: c.ProductID, SellerID: c.SellerID, Title: c.Title, Description: c.Description, PriceCents: c.PriceCents, Stock: c.Stock, PriceSeq: 1}
-	if err := d.Products.Insert(tx, c.ProductID, p); err != nil {
-		if store.IsConflict(err) {
-			return command.Invalid("ProductID", "product "+c.ProductID+" already exists")
-		}
+	if err := insertNew(tx, d.Products, c.ProductID, c.ProductID, p); err != nil {
 		return err
 	}
 	if err := d.Prices.Insert(tx, PriceKey{ProductID: c.ProductID, Seq: 1}, PriceRow{Cents: c.PriceCents}); err != nil {
@@ -175,7 +193,7 @@ func (d *Domain) listProduct(_ context.Context, tx store.Tx, c ListProduct) erro
 }
 
 func (d *Domain) updatePrice(_ context.Context, tx store.Tx, c UpdatePrice) error {
-	return d.changeProduct(tx, c.ProductID, c.SellerID, func(p Product) (Product, event.Event, error) {
+	return d.changeProduct(tx, c.ProductID, c.SellerID, c.ExpectedVersion, func(p Product) (Product, event.Event, error) {
 		if p.PriceCents == c.PriceCents {
 			return p, nil, nil
 		}
@@ -189,27 +207,39 @@ func (d *Domain) updatePrice(_ context.Context, tx store.Tx, c UpdatePrice) erro
 	})
 }
 
-// changeProduct loads a product the seller owns, passes it to fn and, when
-// fn returns an event, writes the row fn returns (optimistically, at the
-// version read) and records the event. A nil event means nothing changed.
-func (d *Domain) changeProduct(tx store.Tx, id, seller string, fn func(Product) (Product, event.Event, error)) error {
+// changeProduct loads a product the seller owns, checks the version the
+// command expects (0: no check), passes the row to fn and, when fn returns
+// an event, writes the row fn returns (optimistically, at the version read)
+// and records the event. A nil event means nothing changed: nothing is
+// written or recorded.
+func (d *Domain) changeProduct(tx store.Tx, id, seller string, expected uint64, fn func(Product) (Product, event.Event, error)) error {
 	p, ver, err := d.ownedProduct(tx, id, seller)
 	if err != nil {
 		return err
+	}
+	return d.writeProduct(tx, p, ver, expected, fn)
+}
+
+// writeProduct is changeProduct after the product is loaded and allowed.
+func (d *Domain) writeProduct(tx store.Tx, p Product, ver, expected uint64, fn func(Product) (Product, event.Event, error)) error {
+	if expected != 0 {
+		if err := command.ExpectVersion(tx, productStream(p.ID), expected); err != nil {
+			return err
+		}
 	}
 	p, e, err := fn(p)
 	if err != nil || e == nil {
 		return err
 	}
-	if _, err := d.Products.PutIf(tx, id, p, ver); err != nil {
+	if _, err := d.Products.PutIf(tx, p.ID, p, ver); err != nil {
 		return err
 	}
-	tx.Record(productStream(id), e)
+	tx.Record(productStream(p.ID), e)
 	return nil
 }
 
 func (d *Domain) updateStock(_ context.Context, tx store.Tx, c UpdateStock) error {
-	return d.changeProduct(tx, c.ProductID, c.SellerID, func(p Product) (Product, event.Event, error) {
+	return d.changeProduct(tx, c.ProductID, c.SellerID, c.ExpectedVersion, func(p Product) (Product, event.Event, error) {
 		if p.Stock == c.Stock {
 			return p, nil, nil
 		}
@@ -218,8 +248,40 @@ func (d *Domain) updateStock(_ context.Context, tx store.Tx, c UpdateStock) erro
 	})
 }
 
+// reserveStock decrements stock inside the unit of work, so concurrent
+// reservations serialise on the product row (a conflicting one is re-run by
+// Retry and re-reads) and none is lost.
+func (d *Domain) reserveStock(_ context.Context, tx store.Tx, c ReserveStock) error {
+	p, ver, err := d.product(tx, c.ProductID)
+	if err != nil {
+		return err
+	}
+	return d.writeProduct(tx, p, ver, 0, func(p Product) (Product, event.Event, error) {
+		if p.Stock < c.Quantity {
+			return p, nil, command.Reject(CodeInsufficientStock,
+				fmt.Sprintf("product %s has %d in stock, %d requested", p.ID, p.Stock, c.Quantity))
+		}
+		p.Stock -= c.Quantity
+		return p, StockReserved{ProductID: p.ID, Quantity: c.Quantity, Stock: p.Stock}, nil
+	})
+}
+
+func (d *Domain) restock(_ context.Context, tx store.Tx, c Restock) error {
+	return d.changeProduct(tx, c.ProductID, c.SellerID, 0, func(p Product) (Product, event.Event, error) {
+		if p.Stock > MaxStock-c.Quantity {
+			return p, nil, command.Reject(CodeStockLimit,
+				fmt.Sprintf("product %s has %d in stock; adding %d would exceed %d", p.ID, p.Stock, c.Quantity, MaxStock))
+		}
+		p.Stock += c.Quantity
+		return p, Restocked{ProductID: p.ID, Quantity: c.Quantity, Stock: p.Stock}, nil
+	})
+}
+
 func (d *Domain) updateDetails(_ context.Context, tx store.Tx, c UpdateDetails) error {
-	return d.changeProduct(tx, c.ProductID, c.SellerID, func(p Product) (Product, event.Event, error) {
+	return d.changeProduct(tx, c.ProductID, c.SellerID, c.ExpectedVersion, func(p Product) (Product, event.Event, error) {
+		if p.Title == c.Title && p.Description == c.Description {
+			return p, nil, nil
+		}
 		p.Title, p.Description = c.Title, c.Description
 		return p, DetailsChanged{ProductID: c.ProductID, Title: c.Title, Description: c.Description}, nil
 	})
@@ -232,10 +294,7 @@ func (d *Domain) submitReview(_ context.Context, tx store.Tx, c SubmitReview) er
 		return command.NotFound("product", c.ProductID)
 	}
 	r := Review{ID: c.ReviewID, ProductID: c.ProductID, Author: c.Author, Rating: c.Rating, Text: c.Text}
-	if err := d.Reviews.Insert(tx, c.ReviewID, r); err != nil {
-		if store.IsConflict(err) {
-			return command.Invalid("ReviewID", "review "+c.ReviewID+" already exists")
-		}
+	if err := insertNew(tx, d.Reviews, c.ReviewID, c.ReviewID, r); err != nil {
 		return err
 	}
 	tx.Record(productStream(c.ProductID), ReviewSubmitted{
@@ -247,6 +306,18 @@ func (d *Domain) submitReview(_ context.Context, tx store.Tx, c SubmitReview) er
 func (d *Domain) setShipping(_ context.Context, tx store.Tx, c SetShipping) error {
 	if _, _, err := d.ownedProduct(tx, c.ProductID, c.SellerID); err != nil {
 		return err
+	}
+	if c.ExpectedVersion != 0 {
+		if err := command.ExpectVersion(tx, productStream(c.ProductID), c.ExpectedVersion); err != nil {
+			return err
+		}
+	}
+	cur, _, err := d.Shipping.Get(tx, c.ProductID)
+	if err != nil && !store.IsNotFound(err) {
+		return err
+	}
+	if slices.Equal(cur, c.Options) {
+		return nil // the same options (or none, again): nothing to record
 	}
 	opts := append([]ShippingOption(nil), c.Options...) // the caller keeps its slice
 	if _, err := d.Shipping.Put(tx, c.ProductID, opts); err != nil {

@@ -50,6 +50,22 @@ type StockChanged struct {
 	Stock     int
 }
 
+// StockReserved: Quantity units were taken out of a product's stock; Stock
+// is the level after.
+type StockReserved struct {
+	ProductID string
+	Quantity  int
+	Stock     int
+}
+
+// Restocked: Quantity units were added to a product's stock; Stock is the
+// level after.
+type Restocked struct {
+	ProductID string
+	Quantity  int
+	Stock     int
+}
+
 // DetailsChanged: a product's title or description changed.
 type DetailsChanged struct {
 	ProductID   string
@@ -104,6 +120,12 @@ func (PriceChanged) EventType() string { return "catalog.PriceChanged" }
 func (StockChanged) EventType() string { return "catalog.StockChanged" }
 
 // EventType implements event.Event.
+func (StockReserved) EventType() string { return "catalog.StockReserved" }
+
+// EventType implements event.Event.
+func (Restocked) EventType() string { return "catalog.Restocked" }
+
+// EventType implements event.Event.
 func (DetailsChanged) EventType() string { return "catalog.DetailsChanged" }
 
 // EventType implements event.Event.
@@ -118,6 +140,7 @@ func RegisterEvents(r *event.Registry) error {
 	for _, f := range []func(*event.Registry) error{
 		event.Register[SellerRegistered], event.Register[SellerRenamed], event.Register[SellerRated],
 		event.Register[ProductListed], event.Register[PriceChanged], event.Register[StockChanged],
+		event.Register[StockReserved], event.Register[Restocked],
 		event.Register[DetailsChanged], event.Register[ReviewSubmitted], event.Register[ShippingSet],
 	} {
 		if err := f(r); err != nil {

@@ -82,14 +82,18 @@ func (g *Gen) Seed(reviewsPerProduct int) []any {
 	return cmds
 }
 
-// Next returns a random command over the catalog. About one in eight is
-// rejected by design: invalid fields, a product not listed yet, or a seller
-// acting on a product it does not own.
+// Next returns a random command over the catalog, from every command type.
+// About one in eight is rejected by design: invalid fields or text (a NUL,
+// invalid UTF-8), a product not listed yet, a seller acting on a product it
+// does not own, a reservation of more than is in stock, or an outdated
+// ExpectedVersion. Others are rejected or are no-ops by chance: a listing
+// of a product that exists, a reservation when stock ran out, an
+// ExpectedVersion that happens to be stale, a value set to what it was.
 func (g *Gen) Next() any {
 	i := g.rng.IntN(g.Products)
 	owner := g.OwnerOf(i)
 	if g.rng.IntN(8) == 0 { // a rejection of some kind
-		switch g.rng.IntN(4) {
+		switch g.rng.IntN(7) {
 		case 0:
 			r := g.Review(i)
 			r.Rating = 6
@@ -98,6 +102,12 @@ func (g *Gen) Next() any {
 			return UpdatePrice{ProductID: ProductID(i), SellerID: owner, PriceCents: -1}
 		case 2:
 			return UpdateStock{ProductID: ProductID(i), SellerID: SellerID((i + 1) % g.Sellers), Stock: 1}
+		case 3:
+			return ReserveStock{ProductID: ProductID(i), Quantity: MaxQuantity} // insufficient stock
+		case 4:
+			return UpdateDetails{ProductID: ProductID(i), SellerID: owner, Title: []string{"nul\x00", "bad \xff utf-8"}[g.rng.IntN(2)]}
+		case 5:
+			return UpdatePrice{ProductID: ProductID(i), SellerID: owner, PriceCents: 100, ExpectedVersion: 1 << 40} // stale
 		default:
 			return g.Review(g.Products + 1 + g.rng.IntN(10)) // no such product
 		}
@@ -105,20 +115,28 @@ func (g *Gen) Next() any {
 	switch k := g.rng.IntN(100); {
 	case k < 5:
 		return g.ListProduct(i) // may already exist: rejected
-	case k < 40:
+	case k < 35:
 		return g.Review(i)
-	case k < 60:
+	case k < 50:
 		return UpdatePrice{ProductID: ProductID(i), SellerID: owner, PriceCents: int64(100 + g.rng.IntN(100_000))}
-	case k < 80:
-		return UpdateStock{ProductID: ProductID(i), SellerID: owner, Stock: g.rng.IntN(5)}
-	case k < 88:
-		return UpdateDetails{ProductID: ProductID(i), SellerID: owner, Title: fmt.Sprintf("Product %d v%d", i, g.rng.IntN(100)), Description: "Updated."}
-	case k < 94:
+	case k < 58:
+		c := UpdateStock{ProductID: ProductID(i), SellerID: owner, Stock: g.rng.IntN(5)}
+		if g.rng.IntN(2) == 0 {
+			c.ExpectedVersion = uint64(1 + g.rng.IntN(8)) // current or stale
+		}
+		return c
+	case k < 68:
+		return ReserveStock{ProductID: ProductID(i), Quantity: 1 + g.rng.IntN(3)}
+	case k < 74:
+		return Restock{ProductID: ProductID(i), SellerID: owner, Quantity: 1 + g.rng.IntN(10)}
+	case k < 84:
+		return UpdateDetails{ProductID: ProductID(i), SellerID: owner, Title: fmt.Sprintf("Product %d v%d", i, g.rng.IntN(4)), Description: "Updated."}
+	case k < 92:
 		return g.Shipping(i)
-	case k < 97:
+	case k < 96:
 		s := g.rng.IntN(g.Sellers)
-		return RenameSeller{SellerID: SellerID(s), Name: fmt.Sprintf("Seller %d (%d)", s, g.rng.IntN(1000))}
+		return RenameSeller{SellerID: SellerID(s), Name: fmt.Sprintf("Seller %d (%d)", s, g.rng.IntN(4))}
 	default:
-		return RateSeller{SellerID: SellerID(g.rng.IntN(g.Sellers)), Rating: float64(g.rng.IntN(51)) / 10}
+		return RateSeller{SellerID: SellerID(g.rng.IntN(g.Sellers)), Rating: float64(g.rng.IntN(6))}
 	}
 }

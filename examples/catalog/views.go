@@ -58,7 +58,12 @@ type ProductView struct {
 	// PreviousPriceCents is the price before that change.
 	PriceDropped       bool
 	PreviousPriceCents int64
-	// Version is the product stream's version this view reflects.
+	// Version is the version of the product (its event stream) that this
+	// view reflects: 1 when listed, one more for every change to the
+	// product, its reviews or its shipping options. A client sends it back
+	// as the ExpectedVersion of UpdatePrice, UpdateStock, UpdateDetails or
+	// SetShipping (an HTTP ETag / If-Match) to change the product only if
+	// nobody changed it since it read the view.
 	Version   uint64
 	UpdatedAt time.Time
 }
@@ -135,6 +140,8 @@ func newViewSet() *viewSet {
 	event.On(r, vs.productListed)
 	event.On(r, vs.priceChanged)
 	event.On(r, vs.stockChanged)
+	event.On(r, vs.stockReserved)
+	event.On(r, vs.restocked)
 	event.On(r, vs.detailsChanged)
 	event.On(r, vs.reviewSubmitted)
 	event.On(r, vs.shippingSet)
@@ -165,7 +172,7 @@ func NewViews() *Views {
 func (v *Views) Name() string { return "catalog.views" }
 
 // Version implements projection.Versioned; bump it when the fold changes.
-func (v *Views) Version() int { return 1 }
+func (v *Views) Version() int { return 2 }
 
 // Handle implements projection.Projector.
 func (v *Views) Handle(ctx context.Context, rec event.Record) error {
@@ -401,6 +408,20 @@ func appendHistory(h []PricePoint, pt PricePoint) []PricePoint {
 }
 
 func (vs *viewSet) stockChanged(_ context.Context, rec event.Record, e StockChanged) error {
+	vs.change(rec, e.ProductID, func(p *ProductView) {
+		p.Stock, p.InStock = e.Stock, e.Stock > 0
+	})
+	return nil
+}
+
+func (vs *viewSet) stockReserved(_ context.Context, rec event.Record, e StockReserved) error {
+	vs.change(rec, e.ProductID, func(p *ProductView) {
+		p.Stock, p.InStock = e.Stock, e.Stock > 0
+	})
+	return nil
+}
+
+func (vs *viewSet) restocked(_ context.Context, rec event.Record, e Restocked) error {
 	vs.change(rec, e.ProductID, func(p *ProductView) {
 		p.Stock, p.InStock = e.Stock, e.Stock > 0
 	})

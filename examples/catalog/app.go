@@ -3,6 +3,7 @@ package catalog
 import (
 	"context"
 	"log/slog"
+	"math/rand/v2"
 	"time"
 
 	"github.com/cqrskit/cqrs/command"
@@ -23,6 +24,22 @@ type Config struct {
 	// Middleware wraps every dispatch, after the built-in retry on
 	// conflict.
 	Middleware []command.Middleware
+}
+
+// RetryAttempts is how often Open's built-in retry runs a command that hit
+// a transient conflict (a concurrent writer on a durable store changed the
+// row between the handler's read and its write; store.Memory runs units of
+// work one at a time and never does). Permanent failures are never retried;
+// see command.Retry.
+const RetryAttempts = 12
+
+// RetryBackoff is the pause before retry n: a random duration up to 1ms
+// doubled n-1 times, at most 100ms. The randomness spreads out writers that
+// collided on one row (a popular product's stock), so that one of them wins
+// each round instead of all colliding again.
+func RetryBackoff(n int) time.Duration {
+	ceiling := min(time.Millisecond<<min(n-1, 10), 100*time.Millisecond)
+	return time.Duration(rand.Int64N(int64(ceiling))) + 1
 }
 
 // App wires the catalog: the write model on a store, the command bus, and
@@ -61,7 +78,7 @@ func Open(ctx context.Context, st store.Store, lg store.Log, cfg Config) (*App, 
 	if err := a.Runner.Add(a.Trending, mode...); err != nil {
 		return nil, err
 	}
-	mw := []command.Middleware{command.Retry(5, func(n int) time.Duration { return time.Duration(n) * time.Millisecond })}
+	mw := []command.Middleware{command.Retry(RetryAttempts, RetryBackoff)}
 	if cfg.Logger != nil {
 		mw = append(mw, command.Logging(cfg.Logger))
 	}

@@ -22,10 +22,25 @@
 // a seller rename reaches every product view of the seller through the
 // projector rather than a write-side fan-out.
 //
+// # Stock and optimistic concurrency
+//
+// ReserveStock and Restock change stock relatively inside the unit of
+// work, so concurrent reservations never lose an update and stock never
+// goes below zero. Absolute updates (UpdatePrice, UpdateStock,
+// UpdateDetails, SetShipping) may carry the ExpectedVersion a client read
+// from ProductView.Version; a command that would change nothing records no
+// event.
+//
 // # Errors
 //
 // Dispatch returns the command package's typed errors: ErrValidation for
-// bad fields (every invalid field is listed), ErrNotFound for a missing
-// seller or product, ErrForbidden when a seller acts on another seller's
-// product, and ErrValidation when an ID is already taken.
+// bad fields (every invalid field is listed; text must be valid UTF-8, free
+// of control characters and within the Max limits, so every store accepts
+// the same input), ErrNotFound for a missing seller or product,
+// ErrForbidden when a seller acts on another seller's product,
+// ErrAlreadyExists (*store.AlreadyExistsError) when an ID is already taken,
+// ErrRejected (*command.RejectedError with CodeInsufficientStock or
+// CodeStockLimit) when a stock rule is broken, and ErrConflict
+// (*command.StaleError) when ExpectedVersion is outdated. Only a transient
+// conflict is retried.
 package catalog

@@ -35,7 +35,7 @@ func main() {
 	}
 	schema := fmt.Sprintf("cqrskit_demo_%d", time.Now().UnixNano())
 	if err := run(context.Background(), os.Stdout, *url, schema, *products, *keep); err != nil {
-		fmt.Fprintln(os.Stderr, "postgres:", err)
+		fmt.Fprintln(os.Stderr, "postgres:", demo.Describe(err))
 		os.Exit(1)
 	}
 }

@@ -45,13 +45,24 @@ func Run(ctx context.Context, w io.Writer, st store.Store, lg store.Log, clk *Cl
 		return err
 	}
 	defer app.Close()
+	// A second copy of the views follows the same log asynchronously, for
+	// the read-your-writes section; the closing status lists it too.
+	async := asyncViews{catalog.NewViews()}
+	asyncRunner := projection.NewRunner(lg)
+	if err := asyncRunner.Add(async, projection.AsAsync()); err != nil {
+		return err
+	}
+	if err := asyncRunner.Start(ctx); err != nil {
+		return err
+	}
+	defer asyncRunner.Close()
 
 	section(w, "Seeding")
 	gen := catalog.NewGen(42, max(nProducts/10, 1), nProducts)
 	start := time.Now()
 	for _, cmd := range gen.Seed(5) {
 		if _, err := app.Dispatch(ctx, cmd); err != nil {
-			return fmt.Errorf("seed %T: %w", cmd, err)
+			return fmt.Errorf("seed %s: %w", typeName(cmd), err)
 		}
 	}
 	head, _ := lg.Head(ctx)
@@ -74,19 +85,28 @@ func Run(ctx context.Context, w io.Writer, st store.Store, lg store.Log, clk *Cl
 
 	section(w, "Commands that are rejected (nothing is written, no event)")
 	before, _ := lg.Head(ctx)
+	v1, _ := app.Views.Product(p1)
 	for _, cmd := range []any{
 		catalog.SubmitReview{ReviewID: "r-bad", ProductID: p1, Author: "ann", Rating: 9},
 		catalog.UpdatePrice{ProductID: p1, SellerID: owner, PriceCents: 0},
+		catalog.ListProduct{ProductID: "p-new", SellerID: owner, Title: "Kettle \xff", Description: "nul\x00", PriceCents: 100},
 		catalog.UpdatePrice{ProductID: p1, SellerID: "s-intruder", PriceCents: 100},
 		catalog.SubmitReview{ReviewID: "r-x", ProductID: "p-missing", Author: "bob", Rating: 4},
 		catalog.ListProduct{ProductID: p1, SellerID: owner, Title: "Dup", PriceCents: 100},
+		catalog.ReserveStock{ProductID: p1, Quantity: v1.Stock + 1},
+		catalog.UpdateStock{ProductID: p1, SellerID: owner, Stock: 1, ExpectedVersion: v1.Version - 1},
 		struct{ Name string }{"unregistered command"},
 	} {
 		_, err := app.Dispatch(ctx, cmd)
-		fmt.Fprintf(w, "%-22s -> %s\n", typeName(cmd), classify(err))
+		fmt.Fprintf(w, "%-14s -> %s\n", typeName(cmd), Describe(err))
 	}
 	after, _ := lg.Head(ctx)
 	fmt.Fprintf(w, "log head before %v, after %v: no event was written\n", before, after)
+
+	section(w, "Stock: relative changes and optimistic concurrency")
+	if err := stock(ctx, w, app, gen); err != nil {
+		return err
+	}
 
 	section(w, "Reviews and a seller rename")
 	for i, r := range []int{5, 4, 5} {
@@ -125,7 +145,7 @@ func Run(ctx context.Context, w io.Writer, st store.Store, lg store.Log, clk *Cl
 	fmt.Fprintf(w, "next page after %s: %s\n", page[len(page)-1], strings.Join(next, ", "))
 
 	section(w, "Read-your-writes across an async projection")
-	if err := readYourWrites(ctx, w, app, lg); err != nil {
+	if err := readYourWrites(ctx, w, app, asyncRunner, async); err != nil {
 		return err
 	}
 
@@ -138,10 +158,74 @@ func Run(ctx context.Context, w io.Writer, st store.Store, lg store.Log, clk *Cl
 	head, _ = lg.Head(ctx)
 	fmt.Fprintf(w, "rebuilt %s by replaying the log up to position %v in %v; %s still shows %s, %.1f stars, seller %q\n",
 		app.Views.Name(), head, time.Since(t0).Round(time.Millisecond), p1, money(rv.PriceCents), rv.AverageRating(), rv.SellerName)
-	sts, _ := app.Runner.Status(ctx)
-	for _, s := range sts {
-		fmt.Fprintf(w, "status %-17s %-7s %-8s checkpoint %v, head %v, behind %d\n", s.Name, s.Mode, s.State, s.Checkpoint, s.Head, s.Behind)
+
+	section(w, "Status of every projector")
+	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := asyncRunner.WaitFor(wctx, "", head); err != nil {
+		return err
 	}
+	for _, r := range []*projection.Runner{app.Runner, asyncRunner} {
+		sts, err := r.Status(ctx)
+		if err != nil {
+			return err
+		}
+		for _, s := range sts {
+			fmt.Fprintf(w, "status %-26s %-6s %-8s checkpoint %v, head %v, behind %d\n", s.Name, s.Mode, s.State, s.Checkpoint, s.Head, s.Behind)
+			if s.Err != nil {
+				fmt.Fprintf(w, "       %s failed: %v\n", s.Name, s.Err)
+			}
+		}
+	}
+	return nil
+}
+
+// asyncViews is a copy of the catalog views under its own name, so that
+// statuses tell it from the inline one.
+type asyncViews struct{ *catalog.Views }
+
+// Name implements projection.Projector.
+func (asyncViews) Name() string { return "catalog.views (async copy)" }
+
+// stock shows ReserveStock under concurrency, Restock, and an absolute
+// UpdateStock guarded by the version read from the view.
+func stock(ctx context.Context, w io.Writer, app *catalog.App, gen *catalog.Gen) error {
+	p, owner := catalog.ProductID(3), gen.OwnerOf(3)
+	v, _ := app.Views.Product(p)
+	if _, err := app.Dispatch(ctx, catalog.UpdateStock{ProductID: p, SellerID: owner, Stock: 100, ExpectedVersion: v.Version}); err != nil {
+		return err
+	}
+	v, _ = app.Views.Product(p)
+	fmt.Fprintf(w, "UpdateStock %s to 100 at version %d: accepted, now version %d\n", p, v.Version-1, v.Version)
+	const n = 40
+	var wg sync.WaitGroup
+	errs := make([]error, n)
+	for i := range n {
+		wg.Go(func() {
+			_, errs[i] = app.Dispatch(ctx, catalog.ReserveStock{ProductID: p, Quantity: 3})
+		})
+	}
+	wg.Wait()
+	ok, rejected := 0, 0
+	for _, err := range errs {
+		switch {
+		case err == nil:
+			ok++
+		case errors.Is(err, command.ErrRejected):
+			rejected++
+		default:
+			return err
+		}
+	}
+	after, _ := app.Views.Product(p)
+	fmt.Fprintf(w, "%d concurrent ReserveStock of 3: %d accepted, %d rejected (insufficient stock); stock 100 -> %d\n", n, ok, rejected, after.Stock)
+	if _, err := app.Dispatch(ctx, catalog.Restock{ProductID: p, SellerID: owner, Quantity: 50}); err != nil {
+		return err
+	}
+	restocked, _ := app.Views.Product(p)
+	fmt.Fprintf(w, "Restock %s by 50: stock %d\n", p, restocked.Stock)
+	_, err := app.Dispatch(ctx, catalog.UpdateStock{ProductID: p, SellerID: owner, Stock: 0, ExpectedVersion: v.Version})
+	fmt.Fprintf(w, "UpdateStock %s to 0 at the version read before the reservations (%d): %s\n", p, v.Version, Describe(err))
 	return nil
 }
 
@@ -149,16 +233,7 @@ func Run(ctx context.Context, w io.Writer, st store.Store, lg store.Log, clk *Cl
 // second product view follows the same log on its own goroutine; the
 // dispatch returns a token, which is printed (as it would be sent in a
 // header), parsed back and waited for before the read.
-func readYourWrites(ctx context.Context, w io.Writer, app *catalog.App, lg store.Log) error {
-	async := catalog.NewViews()
-	runner := projection.NewRunner(lg)
-	if err := runner.Add(async, projection.AsAsync()); err != nil {
-		return err
-	}
-	if err := runner.Start(ctx); err != nil {
-		return err
-	}
-	defer runner.Close()
+func readYourWrites(ctx context.Context, w io.Writer, app *catalog.App, runner *projection.Runner, async asyncViews) error {
 	p := catalog.ProductID(2)
 	v, _ := app.Views.Product(p)
 	res, err := app.Dispatch(ctx, catalog.UpdatePrice{ProductID: p, SellerID: v.SellerID, PriceCents: 1234})
@@ -200,19 +275,49 @@ func printProduct(w io.Writer, v catalog.ProductView, now time.Time, trending bo
 	fmt.Fprintf(w, "shipping: %s\n", strings.Join(v.ShippingMethods(), ", "))
 }
 
-func classify(err error) string {
-	var ve *command.ValidationError
+// Describe turns a Dispatch error into a sentence for people: validation
+// errors list each field and what is wrong with it, rejections give their
+// code and message, and the other kinds say what happened. It returns
+// "accepted" for nil.
+func Describe(err error) string {
+	var (
+		ve  *command.ValidationError
+		re  *command.RejectedError
+		fe  *command.ForbiddenError
+		nf  *command.NotFoundError
+		snf *store.NotFoundError
+		ae  *store.AlreadyExistsError
+		se  *command.StaleError
+		nh  *command.NoHandlerError
+		ac  *command.AfterCommitError
+	)
 	switch {
 	case err == nil:
 		return "accepted"
+	case errors.As(err, &ac):
+		return fmt.Sprintf("committed at position %v, but a read model failed to update: %v", ac.Position, ac.Err)
 	case errors.As(err, &ve):
-		return fmt.Sprintf("ErrValidation %v", ve.Fields)
-	case errors.Is(err, command.ErrForbidden):
-		return "ErrForbidden: " + err.Error()
-	case errors.Is(err, command.ErrNotFound):
-		return "ErrNotFound: " + err.Error()
-	case errors.Is(err, command.ErrNoHandler):
-		return "ErrNoHandler: " + err.Error()
+		parts := make([]string, len(ve.Fields))
+		for i, f := range ve.Fields {
+			parts[i] = f.Field + " " + f.Message
+		}
+		return "invalid: " + strings.Join(parts, "; ")
+	case errors.As(err, &re):
+		return fmt.Sprintf("rejected (%s): %s", re.Code, re.Message)
+	case errors.As(err, &fe):
+		return "forbidden: " + fe.Reason
+	case errors.As(err, &nf):
+		return fmt.Sprintf("not found: %s %q does not exist", nf.Kind, nf.ID)
+	case errors.As(err, &snf):
+		return fmt.Sprintf("not found: %s has no %q", snf.Table, snf.Key)
+	case errors.As(err, &ae):
+		return fmt.Sprintf("already exists: %s already has %q", ae.Table, ae.Key)
+	case errors.As(err, &se):
+		return fmt.Sprintf("conflict: %s changed since version %d (it is at %d now); read it again", se.Stream, se.Expected, se.Actual)
+	case errors.Is(err, command.ErrConflict):
+		return "conflict: a concurrent change won; try again"
+	case errors.As(err, &nh):
+		return "no handler: nothing handles a " + nh.Type
 	}
 	return "error: " + err.Error()
 }

@@ -2,6 +2,7 @@ package catalog
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -189,17 +190,21 @@ func (c *checker) description(s string) {
 	c.text("Description", s, MaxDescription, false, true)
 }
 
+// between checks lo <= n <= hi; the message is only built on failure, so
+// valid commands validate without allocating.
+func (c *checker) between(field string, n, lo, hi int64) {
+	if n < lo || n > hi {
+		c.add(field, fmt.Sprintf("must be between %d and %d", lo, hi))
+	}
+}
+
 func (c *checker) price(field string, cents int64, min int64) {
-	c.check(cents >= min && cents <= MaxPriceCents, field, fmt.Sprintf("must be between %d and %d", min, MaxPriceCents))
+	c.between(field, cents, min, MaxPriceCents)
 }
 
-func (c *checker) stock(n int) {
-	c.check(n >= 0 && n <= MaxStock, "Stock", fmt.Sprintf("must be between 0 and %d", MaxStock))
-}
+func (c *checker) stock(n int) { c.between("Stock", int64(n), 0, MaxStock) }
 
-func (c *checker) quantity(n int) {
-	c.check(n >= 1 && n <= MaxQuantity, "Quantity", fmt.Sprintf("must be between 1 and %d", MaxQuantity))
-}
+func (c *checker) quantity(n int) { c.between("Quantity", int64(n), 1, MaxQuantity) }
 
 func (c *checker) sellerRating(r float64) {
 	c.check(r >= 0 && r <= 5, "Rating", "must be between 0 and 5") // false for NaN
@@ -308,7 +313,7 @@ func (c SetShipping) Validate() error {
 		return v.err()
 	}
 	for i, o := range c.Options {
-		f := fmt.Sprintf("Options[%d].", i)
+		f := "Options[" + strconv.Itoa(i) + "]."
 		v.text(f+"Method", o.Method, MaxMethod, true, false)
 		for _, prev := range c.Options[:i] {
 			if prev.Method == o.Method && o.Method != "" {
@@ -317,7 +322,7 @@ func (c SetShipping) Validate() error {
 			}
 		}
 		v.price(f+"PriceCents", o.PriceCents, 0)
-		v.check(o.Days >= 0 && o.Days <= MaxShippingDays, f+"Days", fmt.Sprintf("must be between 0 and %d", MaxShippingDays))
+		v.between(f+"Days", int64(o.Days), 0, MaxShippingDays)
 	}
 	return v.err()
 }

@@ -204,9 +204,9 @@ type Status struct {
 	// Err says why it is stopped (a *StoppedError), or the infrastructure
 	// failure it is retrying (state Unavailable), or the last checkpoint
 	// save error.
-	Err error
-	Parked     int   // events in the dead-letter list
-	Version    int
+	Err     error
+	Parked  int // events in the dead-letter list
+	Version int
 }
 
 // Parked is an event that exhausted its retries under policy Park.

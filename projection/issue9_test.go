@@ -216,6 +216,12 @@ func TestBlockingCallsHonourDeadlinesOnFrozenLog(t *testing.T) {
 	within(t, "StatusOf", d, func(ctx context.Context) error { _, err := r.StatusOf(ctx, "async"); return err })
 	within(t, "Resume", d, func(ctx context.Context) error { return r.Resume(ctx, "inline") })
 	within(t, "Rebuild", d, func(ctx context.Context) error { return r.Rebuild(ctx, "async") })
+	r2 := projection.NewRunner(lg)
+	add(t, r2, newSumView("inline2"))
+	within(t, "Start", d, func(ctx context.Context) error { return r2.Start(ctx) })
+	if err := within(t, "Close", d, func(context.Context) error { return r2.Close() }); err != nil {
+		t.Errorf("Close: %v", err)
+	}
 	lg.freeze(false)
 	waitFor(t, r, "", more)
 }

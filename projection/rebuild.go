@@ -2,7 +2,6 @@ package projection
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"time"
@@ -130,7 +129,10 @@ func (r *Runner) replay(ctx context.Context, pj *proj, shadow event.Handler, spo
 		}
 		recs, rerr := r.lg.Read(ctx, spos, buf[:0])
 		var bad *store.RecordError
-		if rerr != nil && !errors.As(rerr, &bad) {
+		if rerr != nil {
+			bad = recordError(rerr)
+		}
+		if rerr != nil && bad == nil {
 			return spos, rerr
 		}
 		if len(recs) == 0 && rerr == nil {

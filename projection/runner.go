@@ -1047,7 +1047,10 @@ func (pj *proj) step(ctx, hctx context.Context, upTo event.Position) (more bool,
 	}
 	recs, rerr := pj.r.lg.Read(ctx, pos, pj.buf[:0])
 	var bad *store.RecordError
-	if rerr != nil && !errors.As(rerr, &bad) {
+	if rerr != nil {
+		bad = recordError(rerr)
+	}
+	if rerr != nil && bad == nil {
 		if len(recs) == 0 {
 			return false, rerr
 		}
@@ -1115,6 +1118,16 @@ func (pj *proj) step(ctx, hctx context.Context, upTo event.Position) (more bool,
 		return false, nil
 	}
 	return failed == nil, failed
+}
+
+// recordError returns the *store.RecordError in err's chain, or nil. (A
+// function of its own so that the target escapes only on this slow path.)
+func recordError(err error) *store.RecordError {
+	var re *store.RecordError
+	if errors.As(err, &re) {
+		return re
+	}
+	return nil
 }
 
 // waitReadable waits for the log to move past pos on the way to upTo. On a

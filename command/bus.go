@@ -35,7 +35,10 @@ type Middleware func(next Handler) Handler
 
 // Syncer is post-commit work that Dispatch runs before returning, such as a
 // projection runner bringing inline projectors up to the commit's position.
-// projection.Runner implements it.
+// projection.Runner implements it. A Syncer may also have a method
+// Ready() error: Dispatch calls it before the unit of work and returns its
+// error without committing (projection.Runner returns ErrNotStarted before
+// Start).
 type Syncer interface {
 	Sync(ctx context.Context, pos event.Position) error
 }
@@ -186,6 +189,15 @@ func (b *Bus) dispatch(ctx context.Context, cmd any) (Result, error) {
 				err = fmt.Errorf("%w: %w", ErrValidation, err)
 			}
 			return Result{}, err
+		}
+	}
+	for _, s := range b.syncers {
+		// A syncer that cannot run yet (a runner not started) refuses
+		// the command before it commits.
+		if r, ok := s.(interface{ Ready() error }); ok {
+			if err := r.Ready(); err != nil {
+				return Result{}, err
+			}
 		}
 	}
 	pos, err := b.st.Update(ctx, func(tx store.Tx) error { return e.handle(ctx, tx, cmd) })

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/cqrskit/cqrs/event"
+	"github.com/cqrskit/cqrs/store"
 )
 
 // Checkpoint is a projector's durable progress: every record at or below
@@ -25,7 +26,12 @@ type CheckpointStore interface {
 	// Load returns the saved checkpoint, or the zero Checkpoint (and nil
 	// error) for a name never saved.
 	Load(ctx context.Context, name string) (Checkpoint, error)
-	// Save records cp for name, replacing what was there.
+	// Save records cp for name, replacing what was there. It never moves a
+	// checkpoint backwards: when cp.Position is below the stored position
+	// (another runner of the same projector got further), it saves nothing
+	// and returns a *store.ConflictError{Table: "checkpoints", Key: name}
+	// (matching store.ErrConflict) with the refused position as Expected
+	// and the stored one as Actual. An equal position may change Version.
 	Save(ctx context.Context, name string, cp Checkpoint) error
 }
 
@@ -58,6 +64,9 @@ func (s *MemoryCheckpoints) Save(ctx context.Context, name string, cp Checkpoint
 	defer s.mu.Unlock()
 	if s.m == nil {
 		s.m = make(map[string]Checkpoint)
+	}
+	if cur, ok := s.m[name]; ok && cp.Position < cur.Position {
+		return &store.ConflictError{Table: "checkpoints", Key: name, Expected: uint64(cp.Position), Actual: uint64(cur.Position)}
 	}
 	s.m[name] = cp
 	return nil

@@ -71,7 +71,29 @@
 //     When the CheckpointStore implements [ParkStore] (MemoryCheckpoints
 //     does), each dead letter is stored there before the checkpoint moves
 //     past it and reloaded at Start, so a restart does not forget it; if it
-//     cannot be stored, the projector stops at the record instead.
+//     cannot be stored, the projector stops at the record instead. A
+//     projector that keeps its own checkpoint ([SelfCheckpointer]) must
+//     implement [Replayer] to replay; otherwise Replay fails with
+//     [ErrNotReplayable] and the record stays parked.
+//
+// A record the log cannot return (a *store.RecordError, such as a payload
+// type the reader's registry does not know during a rolling deploy) is a
+// failure of that record: the records before it are applied and
+// checkpointed, then the policy applies at it.
+//
+// Failures of the infrastructure are different: an error matching
+// store.ErrUnavailable (a database that is down or restarting), or one the
+// projector's [WithClassifier] function calls infrastructure, is retried
+// for as long as it lasts with capped backoff ([InfraBackoff]: 10ms up to
+// 2s), without counting as an attempt and never triggering the policy.
+// Meanwhile Status reports State [Unavailable] with the cause in Err, and
+// delivery resumes by itself. Errors of the log itself (reading it, waiting
+// on it) are treated the same way by async projectors.
+//
+// Checkpoints never move backwards: [CheckpointStore.Save] refuses a lower
+// position with a *store.ConflictError. Until leases exist, an async
+// projector name must run in one process; a second runner of the same name
+// that finds the checkpoint ahead of it stops with that conflict in Status.
 //
 // # Rebuild
 //
@@ -85,9 +107,13 @@
 //
 // # Status and logging
 //
-// [Runner.Status] reports each projector's [State], checkpoint, the log head,
-// how many positions and how much commit time it is behind, its error and its
-// parked count. With [WithLogger] the runner logs stops and parks (at error
+// [Runner.Status] reports each projector's [State], checkpoint, the newest
+// committed position, how many events and how much commit time it is
+// behind, its error and its parked count. On a log whose readable horizon
+// is held below committed records (store.HorizonReporter, e.g. an open
+// transaction on PostgreSQL), Status.HeldBack names the cause, WaitFor's
+// *NotReachedError carries it as a *store.HeldBackError, and Sync returns
+// it early instead of waiting for its deadline. With [WithLogger] the runner logs stops and parks (at error
 // and warning level) and rebuilds (info); nothing is logged per event.
 //
 // # Concurrency
@@ -99,8 +125,12 @@
 // phase of Rebuild take turns on a per-projector lock. A Rebuilder's shadow
 // is fed concurrently with the live projector, so the two must not share
 // mutable state. Async goroutines stop on Close or when Start's context
-// ends; Close waits for them, and no goroutine outlives it. Handlers receive
-// a context that Close does not cancel, so the record in hand is finished.
+// ends; Close waits for them, up to [WithCloseTimeout] (default 10s).
+// Handlers receive a context that Close cancels only after that timeout, so
+// the record in hand is normally finished; a handler that does not return
+// even then is named in Close's error and left behind. Every blocking call
+// honours its context, including the wait for the per-projector lock, so a
+// stuck inline projector does not hold other callers past their deadline.
 //
 // # Errors
 //
@@ -112,11 +142,12 @@
 //     record failing in replay, and reported by Status.
 //   - [ErrNotReached]: *[NotReachedError] from WaitFor, with the position
 //     reached, the projector's State, the context's error (or [ErrClosed])
-//     and, when the projector is stopped, the *StoppedError as Cause.
+//     and a Cause: the *StoppedError, the infrastructure error being
+//     retried, or a *store.HeldBackError.
 //   - [ErrGap]: *[GapError], wrapped in a *StoppedError.
 //   - [ErrPanic]: *[PanicError], with the panic value and stack.
 //   - [ErrUnknownProjector], [ErrNotRebuildable], [ErrRebuilding],
-//     [ErrNotParked], [ErrNotStarted], [ErrClosed].
+//     [ErrNotParked], [ErrNotReplayable], [ErrNotStarted], [ErrClosed].
 //
 // Each method documents which of them it returns. Checkpoint store and log
 // errors are returned wrapped, so their own sentinels stay reachable.

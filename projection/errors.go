@@ -31,6 +31,9 @@ var (
 	ErrPanic = errors.New("projection: projector panicked")
 	// ErrNotParked: Replay found no parked event at that position.
 	ErrNotParked = errors.New("projection: no parked event at position")
+	// ErrNotReplayable: Replay cannot apply a parked event to a projector
+	// that keeps its own checkpoint (SelfCheckpointer) without Replayer.
+	ErrNotReplayable = errors.New("projection: projector cannot replay a parked event")
 	// ErrRebuilding: a rebuild of that projector is already in progress.
 	ErrRebuilding = errors.New("projection: rebuild already in progress")
 )
@@ -54,15 +57,17 @@ func (e *StoppedError) Is(target error) bool { return target == ErrStopped }
 func (e *StoppedError) Unwrap() error { return e.Err }
 
 // NotReachedError is returned by WaitFor when its context ends first. It
-// matches ErrNotReached and unwraps to the context's error and, when the
-// projector is stopped, to its *StoppedError.
+// matches ErrNotReached and unwraps to the context's error and to Cause:
+// the projector's *StoppedError when it is stopped, the infrastructure
+// failure it is retrying (state Unavailable), or a *store.HeldBackError
+// when the log is held back below Want.
 type NotReachedError struct {
 	Projector string
 	Want      event.Position
 	Reached   event.Position
 	State     State
 	Err       error // the context's error
-	Cause     error // why the projector is not progressing, if known
+	Cause     error // why the projector is not progressing, if known (see above)
 }
 
 func (e *NotReachedError) Error() string {

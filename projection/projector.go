@@ -61,6 +61,16 @@ type SelfCheckpointer interface {
 	LoadCheckpoint(ctx context.Context) (Checkpoint, error)
 }
 
+// Replayer is an optional Projector capability used by Runner.Replay to
+// apply a parked record out of order. A projector that keeps its own
+// checkpoint (SelfCheckpointer) needs it, because its Handle skips records
+// at or below that checkpoint, and the checkpoint is past a parked record
+// as soon as a later one is applied. Replay must apply rec whatever the
+// checkpoint, and must not move the checkpoint backwards.
+type Replayer interface {
+	Replay(ctx context.Context, rec event.Record) error
+}
+
 // Named gives a handler a name so it can be added to a Runner; use it for an
 // event.Bus (inline, to deliver committed events to subscribers in commit
 // order) or an event.Router built on the spot.

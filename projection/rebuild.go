@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/cqrskit/cqrs/event"
+	"github.com/cqrskit/cqrs/store"
 )
 
 // Rebuild replays the whole log into a shadow read model while the live one
@@ -126,11 +127,15 @@ func (r *Runner) replay(ctx context.Context, pj *proj, shadow event.Handler, spo
 		if r.closed.Load() {
 			return spos, ErrClosed
 		}
-		recs, err := r.lg.Read(ctx, spos, buf[:0])
-		if err != nil {
-			return spos, err
+		recs, rerr := r.lg.Read(ctx, spos, buf[:0])
+		var bad *store.RecordError
+		if rerr != nil {
+			bad = recordError(rerr)
 		}
-		if len(recs) == 0 {
+		if rerr != nil && bad == nil {
+			return spos, rerr
+		}
+		if len(recs) == 0 && rerr == nil {
 			return spos, nil
 		}
 		for i := range recs {
@@ -159,5 +164,13 @@ func (r *Runner) replay(ctx context.Context, pj *proj, shadow event.Handler, spo
 			spos = rec.Position
 		}
 		clear(recs)
+		if bad != nil && bad.Position > spos {
+			// The log cannot return this record: a failure of the event.
+			if pj.cfg.policy != Park {
+				return spos, &StoppedError{Projector: pj.name, Position: bad.Position, Err: rerr}
+			}
+			*parked = append(*parked, Parked{Record: event.Record{Position: bad.Position, Type: bad.Type}, Err: rerr, Attempts: 1, At: time.Now()})
+			spos = bad.Position
+		}
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime/debug"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -70,9 +71,13 @@ const (
 	Stopped
 	// Closed: the runner was closed.
 	Closed
+	// Unavailable: the projector is retrying an infrastructure failure
+	// (see WithClassifier); Status.Err holds the latest cause. Delivery
+	// resumes by itself once the store answers.
+	Unavailable
 )
 
-var stateNames = [...]string{"idle", "running", "catching up", "rebuilding", "stopped", "closed"}
+var stateNames = [...]string{"idle", "running", "catching up", "rebuilding", "stopped", "closed", "unavailable"}
 
 func (s State) String() string {
 	if int(s) < len(stateNames) {
@@ -102,6 +107,17 @@ func WithBatchSize(n int) Option {
 	}
 }
 
+// WithCloseTimeout bounds Close (default 10s): after d it cancels the
+// contexts of the handlers still running and returns an error naming their
+// projectors, without waiting for them any longer.
+func WithCloseTimeout(d time.Duration) Option {
+	return func(r *Runner) {
+		if d > 0 {
+			r.closeTimeout = d
+		}
+	}
+}
+
 // AddOption configures one projector in Runner.Add.
 type AddOption func(*config)
 
@@ -110,6 +126,32 @@ type config struct {
 	policy   Policy
 	attempts int
 	backoff  func(n int) time.Duration
+	classify func(error) bool
+}
+
+// WithClassifier sets how the projector's errors are told apart: an error
+// for which infrastructure returns true is a failure of the infrastructure
+// (a database or broker that is down), retried indefinitely with capped
+// backoff (InfraBackoff) in state Unavailable, without counting as an
+// attempt and never triggering the Stop or Park policy. Other errors are
+// failures of the event. The default is IsInfrastructure.
+func WithClassifier(infrastructure func(err error) bool) AddOption {
+	return func(c *config) {
+		if infrastructure != nil {
+			c.classify = infrastructure
+		}
+	}
+}
+
+// IsInfrastructure is the default classifier: errors matching
+// store.ErrUnavailable.
+func IsInfrastructure(err error) bool { return errors.Is(err, store.ErrUnavailable) }
+
+// InfraBackoff is the pause before retry n (n >= 1) of an infrastructure
+// failure: 10ms doubling up to 2s.
+func InfraBackoff(n int) time.Duration {
+	d := 10 * time.Millisecond << min(max(n-1, 0), 8)
+	return min(d, 2*time.Second)
 }
 
 // AsAsync feeds the projector asynchronously from the log instead of inline.
@@ -143,15 +185,28 @@ type Status struct {
 	Policy     Policy
 	State      State
 	Checkpoint event.Position // last applied position
-	Head       event.Position // log head
-	Behind     uint64         // Head - Checkpoint, in positions
+	// Head is the newest committed position the runner knows of; on a
+	// held-back log (see HeldBack) it may be above what can be read yet.
+	Head event.Position
+	// Behind is the number of events after Checkpoint up to Head. Logs
+	// with holes in their positions count them through the optional
+	// store.EventCounter capability (at most 1<<20: more shows as 1<<20);
+	// without it, it is Head - Checkpoint.
+	Behind uint64
+	// HeldBack is set when the log reports that committed records are not
+	// readable yet (store.HorizonReporter) and the projector has applied
+	// everything readable: it names what holds the log back.
+	HeldBack *store.HeldBack
 	// TimeBehind is the commit time of the head record minus that of the
 	// last applied one (of the first record when none is applied yet): how
 	// old the view is compared with the log. Zero when caught up.
 	TimeBehind time.Duration
-	Err        error // why it is stopped (a *StoppedError), or the last checkpoint save error
-	Parked     int   // events in the dead-letter list
-	Version    int
+	// Err says why it is stopped (a *StoppedError), or the infrastructure
+	// failure it is retrying (state Unavailable), or the last checkpoint
+	// save error.
+	Err     error
+	Parked  int // events in the dead-letter list
+	Version int
 }
 
 // Parked is an event that exhausted its retries under policy Park.
@@ -171,6 +226,10 @@ type Runner struct {
 	log    *slog.Logger
 	batch  int
 	contig bool
+
+	closeTimeout time.Duration
+	hcancel      context.CancelFunc // cancels the async handlers' context
+	closeErr     error
 
 	mu          sync.Mutex // guards the fields below and wg.Add
 	projs       map[string]*proj
@@ -192,7 +251,7 @@ var _ interface {
 
 // NewRunner returns a runner reading lg.
 func NewRunner(lg store.Log, opts ...Option) *Runner {
-	r := &Runner{lg: lg, batch: 256, projs: make(map[string]*proj)}
+	r := &Runner{lg: lg, batch: 256, projs: make(map[string]*proj), closeTimeout: 10 * time.Second}
 	for _, o := range opts {
 		o(r)
 	}
@@ -213,7 +272,7 @@ type proj struct {
 	cfg     config
 	version int
 	selfCP  SelfCheckpointer
-	mu      sync.Mutex // held by whoever delivers events to p
+	mu      ctxMutex // held by whoever delivers events to p
 	pos     atomic.Uint64
 	stopped atomic.Pointer[StoppedError]
 	exited  atomic.Bool // the async goroutine has returned
@@ -224,6 +283,7 @@ type proj struct {
 	st struct {
 		sync.Mutex
 		saveErr    error
+		infraErr   error // the infrastructure failure being retried
 		rebuilding bool
 		parked     []Parked
 	}
@@ -231,7 +291,7 @@ type proj struct {
 
 // Add registers p. Call it before Start. Names must be unique.
 func (r *Runner) Add(p Projector, opts ...AddOption) error {
-	c := config{attempts: 3, backoff: DefaultBackoff}
+	c := config{attempts: 3, backoff: DefaultBackoff, classify: IsInfrastructure}
 	for _, o := range opts {
 		o(&c)
 	}
@@ -244,7 +304,7 @@ func (r *Runner) Add(p Projector, opts ...AddOption) error {
 	if _, dup := r.projs[name]; dup {
 		return fmt.Errorf("projection: projector %q added twice", name)
 	}
-	pj := &proj{r: r, p: p, name: name, cfg: c, buf: make([]event.Record, 0, r.batch), resume: make(chan struct{}, 1)}
+	pj := &proj{r: r, p: p, name: name, cfg: c, buf: make([]event.Record, 0, r.batch), resume: make(chan struct{}, 1), mu: newCtxMutex()}
 	if v, ok := p.(Versioned); ok {
 		pj.version = v.Version()
 	}
@@ -282,6 +342,10 @@ func (r *Runner) Start(ctx context.Context) error {
 	r.cancel = cancel
 	// No watcher goroutine: the cancel runs only if ctx ends.
 	r.unhook = context.AfterFunc(ctx, cancel)
+	// Async handlers run with a context that only Close's timeout cancels,
+	// so the event in hand finishes on a normal stop.
+	hctx, hcancel := context.WithCancel(context.WithoutCancel(ctx))
+	r.hcancel = hcancel
 	order := r.order
 	r.mu.Unlock()
 
@@ -333,22 +397,25 @@ func (r *Runner) Start(ctx context.Context) error {
 	for _, pj := range order {
 		if pj.cfg.mode == Async {
 			r.wg.Add(1)
-			go pj.follow(runCtx)
+			go pj.follow(runCtx, hctx)
 		}
 	}
 	return firstErr
 }
 
 // Close stops the async projectors gracefully: each finishes the event in
-// hand and saves its checkpoint. It waits for them. Later calls to Sync,
-// WaitFor, Resume and Rebuild return ErrClosed (WaitFor wrapped in a
-// *NotReachedError); a Rebuild in progress gives up without swapping.
-// Concurrent calls all wait; it always returns nil.
+// hand and saves its checkpoint. It waits for them up to the close timeout
+// (WithCloseTimeout); then it cancels the contexts of the handlers still
+// running and returns an error naming their projectors, without waiting
+// further. Later calls to Sync, WaitFor, Resume and Rebuild return ErrClosed
+// (WaitFor wrapped in a *NotReachedError); a Rebuild in progress gives up
+// without swapping. Concurrent and later calls wait for the first and
+// return its result.
 func (r *Runner) Close() error {
 	r.closeOnce.Do(func() {
 		r.mu.Lock()
 		r.closed.Store(true)
-		cancel, unhook := r.cancel, r.unhook
+		cancel, unhook, hcancel := r.cancel, r.unhook, r.hcancel
 		order := r.order
 		r.mu.Unlock()
 		if unhook != nil {
@@ -357,11 +424,53 @@ func (r *Runner) Close() error {
 		if cancel != nil {
 			cancel()
 		}
-		r.wg.Wait()
+		done := make(chan struct{})
+		go func() {
+			r.wg.Wait()
+			close(done)
+		}()
+		t := time.NewTimer(r.closeTimeout)
+		select {
+		case <-done:
+		case <-t.C:
+			if hcancel != nil {
+				hcancel()
+			}
+			// A handler that honours its context returns now.
+			select {
+			case <-done:
+			case <-time.After(50 * time.Millisecond):
+				var stuck []string
+				for _, pj := range order {
+					if pj.cfg.mode == Async && !pj.exited.Load() {
+						stuck = append(stuck, pj.name)
+					}
+				}
+				r.closeErr = fmt.Errorf("projection: Close: %s did not stop within %v; handler contexts cancelled", strings.Join(stuck, ", "), r.closeTimeout)
+			}
+		}
+		t.Stop()
+		if hcancel != nil {
+			hcancel()
+		}
 		for _, pj := range order {
 			pj.notify.publish()
 		}
 	})
+	return r.closeErr
+}
+
+// Ready reports whether Sync can run: nil once Start has loaded the
+// checkpoints, ErrNotStarted before, ErrClosed after Close. command.Bus asks
+// it before committing, so a command dispatched before Start is refused
+// instead of committed without its inline projections.
+func (r *Runner) Ready() error {
+	if r.closed.Load() {
+		return ErrClosed
+	}
+	if !r.ready.Load() {
+		return ErrNotStarted
+	}
 	return nil
 }
 
@@ -369,8 +478,14 @@ func (r *Runner) Close() error {
 // it after each commit (command.WithSyncer). Concurrent Syncs are safe: each
 // projector applies events in log order whoever delivers them.
 //
+// Every blocking step honours ctx, including waiting for another caller
+// that is delivering to the same projector. When the log is held back below
+// pos (store.HorizonReporter) for longer than a short grace period, Sync
+// returns early with a *store.HeldBackError instead of waiting for ctx.
+//
 // Errors: *StoppedError for a stopped inline projector (the event stays
-// unapplied until Resume); ctx.Err(); ErrNotStarted; ErrClosed.
+// unapplied until Resume); *store.HeldBackError (matching
+// store.ErrUnavailable); a log error; ctx.Err(); ErrNotStarted; ErrClosed.
 func (r *Runner) Sync(ctx context.Context, pos event.Position) error {
 	if !r.ready.Load() {
 		return ErrNotStarted
@@ -387,7 +502,10 @@ func (r *Runner) Sync(ctx context.Context, pos event.Position) error {
 		if hctx == nil {
 			hctx = detach(ctx)
 		}
-		pj.mu.Lock()
+		if err := pj.mu.LockCtx(ctx); err != nil {
+			errs = append(errs, err)
+			continue
+		}
 		err := pj.deliver(ctx, hctx, pos)
 		pj.mu.Unlock()
 		if err != nil {
@@ -431,7 +549,9 @@ func (pj *proj) waitFor(ctx context.Context, pos event.Position) error {
 	r := pj.r
 	if pj.cfg.mode == Inline && r.ready.Load() && !r.closed.Load() && pj.stopped.Load() == nil {
 		// Inline projectors only move on Sync; deliver what the log has.
-		pj.mu.Lock()
+		if err := pj.mu.LockCtx(ctx); err != nil {
+			return pj.notReached(ctx, pos, err)
+		}
 		_ = pj.deliver(ctx, detach(ctx), ^event.Position(0))
 		pj.mu.Unlock()
 	}
@@ -456,12 +576,52 @@ func (pj *proj) waitFor(ctx context.Context, pos event.Position) error {
 
 func (pj *proj) notReached(ctx context.Context, want event.Position, err error) error {
 	reached := pj.pos.Load()
-	head, _ := pj.r.lg.Head(context.WithoutCancel(ctx))
-	e := &NotReachedError{Projector: pj.name, Want: want, Reached: event.Position(reached), State: pj.state(reached, head), Err: err}
+	e := &NotReachedError{Projector: pj.name, Want: want, Reached: event.Position(reached), Err: err}
 	if se := pj.stopped.Load(); se != nil {
 		e.Cause = se
+	} else if ie := pj.infraErr(); ie != nil {
+		e.Cause = ie
 	}
+	head, hb := pj.r.probe(ctx)
+	if e.Cause == nil && hb != nil && hb.Readable < want && event.Position(reached) >= hb.Readable {
+		e.Cause = &store.HeldBackError{HeldBack: *hb}
+	}
+	e.State = pj.state(reached, head)
 	return e
+}
+
+// probeTimeout bounds the look at the log that WaitFor takes after its
+// context ended, to describe why the position was not reached.
+const probeTimeout = 100 * time.Millisecond
+
+// probe reads the log head and, when the log reports it, what holds it
+// back, giving up after probeTimeout even if the log ignores its context
+// (a frozen server): it then returns what it knows, possibly nothing.
+func (r *Runner) probe(ctx context.Context) (event.Position, *store.HeldBack) {
+	type result struct {
+		head event.Position
+		hb   *store.HeldBack
+	}
+	ch := make(chan result, 1)
+	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), probeTimeout)
+	defer cancel()
+	go func() {
+		var res result
+		res.head, _ = r.lg.Head(pctx)
+		if hr, ok := r.lg.(store.HorizonReporter); ok && pctx.Err() == nil {
+			if hb, err := hr.HeldBack(pctx); err == nil && hb != nil {
+				res.hb = hb
+				res.head = max(res.head, hb.Head)
+			}
+		}
+		ch <- res
+	}()
+	select {
+	case res := <-ch:
+		return res.head, res.hb
+	case <-pctx.Done():
+		return 0, nil
+	}
 }
 
 // Resume clears a stopped projector's error; it retries the failing event
@@ -488,7 +648,9 @@ func (r *Runner) Resume(ctx context.Context, name string) error {
 		}
 		return nil
 	}
-	pj.mu.Lock()
+	if err := pj.mu.LockCtx(ctx); err != nil {
+		return err
+	}
 	defer pj.mu.Unlock()
 	return pj.deliver(ctx, detach(ctx), ^event.Position(0))
 }
@@ -515,7 +677,7 @@ func (pj *proj) wake() {
 //
 // Errors: the log's Head error.
 func (r *Runner) Status(ctx context.Context) ([]Status, error) {
-	head, err := r.lg.Head(ctx)
+	head, hb, err := r.head(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -525,7 +687,7 @@ func (r *Runner) Status(ctx context.Context) ([]Status, error) {
 	headTime := r.recordTime(ctx, head)
 	out := make([]Status, 0, len(order))
 	for _, pj := range order {
-		out = append(out, pj.status(ctx, head, headTime))
+		out = append(out, pj.status(ctx, head, hb, headTime))
 	}
 	return out, nil
 }
@@ -538,14 +700,30 @@ func (r *Runner) StatusOf(ctx context.Context, name string) (Status, error) {
 	if err != nil {
 		return Status{}, err
 	}
-	head, err := r.lg.Head(ctx)
+	head, hb, err := r.head(ctx)
 	if err != nil {
 		return Status{}, err
 	}
-	return pj.status(ctx, head, r.recordTime(ctx, head)), nil
+	return pj.status(ctx, head, hb, r.recordTime(ctx, head)), nil
 }
 
-// recordTime returns the commit time of the record at pos, or the zero time.
+// head returns the newest committed position: the log's Head, or the
+// committed head of a held-back log, with what holds it back.
+func (r *Runner) head(ctx context.Context) (event.Position, *store.HeldBack, error) {
+	head, err := r.lg.Head(ctx)
+	if err != nil {
+		return 0, nil, err
+	}
+	if hr, ok := r.lg.(store.HorizonReporter); ok {
+		if hb, err := hr.HeldBack(ctx); err == nil && hb != nil && hb.Head > head {
+			return hb.Head, hb, nil
+		}
+	}
+	return head, nil, nil
+}
+
+// recordTime returns the commit time of the record at pos (or of the newest
+// readable record before it), or the zero time.
 func (r *Runner) recordTime(ctx context.Context, pos event.Position) time.Time {
 	if pos == 0 {
 		return time.Time{}
@@ -557,14 +735,25 @@ func (r *Runner) recordTime(ctx context.Context, pos event.Position) time.Time {
 	return recs[0].Time
 }
 
-func (pj *proj) status(ctx context.Context, head event.Position, headTime time.Time) Status {
+// behindLimit caps how many events Status counts on a log with holes.
+const behindLimit = 1 << 20
+
+func (pj *proj) status(ctx context.Context, head event.Position, hb *store.HeldBack, headTime time.Time) Status {
 	pos := pj.pos.Load()
 	s := Status{
 		Name: pj.name, Mode: pj.cfg.mode, Policy: pj.cfg.policy, State: pj.state(pos, head),
 		Checkpoint: event.Position(pos), Head: head, Version: pj.version,
 	}
+	if hb != nil && s.Checkpoint >= hb.Readable {
+		s.HeldBack = hb
+	}
 	if head > s.Checkpoint {
 		s.Behind = uint64(head - s.Checkpoint)
+		if ec, ok := pj.r.lg.(store.EventCounter); ok && !pj.r.contig {
+			if n, err := ec.CountEvents(ctx, s.Checkpoint, head, behindLimit); err == nil {
+				s.Behind = n
+			}
+		}
 		// The view is as of the last applied record (before the first one
 		// when nothing is applied). The time is read from the log rather
 		// than cached, so it is right after a restart or a rebuild too.
@@ -579,11 +768,26 @@ func (pj *proj) status(ctx context.Context, head event.Position, headTime time.T
 	}
 	pj.st.Lock()
 	if s.Err == nil {
+		s.Err = pj.st.infraErr
+	}
+	if s.Err == nil {
 		s.Err = pj.st.saveErr
 	}
 	s.Parked = len(pj.st.parked)
 	pj.st.Unlock()
 	return s
+}
+
+func (pj *proj) infraErr() error {
+	pj.st.Lock()
+	defer pj.st.Unlock()
+	return pj.st.infraErr
+}
+
+func (pj *proj) setInfra(err error) {
+	pj.st.Lock()
+	pj.st.infraErr = err
+	pj.st.Unlock()
 }
 
 func (pj *proj) state(pos uint64, head event.Position) State {
@@ -594,11 +798,13 @@ func (pj *proj) state(pos uint64, head event.Position) State {
 		return Stopped
 	}
 	pj.st.Lock()
-	rebuilding := pj.st.rebuilding
+	rebuilding, unavailable := pj.st.rebuilding, pj.st.infraErr != nil
 	pj.st.Unlock()
 	switch {
 	case rebuilding:
 		return Rebuilding
+	case unavailable && !pj.exited.Load():
+		return Unavailable
 	case !pj.r.ready.Load():
 		return Idle
 	case pj.exited.Load():
@@ -624,28 +830,34 @@ func (r *Runner) Parked(name string) ([]Parked, error) {
 
 // Replay applies the parked event at pos to the projector again (after the
 // fault is fixed) and removes it from the dead-letter list on success. The
-// event is applied once, without retries, and out of order, after
-// everything that followed it; the projector must tolerate that for the
-// events it may park.
+// record is read again from the log and applied once, without retries, and
+// out of order, after everything that followed it; the projector must
+// tolerate that for the events it may park. A projector that keeps its own
+// checkpoint (SelfCheckpointer) is already past the event and would skip
+// it: it must implement Replayer, or Replay fails with ErrNotReplayable and
+// the event stays parked.
 //
 // Errors: ErrUnknownProjector; ErrNotParked when no event at pos is parked;
-// the projector's error (the event stays parked, with that error).
+// ErrNotReplayable; the log's error reading the record; the projector's
+// error (the event stays parked, with that error); ctx.Err() while waiting
+// for the projector.
 func (r *Runner) Replay(ctx context.Context, name string, pos event.Position) error {
 	pj, err := r.get(name)
 	if err != nil {
 		return err
 	}
-	pj.mu.Lock() // no delivery, hence no park or rebuild swap, meanwhile
+	// No delivery, hence no park or rebuild swap, meanwhile.
+	if err := pj.mu.LockCtx(ctx); err != nil {
+		return err
+	}
 	defer pj.mu.Unlock()
 	pj.st.Lock()
 	idx := pj.parkedAt(pos)
+	pj.st.Unlock()
 	if idx < 0 {
-		pj.st.Unlock()
 		return fmt.Errorf("%w: %s at position %v", ErrNotParked, name, pos)
 	}
-	rec := pj.st.parked[idx].Record
-	pj.st.Unlock()
-	herr := pj.handle(ctx, pj.p, rec)
+	herr := r.replayOne(ctx, pj, pos)
 	pj.st.Lock()
 	defer pj.st.Unlock()
 	if idx = pj.parkedAt(pos); idx < 0 {
@@ -664,6 +876,27 @@ func (r *Runner) Replay(ctx context.Context, name string, pos event.Position) er
 	}
 	pj.st.parked = append(pj.st.parked[:idx], pj.st.parked[idx+1:]...)
 	return nil
+}
+
+// replayOne reads the record at pos from the log and applies it out of
+// order. pj.mu must be held.
+func (r *Runner) replayOne(ctx context.Context, pj *proj, pos event.Position) error {
+	rp, canReplay := pj.p.(Replayer)
+	if !canReplay && pj.selfCP != nil {
+		return fmt.Errorf("%w: %s keeps its own checkpoint and does not implement projection.Replayer", ErrNotReplayable, pj.name)
+	}
+	recs, err := r.lg.Read(ctx, pos-1, make([]event.Record, 0, 1))
+	if err != nil {
+		return err
+	}
+	if len(recs) == 0 || recs[0].Position != pos {
+		return fmt.Errorf("projection: %s: parked position %v is not in the log", pj.name, pos)
+	}
+	hctx := detach(ctx)
+	if canReplay {
+		return pj.handle(hctx, event.HandlerFunc(rp.Replay), recs[0])
+	}
+	return pj.handle(hctx, pj.p, recs[0])
 }
 
 func deadLetter(p Parked) DeadLetter {
@@ -685,6 +918,12 @@ func (r *Runner) loadParked(ctx context.Context, pj *proj) error {
 	buf := make([]event.Record, 0, 1)
 	for _, dl := range dls {
 		recs, err := r.lg.Read(ctx, dl.Position-1, buf[:0])
+		var re *store.RecordError
+		if err != nil && len(recs) == 0 && errors.As(err, &re) && re.Position == dl.Position {
+			// Parked because the log cannot return it (an unknown type):
+			// keep it listed; Replay reads it again.
+			recs, err = append(recs, event.Record{Position: re.Position, Type: re.Type}), nil
+		}
 		if err != nil {
 			return err
 		}
@@ -722,23 +961,27 @@ func (r *Runner) get(name string) (*proj, error) {
 
 // follow is an async projector's goroutine. It holds pj.mu for one batch at
 // a time, so Rebuild, Replay and Resume never wait for a whole catch-up.
-func (pj *proj) follow(ctx context.Context) {
+// Handlers run with hctx, which Close cancels only after its timeout, so the
+// event in hand finishes; the loop checks ctx between events.
+func (pj *proj) follow(ctx, hctx context.Context) {
 	defer func() {
 		pj.exited.Store(true)
 		pj.notify.publish()
 		pj.r.wg.Done()
 	}()
-	// Handlers get a context that Close does not cancel, so the event in
-	// hand finishes; the loop checks ctx between events.
-	hctx := detach(ctx)
+	failures := 0 // consecutive log failures
 	for ctx.Err() == nil {
 		pj.mu.Lock()
 		more, err := pj.step(ctx, hctx, ^event.Position(0))
 		pj.mu.Unlock()
+		if err == nil && !more {
+			err = pj.r.lg.Wait(ctx, event.Position(pj.pos.Load()))
+		}
 		switch {
 		case ctx.Err() != nil:
 			return
 		case errors.Is(err, ErrStopped):
+			failures = 0
 			select {
 			case <-pj.resume: // Resume or a successful Rebuild
 			case <-ctx.Done():
@@ -747,19 +990,16 @@ func (pj *proj) follow(ctx context.Context) {
 		case errors.Is(err, store.ErrClosed):
 			return
 		case err != nil:
-			// A transient log error: back off a little and try again.
-			if !sleep(ctx, 100*time.Millisecond) {
+			// The log failed: the infrastructure, not an event. Retry
+			// for as long as it lasts, visibly.
+			failures++
+			pj.setInfra(err)
+			pj.notify.publish()
+			if !sleep(ctx, InfraBackoff(failures)) {
 				return
 			}
-		case more:
 		default:
-			err := pj.r.lg.Wait(ctx, event.Position(pj.pos.Load()))
-			if errors.Is(err, store.ErrClosed) {
-				return
-			}
-			if err != nil && !sleep(ctx, 100*time.Millisecond) {
-				return
-			}
+			failures = 0
 		}
 	}
 }
@@ -788,6 +1028,10 @@ func (pj *proj) deliver(ctx, hctx context.Context, upTo event.Position) error {
 	}
 }
 
+// heldBackGrace is how long Sync waits for a commit to become readable
+// before it asks a store.HorizonReporter log whether it is held back.
+const heldBackGrace = 500 * time.Millisecond
+
 // step applies one batch of records towards upTo, saves the checkpoint and
 // reports whether there may be more to do. pj.mu must be held.
 func (pj *proj) step(ctx, hctx context.Context, upTo event.Position) (more bool, err error) {
@@ -801,20 +1045,25 @@ func (pj *proj) step(ctx, hctx context.Context, upTo event.Position) (more bool,
 	if err := ctx.Err(); err != nil {
 		return false, err
 	}
-	recs, err := pj.r.lg.Read(ctx, pos, pj.buf[:0])
-	if err != nil {
-		return false, err
+	recs, rerr := pj.r.lg.Read(ctx, pos, pj.buf[:0])
+	var bad *store.RecordError
+	if rerr != nil {
+		bad = recordError(rerr)
 	}
-	if len(recs) == 0 {
+	if rerr != nil && bad == nil {
+		if len(recs) == 0 {
+			return false, rerr
+		}
+	} else if pj.cfg.mode == Async {
+		pj.setInfra(nil) // the log answers again
+	}
+	if len(recs) == 0 && rerr == nil {
 		if upTo == ^event.Position(0) {
 			return false, nil
 		}
 		// The commit at upTo is not readable yet (a durable log's
 		// horizon is behind it): wait for it rather than return early.
-		if err := pj.r.lg.Wait(ctx, pos); err != nil {
-			return false, err
-		}
-		return true, nil
+		return true, pj.waitReadable(ctx, pos, upTo)
 	}
 	applied := pos
 	var failed error
@@ -841,11 +1090,68 @@ func (pj *proj) step(ctx, hctx context.Context, upTo event.Position) (more bool,
 		}
 	}
 	clear(recs) // drop payload references held by the reused buffer
+	if failed == nil && rerr != nil {
+		switch {
+		case bad == nil:
+			failed = rerr // a log failure after some records
+		case bad.Position <= applied:
+		case bad.Position > upTo:
+			// Nothing readable lies between applied and upTo.
+			rerr = nil
+		default:
+			// The log cannot return this record (say, its type is not
+			// registered): a failure of the event, for the policy.
+			rec := event.Record{Position: bad.Position, Type: bad.Type}
+			if failed = pj.policy(ctx, hctx, &rec, rerr, 1); failed == nil {
+				applied = bad.Position
+				pj.pos.Store(uint64(applied))
+			}
+		}
+	}
 	if applied > pos {
-		pj.saveCheckpoint(hctx, applied)
+		if err := pj.saveCheckpoint(hctx, applied); err != nil && failed == nil {
+			failed = err
+		}
 		pj.notify.publish()
 	}
+	if failed == nil && rerr != nil && bad != nil && bad.Position > upTo {
+		return false, nil
+	}
 	return failed == nil, failed
+}
+
+// recordError returns the *store.RecordError in err's chain, or nil. (A
+// function of its own so that the target escapes only on this slow path.)
+func recordError(err error) *store.RecordError {
+	var re *store.RecordError
+	if errors.As(err, &re) {
+		return re
+	}
+	return nil
+}
+
+// waitReadable waits for the log to move past pos on the way to upTo. On a
+// log that reports a held-back horizon it gives up after heldBackGrace when
+// upTo is held back, with a *store.HeldBackError.
+func (pj *proj) waitReadable(ctx context.Context, pos, upTo event.Position) error {
+	hr, ok := pj.r.lg.(store.HorizonReporter)
+	if !ok {
+		return pj.r.lg.Wait(ctx, pos)
+	}
+	wctx, cancel := context.WithTimeout(ctx, heldBackGrace)
+	err := pj.r.lg.Wait(wctx, pos)
+	cancel()
+	if err == nil || ctx.Err() != nil || !errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	hb, err := hr.HeldBack(ctx)
+	if err != nil {
+		return err
+	}
+	if hb != nil && hb.Readable < upTo {
+		return &store.HeldBackError{HeldBack: *hb}
+	}
+	return nil
 }
 
 // apply runs the projector on rec with retries, then applies the policy. It
@@ -857,10 +1163,18 @@ func (pj *proj) apply(ctx, hctx context.Context, rec *event.Record) error {
 		return nil
 	}
 	if interrupted {
+		if pj.cfg.classify(err) {
+			return fmt.Errorf("%w (retrying %w)", ctx.Err(), err)
+		}
 		return ctx.Err()
 	}
+	return pj.policy(ctx, hctx, rec, err, pj.cfg.attempts)
+}
+
+// policy parks rec or stops the projector at it, after it failed with err.
+func (pj *proj) policy(ctx, hctx context.Context, rec *event.Record, err error, attempts int) error {
 	if pj.cfg.policy == Park {
-		p := Parked{Record: *rec, Err: err, Attempts: pj.cfg.attempts, At: time.Now()}
+		p := Parked{Record: *rec, Err: err, Attempts: attempts, At: time.Now()}
 		if ps := pj.r.parks; ps != nil {
 			// The dead letter must be durable before the checkpoint moves
 			// past the event; if it cannot be, stop instead of losing it.
@@ -881,11 +1195,28 @@ func (pj *proj) apply(ctx, hctx context.Context, rec *event.Record) error {
 }
 
 // try runs h on rec up to the configured number of attempts, pausing with
-// the backoff between them. It returns nil on success, else the last error;
-// interrupted reports that ctx ended during a pause.
+// the backoff between them. Infrastructure failures (see WithClassifier) do
+// not count as attempts: they are retried until they stop or ctx ends. It
+// returns nil on success, else the last error; interrupted reports that ctx
+// ended during a pause.
 func (pj *proj) try(ctx, hctx context.Context, h event.Handler, rec *event.Record) (interrupted bool, err error) {
-	for n := 1; ; n++ {
-		if err = pj.handle(hctx, h, *rec); err == nil || n >= pj.cfg.attempts {
+	infra := 0
+	for n := 1; ; {
+		err = pj.handle(hctx, h, *rec)
+		if err != nil && pj.cfg.classify(err) {
+			infra++
+			pj.setInfra(err)
+			pj.notify.publish()
+			if !sleep(ctx, InfraBackoff(infra)) {
+				return true, err
+			}
+			continue
+		}
+		if infra > 0 {
+			pj.setInfra(nil)
+			infra = 0
+		}
+		if err == nil || n >= pj.cfg.attempts {
 			return false, err
 		}
 		if pj.cfg.backoff != nil {
@@ -893,6 +1224,7 @@ func (pj *proj) try(ctx, hctx context.Context, h event.Handler, rec *event.Recor
 				return true, err
 			}
 		}
+		n++
 	}
 }
 
@@ -916,9 +1248,13 @@ func (pj *proj) handle(ctx context.Context, h event.Handler, rec event.Record) (
 	return h.Handle(ctx, rec)
 }
 
-func (pj *proj) saveCheckpoint(ctx context.Context, pos event.Position) {
+// saveCheckpoint saves pos, unless the projector keeps its own. A save
+// refused because the stored checkpoint is ahead (store.ErrConflict: another
+// runner of this projector got further) stops the projector with it; other
+// save errors are reported in Status and the next save tries again.
+func (pj *proj) saveCheckpoint(ctx context.Context, pos event.Position) error {
 	if pj.selfCP != nil {
-		return
+		return nil
 	}
 	err := pj.r.cps.Save(ctx, pj.name, Checkpoint{Position: pos, Version: pj.version})
 	pj.st.Lock()
@@ -926,6 +1262,34 @@ func (pj *proj) saveCheckpoint(ctx context.Context, pos event.Position) {
 	pj.st.Unlock()
 	if err != nil && pj.r.log != nil {
 		pj.r.log.LogAttrs(ctx, slog.LevelError, "projection: checkpoint save failed", slog.String("projector", pj.name), slog.Any("error", err))
+	}
+	if errors.Is(err, store.ErrConflict) {
+		return pj.halt(fmt.Errorf("checkpoint not saved: %w", err), pos)
+	}
+	return nil
+}
+
+// ctxMutex is a mutex whose Lock can give up when a context ends.
+type ctxMutex struct{ ch chan struct{} }
+
+func newCtxMutex() ctxMutex { return ctxMutex{ch: make(chan struct{}, 1)} }
+
+func (m ctxMutex) Lock() { m.ch <- struct{}{} }
+
+func (m ctxMutex) Unlock() { <-m.ch }
+
+// LockCtx locks m, or returns ctx.Err() if ctx ends first.
+func (m ctxMutex) LockCtx(ctx context.Context) error {
+	select {
+	case m.ch <- struct{}{}:
+		return nil
+	default:
+	}
+	select {
+	case m.ch <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/cqrskit/cqrs/event"
 )
@@ -171,3 +172,75 @@ type Log interface {
 type Contiguous interface {
 	Contiguous() bool
 }
+
+// HeldBack describes a log whose readable horizon is held below records
+// that have already committed: on PostgreSQL, by the oldest transaction
+// still open anywhere in the cluster (see the pgstore package doc).
+type HeldBack struct {
+	// Readable is the newest position a reader can see now.
+	Readable event.Position
+	// Head is the newest committed position.
+	Head event.Position
+	// PID, Database and Age describe the blocking transaction's backend
+	// when the store can tell (zero values otherwise).
+	PID      int
+	Database string
+	Age      time.Duration
+	// Reason says in words what holds the log back.
+	Reason string
+}
+
+func (h *HeldBack) String() string {
+	if h.PID != 0 {
+		return fmt.Sprintf("transaction pid %d in database %q open for %v", h.PID, h.Database, h.Age.Round(time.Second))
+	}
+	if h.Reason != "" {
+		return h.Reason
+	}
+	return "an open transaction"
+}
+
+// HeldBackError reports that a log is held back. It matches ErrUnavailable:
+// the condition is outside the data and ends by itself (or when the
+// blocking transaction is ended).
+type HeldBackError struct{ HeldBack }
+
+func (e *HeldBackError) Error() string {
+	return fmt.Sprintf("store: log held back by %s (readable up to %v, committed up to %v)", e.HeldBack.String(), e.Readable, e.Head)
+}
+
+// Is makes HeldBackError match ErrUnavailable.
+func (e *HeldBackError) Is(target error) bool { return target == ErrUnavailable }
+
+// HorizonReporter is an optional Log capability: a log that can report that
+// committed records are not yet readable, and why.
+type HorizonReporter interface {
+	// HeldBack returns nil, nil when every committed record is readable.
+	HeldBack(ctx context.Context) (*HeldBack, error)
+}
+
+// EventCounter is an optional Log capability for logs whose positions are
+// not contiguous (such as PostgreSQL's): it counts committed records with
+// after < position <= upTo, counting at most limit of them (a result equal to
+// limit means "limit or more").
+type EventCounter interface {
+	CountEvents(ctx context.Context, after, upTo event.Position, limit uint64) (uint64, error)
+}
+
+// RecordError reports a committed record that a log cannot return, such as
+// one whose payload type is not registered (event.ErrUnknownType). Read
+// returns the records before it together with this error, so a reader can
+// apply them and then deal with the record at Position instead of skipping
+// it. It unwraps to the cause.
+type RecordError struct {
+	Position event.Position
+	Type     string
+	Err      error
+}
+
+func (e *RecordError) Error() string {
+	return fmt.Sprintf("store: record at position %v (type %q): %v", e.Position, e.Type, e.Err)
+}
+
+// Unwrap returns the cause.
+func (e *RecordError) Unwrap() error { return e.Err }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/cqrskit/cqrs/event"
 	"github.com/cqrskit/cqrs/projection"
+	"github.com/cqrskit/cqrs/store"
 )
 
 // TestCheckpointStore is the conformance suite for projection.CheckpointStore.
@@ -24,6 +25,8 @@ import (
 //
 // It checks that an unknown name loads as the zero Checkpoint, that Save
 // then Load round-trips Position and Version, that Save overwrites, that
+// Save never moves a checkpoint backwards (a lower position fails with a
+// *store.ConflictError{Table: "checkpoints", Key: name}), that
 // names are independent, that concurrent saves to distinct names are safe
 // (run it with -race), and that a cancelled context either is ignored or
 // makes the call fail with an error matching context.Canceled, never
@@ -84,10 +87,47 @@ func TestCheckpointStore(t *testing.T, newStore func(t *testing.T) projection.Ch
 		s := newStore(t)
 		save(t, s, "p", projection.Checkpoint{Position: 10, Version: 1})
 		save(t, s, "p", projection.Checkpoint{Position: 11, Version: 1})
-		want := projection.Checkpoint{Position: 3, Version: 2} // a rebuild may move it back
+		want := projection.Checkpoint{Position: 11, Version: 2} // a rebuild keeps the position, changes the version
 		save(t, s, "p", want)
 		if got := load(t, s, "p"); got != want {
 			t.Errorf("Load after overwrites = %+v, want %+v", got, want)
+		}
+	})
+
+	t.Run("NeverBackwards", func(t *testing.T) {
+		s := newStore(t)
+		save(t, s, "p", projection.Checkpoint{Position: 10, Version: 1})
+		err := s.Save(ctx, "p", projection.Checkpoint{Position: 9, Version: 1})
+		var ce *store.ConflictError
+		if !errors.Is(err, store.ErrConflict) || !errors.As(err, &ce) {
+			t.Fatalf("Save of a lower position = %v, want a *store.ConflictError", err)
+		}
+		if ce.Table != "checkpoints" || ce.Key != "p" {
+			t.Errorf("ConflictError = %+v, want Table \"checkpoints\", Key \"p\"", *ce)
+		}
+		if got, want := load(t, s, "p"), (projection.Checkpoint{Position: 10, Version: 1}); got != want {
+			t.Errorf("after a refused Save: %+v, want %+v", got, want)
+		}
+		big := projection.Checkpoint{Position: 1<<63 + 1, Version: 1}
+		save(t, s, "p", big) // positions are unsigned
+		if err := s.Save(ctx, "p", projection.Checkpoint{Position: 11, Version: 1}); !errors.Is(err, store.ErrConflict) {
+			t.Errorf("Save below a position above 1<<63 = %v, want ErrConflict", err)
+		}
+		if got := load(t, s, "p"); got != big {
+			t.Errorf("after a refused Save: %+v, want %+v", got, big)
+		}
+		// Concurrent savers: the stored position is the highest saved.
+		var wg sync.WaitGroup
+		for w := range 8 {
+			wg.Go(func() {
+				for i := range 20 {
+					_ = s.Save(ctx, "q", projection.Checkpoint{Position: event.Position(1 + i*8 + w)})
+				}
+			})
+		}
+		wg.Wait()
+		if got := load(t, s, "q"); got.Position != 160 {
+			t.Errorf("after concurrent saves: %v, want 160", got.Position)
 		}
 	})
 

@@ -185,12 +185,12 @@ func testParkStore(t *testing.T, newStore func(t *testing.T) projection.Checkpoi
 		if err := cs.Save(ctx, "p", cp); err != nil {
 			t.Fatalf("Save: %v", err)
 		}
-		if err := cs.Save(ctx, "p", projection.Checkpoint{Position: 1, Version: 3}); err != nil { // as a rebuild does
+		if err := cs.Save(ctx, "p", projection.Checkpoint{Position: 12, Version: 3}); err != nil { // as a rebuild does
 			t.Fatalf("Save: %v", err)
 		}
 		expect(t, ps, "p", d)
 		replace(t, ps, "p", nil)
-		if got, err := cs.Load(ctx, "p"); err != nil || got != (projection.Checkpoint{Position: 1, Version: 3}) {
+		if got, err := cs.Load(ctx, "p"); err != nil || got != (projection.Checkpoint{Position: 12, Version: 3}) {
 			t.Errorf("Load after ReplaceParked = %+v, %v; want the saved checkpoint", got, err)
 		}
 	})

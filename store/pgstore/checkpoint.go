@@ -8,6 +8,7 @@ import (
 
 	"github.com/cqrskit/cqrs/event"
 	"github.com/cqrskit/cqrs/projection"
+	"github.com/cqrskit/cqrs/store"
 )
 
 // Load implements projection.CheckpointStore: the zero Checkpoint for a name
@@ -40,16 +41,26 @@ func (s *Store) loadCheckpoint(ctx context.Context, db rowQuerier, name string) 
 	return projection.Checkpoint{Position: event.Position(pos), Version: int(version)}, nil
 }
 
-// Save implements projection.CheckpointStore.
+// Save implements projection.CheckpointStore. The save is conditional, in
+// one statement: it never moves the stored position backwards.
 //
-// Errors: store.ErrClosed; errors matching ctx.Err(); the driver error,
-// wrapped.
+// Errors: *store.ConflictError{Table: "checkpoints"} (store.ErrConflict)
+// when the stored position is above cp.Position; store.ErrClosed; errors
+// matching ctx.Err(); the driver error, wrapped.
 func (s *Store) Save(ctx context.Context, name string, cp projection.Checkpoint) error {
 	if err := s.enter(); err != nil {
 		return err
 	}
 	defer s.leave()
-	_, err := s.pool.Exec(ctx, s.q.saveCheckpoint, name, int64(cp.Position), int32(cp.Version))
+	var saved int64
+	err := s.pool.QueryRow(ctx, s.q.saveCheckpoint, name, int64(cp.Position), int32(cp.Version)).Scan(&saved)
+	if errors.Is(err, pgx.ErrNoRows) {
+		cur, lerr := s.loadCheckpoint(ctx, s.pool, name)
+		if lerr != nil {
+			return lerr
+		}
+		return &store.ConflictError{Table: "checkpoints", Key: name, Expected: uint64(cp.Position), Actual: uint64(cur.Position)}
+	}
 	return wrap(ctx, "save checkpoint", err)
 }
 
@@ -71,6 +82,7 @@ type Projector struct {
 var (
 	_ projection.Projector        = (*Projector)(nil)
 	_ projection.SelfCheckpointer = (*Projector)(nil)
+	_ projection.Replayer         = (*Projector)(nil)
 )
 
 // NewProjector returns a projector named name that runs apply for each
@@ -134,6 +146,43 @@ func (p *Projector) Handle(ctx context.Context, rec event.Record) error {
 		// Another instance created the row and got past this record
 		// after our lock read found no row: its work stands, ours goes.
 		return nil
+	}
+	return wrap(ctx, "commit", tx.Commit(ctx))
+}
+
+// Replay implements projection.Replayer, which Runner.Replay uses for a
+// parked record: Handle would skip it, because the checkpoint moved past it
+// when later records were applied. In one transaction it takes the
+// checkpoint row's lock (so it takes turns with Handle), runs apply, and
+// removes the record's dead letter from this store's dead_letters table;
+// the checkpoint does not move. If apply fails, nothing of it stays.
+//
+// Errors: apply's error, unchanged; store.ErrClosed; errors matching
+// ctx.Err(); the driver error, wrapped.
+func (p *Projector) Replay(ctx context.Context, rec event.Record) error {
+	s := p.st
+	if err := s.enter(); err != nil {
+		return err
+	}
+	defer s.leave()
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return wrap(ctx, "begin", err)
+	}
+	defer func() {
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), rollbackTimeout)
+		_ = tx.Rollback(rctx)
+		cancel()
+	}()
+	var cur int64
+	if err := tx.QueryRow(ctx, s.q.lockCheckpoint, p.name).Scan(&cur); err != nil && !errors.Is(err, pgx.ErrNoRows) {
+		return wrap(ctx, "lock checkpoint", err)
+	}
+	if err := p.apply(ctx, tx, rec); err != nil {
+		return err
+	}
+	if _, err := tx.Exec(ctx, s.q.unpark, p.name, int64(rec.Position)); err != nil {
+		return wrap(ctx, "unpark", err)
 	}
 	return wrap(ctx, "commit", tx.Commit(ctx))
 }

@@ -128,6 +128,20 @@
 // lists its parked events again after a restart, and Runner.Replay deletes
 // the row once the event applies.
 //
+// # Faults
+//
+// Driver errors that mean the server cannot be used now (connection refused
+// or reset, admin or crash shutdown, SQLSTATE class 08, too many
+// connections, network timeouts, a closed pool) match store.ErrUnavailable
+// next to the driver's error, so projection runners retry them instead of
+// stopping or parking. The Store is a store.HorizonReporter: HeldBack names
+// the oldest open transaction of the cluster (pid, database, age) when it
+// holds committed records below the readable horizon, and a
+// store.EventCounter, so Status reports how many events, not positions, a
+// projector is behind. Read returns the records before one it cannot
+// decode together with a *store.RecordError. Checkpoint saves never move a
+// checkpoint backwards.
+//
 // # Concurrency
 //
 // A Store is safe for concurrent use. A Tx belongs to the goroutine running

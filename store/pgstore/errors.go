@@ -27,6 +27,8 @@ var ErrTooManyEvents = errors.New("pgstore: too many events in one unit of work"
 //
 //   - a failure while ctx is done matches ctx.Err(), whatever the driver
 //     made of the cancellation;
+//   - infrastructure failures (see isUnavailable) match
+//     store.ErrUnavailable;
 //   - serialization failures and deadlocks match store.ErrConflict, because
 //     re-running the unit of work may succeed, which is what ErrConflict
 //     tells callers such as command.Retry.
@@ -36,6 +38,9 @@ func wrap(ctx context.Context, op string, err error) error {
 	}
 	if cerr := ctx.Err(); cerr != nil && !errors.Is(err, cerr) {
 		return fmt.Errorf("pgstore: %s: %w: %w", op, cerr, err)
+	}
+	if isUnavailable(err) {
+		return fmt.Errorf("pgstore: %s: %w: %w", op, store.ErrUnavailable, err)
 	}
 	if code := sqlState(err); code == codeSerializationFailure || code == codeDeadlockDetected {
 		return fmt.Errorf("pgstore: %s: %w: %w", op, store.ErrConflict, err)

@@ -9,3 +9,5 @@ func SetBeforeCommit(s *Store, f func(ctx context.Context)) { s.beforeCommit = f
 
 // MigrationCount returns the number of schema migrations this build knows.
 func MigrationCount() int { return len(migrations) }
+
+var IsUnavailable = isUnavailable

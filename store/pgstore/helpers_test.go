@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/cqrskit/cqrs/event"
+	"github.com/cqrskit/cqrs/projection/projectiontest"
 	"github.com/cqrskit/cqrs/store/pgstore"
 	"github.com/cqrskit/cqrs/store/storetest"
 )
@@ -66,6 +67,7 @@ func testRegistry(t testing.TB) *event.Registry {
 	require.NoError(t, storetest.Register(reg))
 	require.NoError(t, event.Register[Incremented](reg))
 	require.NoError(t, event.Register[Tick](reg))
+	require.NoError(t, event.Register[projectiontest.ReplayEvent](reg))
 	return reg
 }
 

@@ -118,6 +118,7 @@ type queries struct {
 	streamVersion, streamVersions string
 	insertEvents                  string
 	read, head                    string
+	heads, countEvents, blocker   string
 	getRow, upsertRow             string
 	insertRow, updateRow          string
 	rowVersion, deleteRow         string
@@ -173,7 +174,23 @@ ORDER BY u.n
 RETURNING position`,
 		read: `SELECT position, id, stream, version, type, data, metadata, recorded_at FROM $schema.events
 			WHERE position > $1 AND position < $horizon ORDER BY position LIMIT $2`,
-		head:   `SELECT coalesce(max(position), 0) FROM $schema.events WHERE position < $horizon`,
+		head: `SELECT coalesce(max(position), 0) FROM $schema.events WHERE position < $horizon`,
+		// Committed and readable heads in one snapshot; both use the
+		// primary key's index.
+		heads: `SELECT coalesce((SELECT max(position) FROM $schema.events), 0),
+			coalesce((SELECT max(position) FROM $schema.events WHERE position < $horizon), 0)`,
+		countEvents: `SELECT count(*) FROM (SELECT 1 FROM $schema.events
+			WHERE position > $1 AND position <= $2 LIMIT $3) s`,
+		// The oldest transaction id still running anywhere in the
+		// cluster is the snapshot's xmin; prepared transactions count too.
+		blocker: `SELECT pid, datname, gid, age FROM (
+			SELECT pid, coalesce(datname, '') AS datname, '' AS gid,
+				coalesce(extract(epoch FROM now() - xact_start), 0)::float8 AS age, age(backend_xid) AS xage
+			FROM pg_stat_activity WHERE backend_xid IS NOT NULL AND pid <> pg_backend_pid()
+			UNION ALL
+			SELECT 0, database, gid, extract(epoch FROM now() - prepared)::float8, age(transaction)
+			FROM pg_prepared_xacts
+		) t ORDER BY xage DESC LIMIT 1`,
 		getRow: `SELECT data, version FROM $schema.rows WHERE table_name = $1 AND key = $2`,
 		upsertRow: `INSERT INTO $schema.rows AS r (table_name, key, version, data) VALUES ($1, $2, 1, $3)
 			ON CONFLICT (table_name, key) DO UPDATE SET data = excluded.data, version = r.version + 1
@@ -190,8 +207,13 @@ RETURNING position`,
 		rowVersion:     `SELECT coalesce((SELECT version FROM $schema.rows WHERE table_name = $1 AND key = $2), 0)`,
 		deleteRow:      `DELETE FROM $schema.rows WHERE table_name = $1 AND key = $2`,
 		loadCheckpoint: `SELECT position, version FROM $schema.checkpoints WHERE name = $1`,
-		saveCheckpoint: `INSERT INTO $schema.checkpoints (name, position, version) VALUES ($1, $2, $3)
-			ON CONFLICT (name) DO UPDATE SET position = excluded.position, version = excluded.version, updated_at = now()`,
+		// Never backwards: positions are unsigned, stored as bigints, so
+		// those at or above 1<<63 are negative and rank above the others.
+		saveCheckpoint: `INSERT INTO $schema.checkpoints AS c (name, position, version) VALUES ($1, $2, $3)
+			ON CONFLICT (name) DO UPDATE SET position = excluded.position, version = excluded.version, updated_at = now()
+			WHERE (c.position >= 0 AND excluded.position < 0)
+				OR ((c.position < 0) = (excluded.position < 0) AND c.position <= excluded.position)
+			RETURNING position`,
 		lockCheckpoint: `SELECT position FROM $schema.checkpoints WHERE name = $1 FOR UPDATE`,
 		advanceCheckpoint: `INSERT INTO $schema.checkpoints AS c (name, position) VALUES ($1, $2)
 			ON CONFLICT (name) DO UPDATE SET position = excluded.position, updated_at = now()
@@ -218,6 +240,7 @@ RETURNING position`,
 	}
 	for _, p := range []*string{
 		&q.streamVersion, &q.streamVersions, &q.insertEvents, &q.read, &q.head,
+		&q.heads, &q.countEvents, &q.blocker,
 		&q.getRow, &q.upsertRow, &q.insertRow, &q.updateRow, &q.rowVersion, &q.deleteRow,
 		&q.loadCheckpoint, &q.saveCheckpoint, &q.lockCheckpoint, &q.advanceCheckpoint,
 		&q.park, &q.unpark, &q.loadParked, &q.lockParked, &q.clearParked, &q.insertParked,

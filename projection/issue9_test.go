@@ -1,0 +1,339 @@
+package projection_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/cqrskit/cqrs/command"
+	"github.com/cqrskit/cqrs/event"
+	"github.com/cqrskit/cqrs/projection"
+	"github.com/cqrskit/cqrs/store"
+)
+
+// flaky fails with err for its first n calls on each record it has not
+// applied yet, then applies it.
+type flaky struct {
+	name    string
+	err     error
+	left    atomic.Int64
+	mu      sync.Mutex
+	applied []event.Position
+}
+
+func (f *flaky) Name() string { return f.name }
+func (f *flaky) Handle(_ context.Context, rec event.Record) error {
+	if f.left.Add(-1) >= 0 {
+		return f.err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.applied = append(f.applied, rec.Position)
+	return nil
+}
+
+func (f *flaky) count() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.applied)
+}
+
+// TestInfrastructureFailuresAreRetriedNotParked: a projector whose store
+// is down (ErrUnavailable) is retried with backoff for as long as it lasts,
+// shows state Unavailable meanwhile, and never parks or stops.
+func TestInfrastructureFailuresAreRetriedNotParked(t *testing.T) {
+	for _, policy := range []projection.Policy{projection.Park, projection.Stop} {
+		t.Run(policy.String(), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				ctx := context.Background()
+				st := store.NewMemory()
+				defer st.Close()
+				f := &flaky{name: "f", err: fmt.Errorf("dial: %w", store.ErrUnavailable)}
+				f.left.Store(20) // far more than the attempts: an outage of many seconds
+				r := projection.NewRunner(st)
+				add(t, r, f, projection.AsAsync(), projection.WithPolicy(policy), projection.WithRetry(3, nil))
+				if err := r.Start(ctx); err != nil {
+					t.Fatal(err)
+				}
+				defer r.Close()
+				head := appendN(t, st, 3, 3)
+				time.Sleep(time.Second)
+				s := statusOf(t, r, "f")
+				if s.State != projection.Unavailable || !errors.Is(s.Err, store.ErrUnavailable) {
+					t.Errorf("during the outage: state %v, err %v; want unavailable with the cause", s.State, s.Err)
+				}
+				began := time.Now()
+				wctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+				defer cancel()
+				if err := r.WaitFor(wctx, "f", head); err != nil {
+					t.Fatalf("WaitFor: %v", err)
+				}
+				if d := time.Since(began); d > time.Minute {
+					t.Errorf("recovery took %v of fake time", d)
+				}
+				s = statusOf(t, r, "f")
+				if s.State != projection.Running || s.Parked != 0 || s.Err != nil || f.count() != 3 {
+					t.Errorf("after the outage: %+v, applied %d; want running, nothing parked, 3 applied", s, f.count())
+				}
+			})
+		})
+	}
+}
+
+var errFlakyNetwork = errors.New("my network blip")
+
+// TestWithClassifier lets a projector call its own error infrastructure.
+func TestWithClassifier(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		st := store.NewMemory()
+		defer st.Close()
+		f := &flaky{name: "f", err: errFlakyNetwork}
+		f.left.Store(10)
+		r := projection.NewRunner(st)
+		add(t, r, f, projection.WithRetry(1, nil),
+			projection.WithClassifier(func(err error) bool { return errors.Is(err, errFlakyNetwork) }))
+		if err := r.Start(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		defer r.Close()
+		head := appendN(t, st, 2, 1)
+		if err := r.Sync(context.Background(), head); err != nil {
+			t.Fatalf("Sync: %v", err)
+		}
+		if f.count() != 2 {
+			t.Errorf("applied %d, want 2", f.count())
+		}
+	})
+}
+
+// frozenLog is a log whose calls block until their context is done while
+// frozen, like a server stopped with SIGSTOP.
+type frozenLog struct {
+	*store.Memory
+	mu   sync.Mutex
+	thaw chan struct{} // nil: not frozen
+}
+
+func (l *frozenLog) freeze(on bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	switch {
+	case on && l.thaw == nil:
+		l.thaw = make(chan struct{})
+	case !on && l.thaw != nil:
+		close(l.thaw)
+		l.thaw = nil
+	}
+}
+
+func (l *frozenLog) block(ctx context.Context) error {
+	l.mu.Lock()
+	thaw := l.thaw
+	l.mu.Unlock()
+	if thaw == nil {
+		return nil
+	}
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-thaw:
+		return nil
+	}
+}
+
+func (l *frozenLog) Read(ctx context.Context, after event.Position, dst []event.Record) ([]event.Record, error) {
+	if err := l.block(ctx); err != nil {
+		return dst, err
+	}
+	return l.Memory.Read(ctx, after, dst)
+}
+
+func (l *frozenLog) Head(ctx context.Context) (event.Position, error) {
+	if err := l.block(ctx); err != nil {
+		return 0, err
+	}
+	return l.Memory.Head(ctx)
+}
+
+func (l *frozenLog) Wait(ctx context.Context, after event.Position) error {
+	if err := l.block(ctx); err != nil {
+		return err
+	}
+	return l.Memory.Wait(ctx, after)
+}
+
+// within fails the test unless call returns within d plus a small constant.
+func within(t *testing.T, what string, d time.Duration, call func(ctx context.Context) error) error {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	done := make(chan error, 1)
+	began := time.Now()
+	go func() { done <- call(ctx) }()
+	select {
+	case err := <-done:
+		if took := time.Since(began); took > d+250*time.Millisecond {
+			t.Errorf("%s took %v, deadline %v", what, took, d)
+		}
+		return err
+	case <-time.After(d + 5*time.Second):
+		t.Fatalf("%s still blocked %v after its deadline", what, 5*time.Second)
+		return nil
+	}
+}
+
+// TestBlockingCallsHonourDeadlinesOnFrozenLog: every public blocking call
+// returns by its deadline against a frozen log.
+func TestBlockingCallsHonourDeadlinesOnFrozenLog(t *testing.T) {
+	st := newMemory(t)
+	lg := &frozenLog{Memory: st}
+	r := projection.NewRunner(lg)
+	async, inline := newSumView("async"), newSumView("inline")
+	add(t, r, async, projection.AsAsync())
+	add(t, r, inline)
+	start(t, r)
+	head := appendN(t, st, 2, 1)
+	waitFor(t, r, "", head)
+	lg.freeze(true)
+	more := appendN(t, st, 1, 1)
+	const d = 200 * time.Millisecond
+	if err := within(t, "WaitFor(async)", d, func(ctx context.Context) error { return r.WaitFor(ctx, "async", more) }); !errors.Is(err, projection.ErrNotReached) {
+		t.Errorf("WaitFor(async) = %v, want ErrNotReached", err)
+	}
+	if err := within(t, "WaitFor(inline)", d, func(ctx context.Context) error { return r.WaitFor(ctx, "inline", more) }); !errors.Is(err, projection.ErrNotReached) {
+		t.Errorf("WaitFor(inline) = %v, want ErrNotReached", err)
+	}
+	if err := within(t, "Sync", d, func(ctx context.Context) error { return r.Sync(ctx, more) }); err == nil {
+		t.Errorf("Sync on a frozen log = nil")
+	}
+	within(t, "Status", d, func(ctx context.Context) error { _, err := r.Status(ctx); return err })
+	within(t, "StatusOf", d, func(ctx context.Context) error { _, err := r.StatusOf(ctx, "async"); return err })
+	within(t, "Resume", d, func(ctx context.Context) error { return r.Resume(ctx, "inline") })
+	within(t, "Rebuild", d, func(ctx context.Context) error { return r.Rebuild(ctx, "async") })
+	r2 := projection.NewRunner(lg)
+	add(t, r2, newSumView("inline2"))
+	within(t, "Start", d, func(ctx context.Context) error { return r2.Start(ctx) })
+	if err := within(t, "Close", d, func(context.Context) error { return r2.Close() }); err != nil {
+		t.Errorf("Close: %v", err)
+	}
+	lg.freeze(false)
+	waitFor(t, r, "", more)
+}
+
+// TestStuckInlineProjectorDoesNotBlockOthers: Sync and WaitFor wait for a
+// stuck inline projector only until their own deadline.
+func TestStuckInlineProjectorDoesNotBlockOthers(t *testing.T) {
+	st := newMemory(t)
+	gate, entered := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	h := event.HandlerFunc(func(context.Context, event.Record) error {
+		once.Do(func() { close(entered) })
+		<-gate
+		return nil
+	})
+	r := projection.NewRunner(st)
+	add(t, r, projection.Named("inline", h))
+	start(t, r)
+	head := appendN(t, st, 1, 1)
+	stuck := make(chan error, 1)
+	go func() { stuck <- r.Sync(context.Background(), head) }()
+	<-entered
+	const d = 300 * time.Millisecond
+	if err := within(t, "Sync", d, func(ctx context.Context) error { return r.Sync(ctx, head) }); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("Sync = %v, want DeadlineExceeded", err)
+	}
+	if err := within(t, "WaitFor", d, func(ctx context.Context) error { return r.WaitFor(ctx, "inline", head) }); !errors.Is(err, projection.ErrNotReached) {
+		t.Errorf("WaitFor = %v, want ErrNotReached", err)
+	}
+	within(t, "Replay", d, func(ctx context.Context) error { return r.Replay(ctx, "inline", head) })
+	within(t, "Resume", d, func(ctx context.Context) error { return r.Resume(ctx, "inline") })
+	close(gate)
+	if err := <-stuck; err != nil {
+		t.Errorf("stuck Sync: %v", err)
+	}
+}
+
+// TestCloseTimeout: Close returns within its bound, naming the projector
+// whose handler never returns, and cancels the handler's context.
+func TestCloseTimeout(t *testing.T) {
+	st := newMemory(t)
+	release := make(chan struct{})
+	defer close(release)
+	entered := make(chan struct{})
+	var cancelled atomic.Bool
+	h := event.HandlerFunc(func(ctx context.Context, rec event.Record) error {
+		close(entered)
+		<-ctx.Done()
+		cancelled.Store(true)
+		<-release // and never return before the test ends
+		return nil
+	})
+	r := projection.NewRunner(st, projection.WithCloseTimeout(200*time.Millisecond))
+	add(t, r, projection.Named("stuck", h), projection.AsAsync())
+	if err := r.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	appendN(t, st, 1, 1)
+	<-entered
+	began := time.Now()
+	err := r.Close()
+	if took := time.Since(began); took > 600*time.Millisecond {
+		t.Errorf("Close took %v with a 200ms timeout", took)
+	}
+	if err == nil || !strings.Contains(err.Error(), "stuck") {
+		t.Errorf("Close = %v, want an error naming the stuck projector", err)
+	}
+	eventually(t, "the handler's context to be cancelled", cancelled.Load)
+}
+
+// TestCheckpointNeverMovesBackwards: a runner whose checkpoint was moved
+// past it by another runner stops with the conflict instead of saving a
+// lower position.
+func TestCheckpointNeverMovesBackwards(t *testing.T) {
+	st := newMemory(t)
+	cps := &projection.MemoryCheckpoints{}
+	r := projection.NewRunner(st, projection.WithCheckpoints(cps))
+	v := newSumView("p")
+	add(t, r, v, projection.AsAsync())
+	start(t, r)
+	// Another runner of the same projector got to 10 meanwhile.
+	if err := cps.Save(context.Background(), "p", projection.Checkpoint{Position: 10}); err != nil {
+		t.Fatal(err)
+	}
+	appendN(t, st, 3, 3)
+	eventually(t, "the projector to stop", func() bool { return statusOf(t, r, "p").State == projection.Stopped })
+	s := statusOf(t, r, "p")
+	var ce *store.ConflictError
+	if !errors.As(s.Err, &ce) || ce.Table != "checkpoints" || ce.Key != "p" {
+		t.Errorf("Status.Err = %v, want a *store.ConflictError on checkpoints/p", s.Err)
+	}
+	if cp, _ := cps.Load(context.Background(), "p"); cp.Position != 10 {
+		t.Errorf("checkpoint = %v, want 10 (never backwards)", cp.Position)
+	}
+}
+
+// TestDispatchBeforeStartDoesNotCommit: a wiring mistake is refused before
+// the command commits.
+func TestDispatchBeforeStartDoesNotCommit(t *testing.T) {
+	st := newMemory(t)
+	r := projection.NewRunner(st)
+	add(t, r, newSumView("inline"))
+	bus := command.New(st, command.WithSyncer(r))
+	command.Register(bus, func(ctx context.Context, tx store.Tx, c added) error {
+		tx.Record("s", c)
+		return nil
+	})
+	_, err := bus.Dispatch(context.Background(), added{N: 1})
+	if !errors.Is(err, projection.ErrNotStarted) || errors.Is(err, command.ErrAfterCommit) {
+		t.Errorf("Dispatch before Start = %v, want ErrNotStarted before commit", err)
+	}
+	if head, _ := st.Head(context.Background()); head != 0 {
+		t.Errorf("Dispatch before Start committed: head %v", head)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"slices"
 	"testing"
 	"time"
@@ -162,7 +163,15 @@ func TestBehindCountsEvents(t *testing.T) {
 // TestHeldBackByTransactionInAnotherDatabase: an open transaction in
 // another database of the cluster holds the horizon back; Status names it,
 // WaitFor's error carries it and an inline Sync returns early with it.
+//
+// The open transaction holds back every reader of the whole cluster, so the
+// test would stall other packages' tests running against the same server:
+// it runs only when CQRSKIT_PG_EXCLUSIVE=1 says the server is ours alone.
+// faults/ runs the same scenario on its own throw-away cluster in CI.
 func TestHeldBackByTransactionInAnotherDatabase(t *testing.T) {
+	if os.Getenv("CQRSKIT_PG_EXCLUSIVE") != "1" {
+		t.Skip("holds back the horizon of the whole cluster; set CQRSKIT_PG_EXCLUSIVE=1 on a server no other test uses (faults/run.sh covers this scenario)")
+	}
 	pool := newPool(t, 0)
 	ctx := context.Background()
 	st := newStore(t, pool, pgstore.WithPollInterval(50*time.Millisecond))

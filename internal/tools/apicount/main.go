@@ -34,6 +34,7 @@ import (
 	"go/ast"
 	"go/parser"
 	"go/token"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -285,7 +286,7 @@ func isErrVarRef(e ast.Expr) bool {
 }
 
 // report prints one row per package, sorted by directory, and a total.
-func report(w *os.File, pkgs map[string]*counts, list bool) {
+func report(w io.Writer, pkgs map[string]*counts, list bool) {
 	dirs := make([]string, 0, len(pkgs))
 	for d := range pkgs {
 		dirs = append(dirs, d)

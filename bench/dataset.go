@@ -255,7 +255,7 @@ func applyFloor(v *FloorView, e event.Event, at time.Time) {
 	case catalog.ReviewSubmitted:
 		v.ReviewSubmitted(FloorReviewSubmitted{ReviewID: e.ReviewID, ProductID: e.ProductID, Author: e.Author, Rating: e.Rating, Text: e.Text, At: at})
 	case catalog.PriceChanged:
-		v.PriceChanged(FloorPriceChanged{ProductID: e.ProductID, NewCents: e.NewCents, At: at})
+		v.PriceChanged(FloorPriceChanged{ProductID: e.ProductID, OldCents: e.OldCents, NewCents: e.NewCents, At: at})
 	case catalog.StockChanged:
 		v.StockChanged(FloorStockChanged{ProductID: e.ProductID, Stock: e.Stock, At: at})
 	}

@@ -8,21 +8,37 @@ import (
 	"time"
 
 	"github.com/cqrskit/cqrs/examples/catalog"
+	"github.com/cqrskit/cqrs/readmodel"
 )
 
 // The floor is the catalog written by hand in plain Go, the way a competent
-// engineer would without a framework: the same stateless validation (the
-// commands' own Validate methods), the same stateful checks against a
-// normalized write model kept in maps under one mutex (the seller exists, the
-// product exists, the seller owns it), the same rows written (including a
-// price-history row per price change), and a direct call into a hand-written
-// product view that carries the same information as catalog.ProductView.
+// engineer would without a framework, doing the same domain work as
+// examples/catalog (Domain plus the inline Views and Trending projectors),
+// no more and no less:
 //
-// What it leaves out, by design: an event log, positions, middleware, the
-// retry-on-conflict loop, the secondary read models (top rated, in stock,
-// trending: the floor answers those queries by scanning), and everything else
-// cqrskit does for durability and operability. It is the physical floor the
-// ratios are taken against, not a competitor.
+//   - the same stateless validation (the commands' own Validate methods) and
+//     the same stateful checks against a normalized write model kept in maps
+//     under one mutex (the seller exists, the product exists, the seller owns
+//     it, no duplicate IDs, no-op when a price, stock or name is unchanged);
+//   - the same rows: sellers, products (with their price-history sequence),
+//     reviews, shipping options, and one price_history row per price, keyed
+//     by (product, sequence) as in catalog.Domain;
+//   - events carrying the same fields, handed to the view by a direct call;
+//   - a product view with the same information as catalog.ProductView,
+//     whose price history is a new slice on every change (the catalog copies
+//     it because readers may hold the old one; so does the floor);
+//   - the same secondary read models, updated under the same conditions:
+//     products by seller, in stock, top rated (built from the same readmodel
+//     data structures, so their cost is identical by construction) and the
+//     trending window of catalog.Trending.
+//
+// What it leaves out, by design: an event log, positions, row versions and
+// optimistic concurrency, middleware, the retry-on-conflict loop, projection
+// routing and checkpoints, and everything else cqrskit does for durability
+// and operability. Its product views live in a map of mutable structs under
+// a sync.RWMutex instead of cqrskit's copy-on-write map: that is the design
+// the ratios compare. It is the physical floor the ratios are taken against,
+// not a competitor.
 
 // Errors returned by the floor.
 var (
@@ -40,7 +56,7 @@ type Floor struct {
 	products map[string]catalog.Product
 	reviews  map[string]catalog.Review
 	shipping map[string][]catalog.ShippingOption
-	prices   map[string][]catalog.PricePoint // price_history, oldest first
+	prices   map[catalog.PriceKey]catalog.PriceRow // price_history
 
 	View *FloorView
 }
@@ -53,7 +69,7 @@ func NewFloor(now func() time.Time) *Floor {
 		products: make(map[string]catalog.Product),
 		reviews:  make(map[string]catalog.Review),
 		shipping: make(map[string][]catalog.ShippingOption),
-		prices:   make(map[string][]catalog.PricePoint),
+		prices:   make(map[catalog.PriceKey]catalog.PriceRow),
 		View:     NewFloorView(),
 	}
 }
@@ -83,9 +99,9 @@ type FloorProductListed struct {
 
 // FloorPriceChanged is a price change.
 type FloorPriceChanged struct {
-	ProductID string
-	NewCents  int64
-	At        time.Time
+	ProductID          string
+	OldCents, NewCents int64
+	At                 time.Time
 }
 
 // FloorStockChanged is a stock change.
@@ -207,13 +223,25 @@ func (f *Floor) ListProduct(c catalog.ListProduct) error {
 	if _, dup := f.products[c.ProductID]; dup {
 		return errFloorExists
 	}
-	f.products[c.ProductID] = catalog.Product{ID: c.ProductID, SellerID: c.SellerID, Title: c.Title, Description: c.Description, PriceCents: c.PriceCents, Stock: c.Stock}
+	if err := f.insertPrice(catalog.PriceKey{ProductID: c.ProductID, Seq: 1}, c.PriceCents); err != nil {
+		return err
+	}
+	f.products[c.ProductID] = catalog.Product{ID: c.ProductID, SellerID: c.SellerID, Title: c.Title, Description: c.Description, PriceCents: c.PriceCents, Stock: c.Stock, PriceSeq: 1}
 	at := f.now()
-	f.prices[c.ProductID] = append(f.prices[c.ProductID], catalog.PricePoint{At: at, Cents: c.PriceCents})
 	f.View.ProductListed(FloorProductListed{
 		ProductID: c.ProductID, SellerID: c.SellerID, Title: c.Title, Description: c.Description,
 		PriceCents: c.PriceCents, Stock: c.Stock, At: at,
 	})
+	return nil
+}
+
+// insertPrice inserts a price_history row, refusing a duplicate key as the
+// catalog's Table.Insert does. f.mu is held.
+func (f *Floor) insertPrice(key catalog.PriceKey, cents int64) error {
+	if _, dup := f.prices[key]; dup {
+		return errFloorExists
+	}
+	f.prices[key] = catalog.PriceRow{Cents: cents}
 	return nil
 }
 
@@ -249,11 +277,14 @@ func (f *Floor) updatePriceLocked(c catalog.UpdatePrice) (FloorPriceChanged, boo
 	if err != nil || p.PriceCents == c.PriceCents {
 		return FloorPriceChanged{}, false, err
 	}
+	old := p.PriceCents
 	p.PriceCents = c.PriceCents
+	p.PriceSeq++
+	if err := f.insertPrice(catalog.PriceKey{ProductID: c.ProductID, Seq: p.PriceSeq}, c.PriceCents); err != nil {
+		return FloorPriceChanged{}, false, err
+	}
 	f.products[c.ProductID] = p
-	at := f.now()
-	f.prices[c.ProductID] = append(f.prices[c.ProductID], catalog.PricePoint{At: at, Cents: c.PriceCents})
-	return FloorPriceChanged{ProductID: c.ProductID, NewCents: c.PriceCents, At: at}, true, nil
+	return FloorPriceChanged{ProductID: c.ProductID, OldCents: old, NewCents: c.PriceCents, At: f.now()}, true, nil
 }
 
 // UpdateStock handles catalog.UpdateStock.
@@ -346,7 +377,7 @@ type FloorProduct struct {
 	SellerID, SellerName string
 	SellerRating         float64
 	Shipping             []catalog.ShippingOption
-	History              []catalog.PricePoint // append-only window, oldest first
+	History              []catalog.PricePoint // oldest first; a new slice on every change
 	PriceDropped         bool
 	PreviousPriceCents   int64
 	Version              uint64
@@ -383,22 +414,68 @@ func (p *FloorProduct) PriceDaysAgo(now time.Time, days int) (int64, bool) {
 // FloorView is the floor's read side: product views in a map under a
 // sync.RWMutex. Writers update a view in place; readers copy it out under
 // the read lock. Slices inside a view are never written once published
-// (Recent and Shipping are replaced, History only grows past the length any
-// reader has seen), so a copy stays valid after RUnlock.
+// (Recent, Shipping and History are replaced), so a copy stays valid after
+// RUnlock.
+//
+// Next to the product views it keeps the same secondary read models as
+// catalog.Views and catalog.Trending, updated under the same conditions:
+// products by seller, in stock, top rated (products with at least
+// catalog.TopRatedMinReviews reviews, by mean rating) and the times of each
+// product's last trendingThreshold reviews.
 type FloorView struct {
 	mu       sync.RWMutex
 	products map[string]*FloorProduct
 	sellers  map[string]FloorSellerRegistered
-	bySeller map[string][]string
+	bySeller *readmodel.Index[string, string]
+	inStock  *readmodel.SortedSet[string]
+	topRated *readmodel.Ranking[string]
+	trending map[string][]time.Time // newest first, at most trendingThreshold
 }
+
+// trendingWindow and trendingThreshold mirror the catalog.Trending that
+// catalog.Open installs.
+const (
+	trendingWindow    = 7 * 24 * time.Hour
+	trendingThreshold = 3
+)
 
 // NewFloorView returns an empty view.
 func NewFloorView() *FloorView {
 	return &FloorView{
 		products: make(map[string]*FloorProduct),
 		sellers:  make(map[string]FloorSellerRegistered),
-		bySeller: make(map[string][]string),
+		bySeller: readmodel.NewIndex[string, string](),
+		inStock:  readmodel.NewSortedSet[string](),
+		topRated: readmodel.NewRanking[string](),
+		trending: make(map[string][]time.Time),
 	}
+}
+
+// TopRated appends to dst the n best-rated products with at least
+// catalog.TopRatedMinReviews reviews, from the maintained ranking (the
+// scans below are the index-free baselines).
+func (v *FloorView) TopRated(n int, dst []catalog.Rated) []catalog.Rated {
+	return v.topRated.Top(n, dst)
+}
+
+// InStock appends to dst up to limit in-stock product IDs after the cursor,
+// from the maintained in-stock set.
+func (v *FloorView) InStock(after string, limit int, dst []string) []string {
+	return v.inStock.Page(after, after == "", limit, dst)
+}
+
+// BySeller appends to dst the IDs of the seller's products in ID order.
+func (v *FloorView) BySeller(sellerID string, dst []string) []string {
+	return v.bySeller.Keys(sellerID, dst)
+}
+
+// IsTrending reports whether the product had at least trendingThreshold
+// reviews in the trendingWindow before now, like catalog.Trending.
+func (v *FloorView) IsTrending(productID string, now time.Time) bool {
+	v.mu.RLock()
+	times := v.trending[productID]
+	v.mu.RUnlock()
+	return len(times) >= trendingThreshold && now.Sub(times[len(times)-1]) <= trendingWindow
 }
 
 // Product returns a copy of the product view. It does not allocate.
@@ -433,7 +510,7 @@ func (v *FloorView) SellerRegistered(e FloorSellerRegistered) {
 func (v *FloorView) SellerChanged(e FloorSellerChanged) {
 	v.mu.Lock()
 	v.sellers[e.SellerID] = FloorSellerRegistered(e)
-	for _, id := range v.bySeller[e.SellerID] {
+	for id := range v.bySeller.All(e.SellerID) {
 		if p := v.products[id]; p != nil {
 			p.SellerName, p.SellerRating = e.Name, e.Rating
 		}
@@ -452,7 +529,8 @@ func (v *FloorView) ProductListed(e FloorProductListed) {
 		History: []catalog.PricePoint{{At: e.At, Cents: e.PriceCents}},
 		Version: 1, UpdatedAt: e.At,
 	}
-	v.bySeller[e.SellerID] = append(v.bySeller[e.SellerID], e.ProductID)
+	v.bySeller.Add(e.SellerID, e.ProductID)
+	v.indexStock(e.ProductID, e.Stock > 0)
 	v.mu.Unlock()
 }
 
@@ -481,8 +559,10 @@ func (v *FloorView) PriceChanged(e FloorPriceChanged) {
 		if n := len(h) - start + 1; n > maxHistory {
 			start += n - maxHistory
 		}
-		// Appending writes only past len(h): readers holding h never see it.
-		p.History = append(h[start:], catalog.PricePoint{At: e.At, Cents: e.NewCents})
+		// A new slice, as the catalog's view makes: readers may hold h.
+		history := make([]catalog.PricePoint, 0, len(h)-start+1)
+		history = append(history, h[start:]...)
+		p.History = append(history, catalog.PricePoint{At: e.At, Cents: e.NewCents})
 		p.Version++
 		p.UpdatedAt = e.At
 	}
@@ -493,9 +573,13 @@ func (v *FloorView) PriceChanged(e FloorPriceChanged) {
 func (v *FloorView) StockChanged(e FloorStockChanged) {
 	v.mu.Lock()
 	if p := v.products[e.ProductID]; p != nil {
+		was := p.InStock
 		p.Stock, p.InStock = e.Stock, e.Stock > 0
 		p.Version++
 		p.UpdatedAt = e.At
+		if p.InStock != was {
+			v.indexStock(p.ID, p.InStock)
+		}
 	}
 	v.mu.Unlock()
 }
@@ -523,7 +607,17 @@ func (v *FloorView) ReviewSubmitted(e FloorReviewSubmitted) {
 		p.Recent = recent
 		p.Version++
 		p.UpdatedAt = e.At
+		if p.RatingCount >= catalog.TopRatedMinReviews {
+			v.topRated.Set(p.ID, p.Mean())
+		}
 	}
+	// catalog.Trending is a separate projector: it records the review even
+	// for a product it has not seen listed.
+	old := v.trending[e.ProductID]
+	times := make([]time.Time, min(len(old)+1, trendingThreshold))
+	times[0] = e.At
+	copy(times[1:], old)
+	v.trending[e.ProductID] = times
 	v.mu.Unlock()
 }
 
@@ -537,6 +631,15 @@ func (v *FloorView) ShippingSet(e FloorShippingSet) {
 		p.UpdatedAt = e.At
 	}
 	v.mu.Unlock()
+}
+
+// indexStock records whether a product is in stock. v.mu is held.
+func (v *FloorView) indexStock(id string, in bool) {
+	if in {
+		v.inStock.Add(id)
+	} else {
+		v.inStock.Remove(id)
+	}
 }
 
 // betterRated orders by mean rating descending, then ID ascending, like

@@ -12,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/cqrskit/cqrs/examples/catalog"
+	"github.com/cqrskit/cqrs/store"
 )
 
 // TestJoinMatchesView checks that the corrected product-page query returns,
@@ -200,6 +201,82 @@ func TestFloorMatchesViews(t *testing.T) {
 			break
 		}
 		after = want[len(want)-1]
+	}
+	// The secondary read models the floor maintains on writes.
+	if got, want := c.Floor.View.TopRated(catalog.TopRatedMinReviews*50, nil), c.App.Views.TopRated(catalog.TopRatedMinReviews*50, nil); !slices.Equal(got, want) {
+		t.Errorf("floor TopRated = %v, want %v", got, want)
+	}
+	if got, want := c.Floor.View.inStock.Len(), c.App.Views.InStockCount(); got != want {
+		t.Errorf("floor in-stock count = %d, want %d", got, want)
+	}
+	for after := ""; ; {
+		want := c.App.Views.InStock(after, 50, nil)
+		if got := c.Floor.View.InStock(after, 50, nil); !slices.Equal(got, want) {
+			t.Fatalf("floor InStock(%q) = %v, want %v", after, got, want)
+		}
+		if len(want) < 50 {
+			break
+		}
+		after = want[len(want)-1]
+	}
+	trending := 0
+	for i, id := range c.IDs {
+		if got, want := c.Floor.View.BySeller(c.Owners[i], nil), c.App.Views.BySeller(c.Owners[i], nil); !slices.Equal(got, want) {
+			t.Fatalf("floor BySeller(%s) = %v, want %v", c.Owners[i], got, want)
+		}
+		for _, now := range []time.Time{c.RefNow, c.RefNow.Add(-100 * 24 * time.Hour)} {
+			got, want := c.Floor.View.IsTrending(id, now), c.App.Trending.IsTrending(id, now)
+			if got != want {
+				t.Fatalf("floor IsTrending(%s, %v) = %v, want %v", id, now, got, want)
+			}
+			if want {
+				trending++
+			}
+		}
+	}
+	if trending == 0 {
+		t.Errorf("no product trends at any of the times checked: the comparison proves nothing")
+	}
+}
+
+// TestFloorWritesSameRows checks that the floor's write model holds the
+// rows the catalog's tables hold: every product row (including its
+// price-history sequence) and every price_history row.
+func TestFloorWritesSameRows(t *testing.T) {
+	c := testCatalog(t)
+	d := c.App.Domain
+	f := c.Floor
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	_, err := c.Store.Update(context.Background(), func(tx store.Tx) error {
+		rows := 0
+		for _, id := range c.IDs {
+			want, _, err := d.Products.Get(tx, id)
+			if err != nil {
+				return err
+			}
+			if got := f.products[id]; got != want {
+				t.Fatalf("product row %s: floor %+v, catalog %+v", id, got, want)
+			}
+			for seq := 1; seq <= want.PriceSeq; seq++ {
+				key := catalog.PriceKey{ProductID: id, Seq: seq}
+				want, _, err := d.Prices.Get(tx, key)
+				if err != nil {
+					return err
+				}
+				if got, ok := f.prices[key]; !ok || got != want {
+					t.Fatalf("price_history row %+v: floor %+v (present %v), catalog %+v", key, got, ok, want)
+				}
+				rows++
+			}
+		}
+		if len(f.prices) != rows {
+			t.Fatalf("floor has %d price_history rows, catalog %d", len(f.prices), rows)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }
 

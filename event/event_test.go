@@ -97,9 +97,15 @@ func TestBusDeliversToAllAndJoinsErrors(t *testing.T) {
 
 func TestBusConcurrentSubscribeAndPublish(t *testing.T) {
 	var b event.Bus
-	var wg sync.WaitGroup
 	var mu sync.Mutex
-	n := 0
+	stable, transient := 0, 0 // deliveries to the subscriber that stays, and to those that come and go
+	b.Subscribe(event.HandlerFunc(func(context.Context, event.Record) error {
+		mu.Lock()
+		stable++
+		mu.Unlock()
+		return nil
+	}))
+	var wg sync.WaitGroup
 	for range 4 {
 		wg.Add(2)
 		go func() {
@@ -107,7 +113,7 @@ func TestBusConcurrentSubscribeAndPublish(t *testing.T) {
 			for range 100 {
 				unsub := b.Subscribe(event.HandlerFunc(func(context.Context, event.Record) error {
 					mu.Lock()
-					n++
+					transient++
 					mu.Unlock()
 					return nil
 				}))
@@ -122,6 +128,21 @@ func TestBusConcurrentSubscribeAndPublish(t *testing.T) {
 		}()
 	}
 	wg.Wait()
+	// Subscribing and unsubscribing concurrently must neither lose a
+	// delivery to the subscriber that stays nor leave a removed one behind.
+	mu.Lock()
+	if stable != 400 {
+		t.Errorf("the stable subscriber got %d of 400 deliveries", stable)
+	}
+	before := transient
+	mu.Unlock()
+	_ = b.Publish(context.Background(), event.Record{})
+	mu.Lock()
+	defer mu.Unlock()
+	if stable != 401 || transient != before {
+		t.Errorf("after every transient subscriber left, a Publish reached %d stable and %d transient handlers, want 1 and 0",
+			stable-400, transient-before)
+	}
 }
 
 func TestRegistryRoundTrip(t *testing.T) {

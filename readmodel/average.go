@@ -18,14 +18,23 @@ import (
 //
 // The sum is kept with compensated (Neumaier) summation, so adding and
 // removing many values leaves no visible float drift.
+//
+// An average holds at most 1<<53 values, the largest count a float64
+// (and so the mean's divisor) represents exactly: Add on a full average
+// returns it unchanged rather than let the count overflow, and
+// UnmarshalJSON rejects a larger count.
 type RunningAverage struct {
 	n   int64
 	sum float64
 	c   float64 // compensation: low-order bits lost from sum
 }
 
-// Add returns the average with x included. x should be finite.
+// Add returns the average with x included. x should be finite. On a full
+// average (1<<53 values) Add returns the receiver unchanged.
 func (a RunningAverage) Add(x float64) RunningAverage {
+	if a.n >= maxAverageCount {
+		return a
+	}
 	a = a.plus(x)
 	a.n++
 	return a
@@ -44,6 +53,10 @@ func (a RunningAverage) Remove(x float64) RunningAverage {
 	a.n--
 	return a
 }
+
+// maxAverageCount is the most values a RunningAverage holds: 2^53, the
+// largest count float64 represents exactly and far beyond any real one.
+const maxAverageCount = 1 << 53
 
 // plus adds x to the compensated sum.
 func (a RunningAverage) plus(x float64) RunningAverage {
@@ -79,9 +92,19 @@ func (a RunningAverage) Mean() float64 {
 // precision a float64 always round-trips, so float error does not flip
 // the rounding of a half: 4.35 (stored as 4.34999...) and a mean that came
 // out as 4.3499999999999996 both round to 4.4.
+//
+// Any decimals is allowed. Rounding to more decimals than the mean has
+// returns it unchanged; rounding to a power of ten far above it returns 0
+// (never -0, never NaN). A result beyond the float64 range, such as
+// 1.5e308 rounded to -308 decimals, is ±Inf, as float arithmetic
+// overflows.
 func (a RunningAverage) Round(decimals int) float64 {
 	return roundHalfAway(a.Mean(), decimals)
 }
+
+// decimalsRange bounds the decimals roundHalfAway works with: float64
+// magnitudes lie between 10^-324 and 10^309.
+const decimalsRange = 400
 
 // roundHalfAway rounds x to d decimals, halves away from zero, after
 // reading x as a 15-significant-digit decimal.
@@ -89,6 +112,10 @@ func roundHalfAway(x float64, d int) float64 {
 	if x == 0 || math.IsNaN(x) || math.IsInf(x, 0) {
 		return x
 	}
+	// Beyond ±decimalsRange every float64 rounds to itself (no digit below
+	// 10^-decimalsRange) or to 0 (|x| < 10^(decimalsRange-1)); clamping
+	// keeps drop and the powers of ten below in range.
+	d = min(max(d, -decimalsRange), decimalsRange)
 	// strconv rounds correctly: |x| = mant * 10^(exp-14), 15 digits in mant.
 	var buf [32]byte
 	b := strconv.AppendFloat(buf[:0], math.Abs(x), 'e', 14, 64)
@@ -119,8 +146,15 @@ func roundHalfAway(x float64, d int) float64 {
 			q++
 		}
 	}
+	if q == 0 {
+		return 0 // no -0, and no 0 × Inf when 10^-d overflows
+	}
 	r := float64(q) // exact: q <= 10^15 < 2^53
 	if d >= 0 {
+		if d > 308 { // 10^d overflows; q*10^-d is subnormal
+			r /= 1e308
+			d -= 308
+		}
 		r /= math.Pow10(d)
 	} else {
 		r *= math.Pow10(-d)
@@ -143,13 +177,17 @@ func (a RunningAverage) MarshalJSON() ([]byte, error) {
 	return json.Marshal(averageJSON{Count: a.n, Sum: a.Sum()})
 }
 
-// UnmarshalJSON decodes the form written by MarshalJSON.
+// UnmarshalJSON decodes the form written by MarshalJSON. It returns an
+// error, and leaves the receiver unchanged, for a count that is negative
+// or above 1<<53, a zero count with a non-zero sum, or a sum that is not
+// finite.
 func (a *RunningAverage) UnmarshalJSON(data []byte) error {
 	var v averageJSON
 	if err := json.Unmarshal(data, &v); err != nil {
 		return err
 	}
-	if v.Count < 0 || (v.Count == 0 && v.Sum != 0) {
+	if v.Count < 0 || v.Count > maxAverageCount || (v.Count == 0 && v.Sum != 0) ||
+		math.IsNaN(v.Sum) || math.IsInf(v.Sum, 0) {
 		return fmt.Errorf("readmodel: invalid RunningAverage: count %d, sum %g", v.Count, v.Sum)
 	}
 	*a = RunningAverage{n: v.Count, sum: v.Sum}

@@ -6,26 +6,28 @@ import (
 )
 
 // A persistent (copy-on-write) B-tree: the ordered structure behind
-// SortedSet and Index. (Ranking writes far more often than it is read past
-// its best entries, so it uses a writer-only skiplist plus a published
-// snapshot of the top instead; see ranking.go.)
+// SortedSet and Index, whose readers page through the whole order.
+// (Ranking is not a B-tree: its readers almost only ask for the best few
+// entries while writers move keys constantly, so it keeps the full order
+// in a skiplist that only writers touch and publishes an immutable
+// snapshot of the top; see ranking.go.)
 //
-// Why not a skiplist? A lock-free skiplist gives each reader a walk over a
-// list that writers change under its feet. Inserts and removals are fine,
-// but a move (Ranking.Set of an existing key) is a removal plus an
-// insertion, and a reader walking from the head can pass the new position
-// before the insertion and reach the old one after the removal, and so miss
-// the key; reversing the order makes it see the key twice. Fixing that
-// needs readers to register with writers, which costs every reader a write
-// to shared memory.
+// Why not a lock-free skiplist here? It would give each reader a walk over
+// a list that writers change under its feet. Inserts and removals alone
+// are fine, but a reader paging while keys come and go sees no single
+// instant (Len and a Page would disagree), and any move of a key (a
+// removal plus an insertion) can be passed before the insertion and
+// reached again after the removal, so the reader misses it or sees it
+// twice. Fixing that needs readers to register with writers, which costs
+// every reader a write to shared memory.
 //
 // A persistent tree never changes a published node. A writer copies the
 // path from the root to the nodes it changes (O(log n) nodes) and publishes
 // the new root with one atomic store. A reader loads the root once and then
 // reads an immutable snapshot: no locks, no writes to shared memory, no
-// retries, and every read (Top, Page, Len) reflects one instant. Wide nodes
-// keep the tree shallow (about 5 levels for a million items) and make scans
-// sequential in memory, so reads are cheap too. The price is that each
+// retries, and every read (Page, Keys, All, Len) reflects one instant. Wide
+// nodes keep the tree shallow (about 5 levels for a million items) and make
+// scans sequential in memory, so reads are cheap too. The price is that each
 // write allocates the copied path (a few KB); writers are expected to be
 // projections, which run far less often than queries.
 
@@ -44,8 +46,8 @@ type bnode[T any] struct {
 
 // ordering holds the comparison that orders a tree's items; its methods
 // implement the tree operations on explicit roots, so that one tree can be
-// published by an atomic pointer (SortedSet, Ranking) or stored as a Map
-// value (Index). Write methods return a new root and never modify the old
+// published by an atomic pointer (SortedSet, through cowTree) or stored as
+// a Map value (Index, one tree per group). Write methods return a new root and never modify the old
 // one; a nil root is the empty tree.
 type ordering[T any] struct {
 	cmp func(a, b T) int

@@ -49,8 +49,8 @@
 //     whenever a write changes them, so Top reads have the same guarantees
 //     without a lock while a Set moves an entry in place without
 //     allocating. Reads past the snapshot take the writer's lock.
-//   - Map.Range, Map.Len and Map.Clear are weakly consistent; see their
-//     documentation.
+//   - Map.Range, Map.Len, Map.Clear, Index.Groups and Index.GroupCount
+//     are weakly consistent; see their documentation.
 //
 // Functions passed to [Map.Update] run with the key's shard locked and
 // must not call back into the same Map.
@@ -63,5 +63,8 @@
 // stores return an error matching ctx.Err() when the context is done, and
 // wrap their driver errors so that both the sentinel and the cause can be
 // matched. The building blocks return no errors: misuse (NewRecent with a
-// capacity below 1, Recent.At out of range) panics.
+// capacity below 1, Recent.At out of range) panics. UnmarshalJSON of
+// RunningAverage and Recent returns an error for data no sequence of
+// calls could produce (such as a negative count, or one above the 1<<53
+// values a RunningAverage holds).
 package readmodel

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/cqrskit/cqrs/readmodel"
 )
@@ -150,7 +151,25 @@ func ExampleIndex() {
 	bySeller.Add("globex", "p3")
 	bySeller.Remove("globex", "p3") // the group disappears with its last key
 
-	fmt.Println(bySeller.Keys("acme", nil), bySeller.Len("acme"), bySeller.Groups())
+	fmt.Println(bySeller.Keys("acme", nil), bySeller.Len("acme"), bySeller.GroupCount())
 	// Output:
 	// [p1 p2] 2 1
+}
+
+// Groups lists the groups themselves, here every seller with products,
+// in no particular order: sort them for a stable listing.
+func ExampleIndex_Groups() {
+	bySeller := readmodel.NewIndex[string, string]()
+	bySeller.Add("globex", "p3")
+	bySeller.Add("acme", "p1")
+	bySeller.Add("initech", "p4")
+	bySeller.Add("acme", "p2")
+	bySeller.Remove("initech", "p4") // an empty group is not listed
+
+	for _, seller := range slices.Sorted(bySeller.Groups()) {
+		fmt.Println(seller, bySeller.Keys(seller, nil))
+	}
+	// Output:
+	// acme [p1 p2]
+	// globex [p3]
 }

@@ -9,7 +9,7 @@ import (
 // "products by seller" or "reviews by product". A group exists while it
 // holds at least one key.
 //
-// Reads (Contains, Len, Keys, Page, All) take no lock and never wait for a
+// Reads (Contains, Len, Keys, Page, All, Groups, GroupCount) take no lock and never wait for a
 // writer: each one looks the group up like [Map.Load] and then works on an
 // immutable snapshot of that group's keys. Writers of different groups
 // rarely contend (they lock one of many shards); writers of the same group
@@ -99,8 +99,21 @@ func (x *Index[G, K]) All(group G) iter.Seq[K] {
 	}
 }
 
-// Groups returns the number of non-empty groups.
-func (x *Index[G, K]) Groups() int { return x.groups.Len() }
+// GroupCount returns the number of non-empty groups.
+func (x *Index[G, K]) GroupCount() int { return x.groups.Len() }
+
+// Groups returns an iterator over the non-empty groups, such as every
+// seller that has products, in no particular order. Like [Map.Range] it is
+// weakly consistent: it takes no lock and does not block writers, yields
+// no group twice, and yields every group that holds keys for the whole
+// iteration; a group created or emptied concurrently may or may not be
+// yielded. Read a group's keys with [Index.Keys] or [Index.All] (a group
+// emptied since it was yielded reads as empty).
+func (x *Index[G, K]) Groups() iter.Seq[G] {
+	return func(yield func(G) bool) {
+		x.groups.Range(func(group G, _ *bnode[K]) bool { return yield(group) })
+	}
+}
 
 // Clear removes every group.
 func (x *Index[G, K]) Clear() { x.groups.Clear() }

@@ -290,8 +290,8 @@ func TestIndexBasics(t *testing.T) {
 	if got := x.Keys("nobody", nil); len(got) != 0 {
 		t.Fatalf("Keys of a missing group = %v", got)
 	}
-	if x.Len("acme") != 3 || x.Len("nobody") != 0 || x.Groups() != 2 {
-		t.Fatalf("Len/Groups wrong")
+	if x.Len("acme") != 3 || x.Len("nobody") != 0 || x.GroupCount() != 2 {
+		t.Fatalf("Len/GroupCount wrong")
 	}
 	if !x.Contains("acme", "p2") || x.Contains("globex", "p2") || x.Contains("nobody", "p2") {
 		t.Fatalf("Contains wrong")
@@ -308,12 +308,57 @@ func TestIndexBasics(t *testing.T) {
 	if !x.Remove("globex", "p9") || x.Remove("globex", "p9") || x.Remove("nobody", "p9") {
 		t.Fatalf("Remove results wrong")
 	}
-	if x.Groups() != 1 {
-		t.Fatalf("empty group not dropped: Groups = %d", x.Groups())
+	if x.GroupCount() != 1 {
+		t.Fatalf("empty group not dropped: GroupCount = %d", x.GroupCount())
 	}
 	x.Clear()
-	if x.Groups() != 0 || x.Len("acme") != 0 {
+	if x.GroupCount() != 0 || x.Len("acme") != 0 || len(slices.Collect(x.Groups())) != 0 {
 		t.Fatalf("not empty after Clear")
+	}
+}
+
+func TestIndexGroups(t *testing.T) {
+	x := readmodel.NewIndex[string, int]()
+	if got := slices.Collect(x.Groups()); len(got) != 0 {
+		t.Fatalf("Groups of an empty Index = %v", got)
+	}
+	want := map[string][]int{}
+	rng := rand.New(rand.NewPCG(3, 4))
+	for range 2000 {
+		g, k := fmt.Sprintf("g%d", rng.IntN(40)), rng.IntN(8)
+		if rng.IntN(3) == 0 {
+			x.Remove(g, k)
+			if i := slices.Index(want[g], k); i >= 0 {
+				want[g] = slices.Delete(want[g], i, i+1)
+			}
+			if len(want[g]) == 0 {
+				delete(want, g)
+			}
+			continue
+		}
+		if x.Add(g, k) {
+			want[g] = append(want[g], k)
+		}
+	}
+	got := slices.Sorted(x.Groups())
+	if wantGroups := slices.Sorted(maps.Keys(want)); !slices.Equal(got, wantGroups) {
+		t.Fatalf("Groups = %v, want %v", got, wantGroups)
+	}
+	if len(got) != x.GroupCount() {
+		t.Fatalf("Groups yields %d groups, GroupCount = %d", len(got), x.GroupCount())
+	}
+	for _, g := range got {
+		if ks := x.Keys(g, nil); !slices.Equal(ks, slices.Sorted(slices.Values(want[g]))) {
+			t.Fatalf("Keys(%s) = %v, want %v", g, ks, want[g])
+		}
+	}
+	n := 0
+	for range x.Groups() {
+		n++
+		break
+	}
+	if n != 1 {
+		t.Fatalf("Groups did not stop when the loop broke: %d", n)
 	}
 }
 

@@ -284,6 +284,21 @@ func TestIndexConcurrent(t *testing.T) {
 				return fmt.Errorf("group %d: saw %d of %d stable keys", g, evens, perGroup/2)
 			}
 		}
+		// Groups yields each stable group once while temporary ones come and go.
+		seen := map[string]int{}
+		for g := range x.Groups() {
+			seen[g]++
+		}
+		for g := range groups {
+			if n := seen[group(g)]; n != 1 {
+				return fmt.Errorf("Groups yielded stable group %d %d times", g, n)
+			}
+		}
+		for g, n := range seen {
+			if n != 1 {
+				return fmt.Errorf("Groups yielded %s %d times", g, n)
+			}
+		}
 		return nil
 	})
 	var wg sync.WaitGroup
@@ -310,7 +325,7 @@ func TestIndexConcurrent(t *testing.T) {
 	}
 	wg.Wait()
 	stop()
-	if x.Groups() != groups {
-		t.Fatalf("Groups = %d, want %d (temporary groups must vanish)", x.Groups(), groups)
+	if x.GroupCount() != groups {
+		t.Fatalf("GroupCount = %d, want %d (temporary groups must vanish)", x.GroupCount(), groups)
 	}
 }

@@ -196,3 +196,57 @@ func TestRecentJSON(t *testing.T) {
 		}
 	}
 }
+
+func TestRunningAverageRoundExtremeDecimals(t *testing.T) {
+	// Found by FuzzRound: with many negative decimals the power of ten
+	// overflowed to +Inf and 0 × Inf gave NaN.
+	for _, tc := range []struct {
+		x        float64
+		decimals int
+		want     float64
+	}{
+		{0.5, -364, 0},
+		{-0.5, -364, 0},
+		{4.5, math.MinInt, 0},
+		{1e300, -400, 0},
+		{1e300, -309, 0},
+		{1.5e308, -308, math.Inf(1)}, // rounding overflows the float64 range: +Inf
+		{-1.5e308, -308, math.Inf(-1)},
+		{4.25, 400, 4.25}, // nothing to round
+		{4.25, math.MaxInt, 4.25},
+	} {
+		got := readmodel.RunningAverage{}.Add(tc.x).Round(tc.decimals)
+		if got != tc.want || math.Signbit(got) != math.Signbit(tc.want) {
+			t.Errorf("Round(%v, %d) = %v, want %v", tc.x, tc.decimals, got, tc.want)
+		}
+	}
+}
+
+func TestRunningAverageCountLimit(t *testing.T) {
+	// Found by FuzzRunningAverage: a JSON count near MaxInt64 was accepted
+	// and a few Adds later the count was negative. A RunningAverage holds
+	// at most 1<<53 values.
+	const limit = 1 << 53
+	for _, bad := range []string{
+		`{"count":9223372036854775807,"sum":1}`,
+		`{"count":9007199254740993,"sum":1}`, // limit+1
+	} {
+		var a readmodel.RunningAverage
+		if err := json.Unmarshal([]byte(bad), &a); err == nil {
+			t.Errorf("Unmarshal(%s) accepted: count %d", bad, a.Count())
+		}
+	}
+	var a readmodel.RunningAverage
+	if err := json.Unmarshal([]byte(`{"count":9007199254740992,"sum":4}`), &a); err != nil {
+		t.Fatalf("Unmarshal at the limit: %v", err)
+	}
+	for range 3 {
+		a = a.Add(5)
+		if a.Count() != limit || a.Sum() != 4 {
+			t.Fatalf("Add on a full average: count %d, sum %v; want it unchanged", a.Count(), a.Sum())
+		}
+	}
+	if b := a.Remove(4); b.Count() != limit-1 {
+		t.Fatalf("Remove on a full average: count %d", b.Count())
+	}
+}

@@ -1,0 +1,40 @@
+package bench
+
+import (
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/cqrskit/cqrs/examples/catalog"
+)
+
+// TestFloorHistoryIsCopied checks that a price change gives the floor's
+// product view a new History slice, as catalog.Views does, instead of
+// appending into the array a reader may still hold.
+func TestFloorHistoryIsCopied(t *testing.T) {
+	at := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	f := NewFloor(func() time.Time { return at })
+	for _, cmd := range []any{
+		catalog.RegisterSeller{SellerID: "s-0", Name: "Seller 0", Rating: 4},
+		catalog.ListProduct{ProductID: "p-0", SellerID: "s-0", Title: "P", Description: "D", PriceCents: 100, Stock: 1},
+	} {
+		if err := f.Dispatch(cmd); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range 10 {
+		v, _ := f.View.Product("p-0")
+		held := v.History[:cap(v.History)]
+		before := slices.Clone(held)
+		at = at.Add(time.Hour)
+		if err := f.UpdatePrice(catalog.UpdatePrice{ProductID: "p-0", SellerID: "s-0", PriceCents: int64(200 + i)}); err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(held, before) {
+			t.Fatalf("price change %d wrote into the History array a reader holds: %v, was %v", i, held, before)
+		}
+		if v, _ := f.View.Product("p-0"); len(v.History) != i+2 {
+			t.Fatalf("History has %d points after %d changes", len(v.History), i+1)
+		}
+	}
+}

@@ -3,114 +3,16 @@ package projection_test
 import (
 	"context"
 	"errors"
-	"fmt"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
-	"testing/synctest"
 	"time"
 
-	"github.com/cqrskit/cqrs/command"
 	"github.com/cqrskit/cqrs/event"
 	"github.com/cqrskit/cqrs/projection"
 	"github.com/cqrskit/cqrs/store"
 )
-
-// flaky fails with err for its first n calls on each record it has not
-// applied yet, then applies it.
-type flaky struct {
-	name    string
-	err     error
-	left    atomic.Int64
-	mu      sync.Mutex
-	applied []event.Position
-}
-
-func (f *flaky) Name() string { return f.name }
-func (f *flaky) Handle(_ context.Context, rec event.Record) error {
-	if f.left.Add(-1) >= 0 {
-		return f.err
-	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.applied = append(f.applied, rec.Position)
-	return nil
-}
-
-func (f *flaky) count() int {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return len(f.applied)
-}
-
-// TestInfrastructureFailuresAreRetriedNotParked: a projector whose store
-// is down (ErrUnavailable) is retried with backoff for as long as it lasts,
-// shows state Unavailable meanwhile, and never parks or stops.
-func TestInfrastructureFailuresAreRetriedNotParked(t *testing.T) {
-	for _, policy := range []projection.Policy{projection.Park, projection.Stop} {
-		t.Run(policy.String(), func(t *testing.T) {
-			synctest.Test(t, func(t *testing.T) {
-				ctx := context.Background()
-				st := store.NewMemory()
-				defer st.Close()
-				f := &flaky{name: "f", err: fmt.Errorf("dial: %w", store.ErrUnavailable)}
-				f.left.Store(20) // far more than the attempts: an outage of many seconds
-				r := projection.NewRunner(st)
-				add(t, r, f, projection.AsAsync(), projection.WithPolicy(policy), projection.WithRetry(3, nil))
-				if err := r.Start(ctx); err != nil {
-					t.Fatal(err)
-				}
-				defer r.Close()
-				head := appendN(t, st, 3, 3)
-				time.Sleep(time.Second)
-				s := statusOf(t, r, "f")
-				if s.State != projection.Unavailable || !errors.Is(s.Err, store.ErrUnavailable) {
-					t.Errorf("during the outage: state %v, err %v; want unavailable with the cause", s.State, s.Err)
-				}
-				began := time.Now()
-				wctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
-				defer cancel()
-				if err := r.WaitFor(wctx, "f", head); err != nil {
-					t.Fatalf("WaitFor: %v", err)
-				}
-				if d := time.Since(began); d > time.Minute {
-					t.Errorf("recovery took %v of fake time", d)
-				}
-				s = statusOf(t, r, "f")
-				if s.State != projection.Running || s.Parked != 0 || s.Err != nil || f.count() != 3 {
-					t.Errorf("after the outage: %+v, applied %d; want running, nothing parked, 3 applied", s, f.count())
-				}
-			})
-		})
-	}
-}
-
-var errFlakyNetwork = errors.New("my network blip")
-
-// TestWithClassifier lets a projector call its own error infrastructure.
-func TestWithClassifier(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		st := store.NewMemory()
-		defer st.Close()
-		f := &flaky{name: "f", err: errFlakyNetwork}
-		f.left.Store(10)
-		r := projection.NewRunner(st)
-		add(t, r, f, projection.WithRetry(1, nil),
-			projection.WithClassifier(func(err error) bool { return errors.Is(err, errFlakyNetwork) }))
-		if err := r.Start(context.Background()); err != nil {
-			t.Fatal(err)
-		}
-		defer r.Close()
-		head := appendN(t, st, 2, 1)
-		if err := r.Sync(context.Background(), head); err != nil {
-			t.Fatalf("Sync: %v", err)
-		}
-		if f.count() != 2 {
-			t.Errorf("applied %d, want 2", f.count())
-		}
-	})
-}
 
 // frozenLog is a log whose calls block until their context is done while
 // frozen, like a server stopped with SIGSTOP.
@@ -290,50 +192,4 @@ func TestCloseTimeout(t *testing.T) {
 		t.Errorf("Close = %v, want an error naming the stuck projector", err)
 	}
 	eventually(t, "the handler's context to be cancelled", cancelled.Load)
-}
-
-// TestCheckpointNeverMovesBackwards: a runner whose checkpoint was moved
-// past it by another runner stops with the conflict instead of saving a
-// lower position.
-func TestCheckpointNeverMovesBackwards(t *testing.T) {
-	st := newMemory(t)
-	cps := &projection.MemoryCheckpoints{}
-	r := projection.NewRunner(st, projection.WithCheckpoints(cps))
-	v := newSumView("p")
-	add(t, r, v, projection.AsAsync())
-	start(t, r)
-	// Another runner of the same projector got to 10 meanwhile.
-	if err := cps.Save(context.Background(), "p", projection.Checkpoint{Position: 10}); err != nil {
-		t.Fatal(err)
-	}
-	appendN(t, st, 3, 3)
-	eventually(t, "the projector to stop", func() bool { return statusOf(t, r, "p").State == projection.Stopped })
-	s := statusOf(t, r, "p")
-	var ce *store.ConflictError
-	if !errors.As(s.Err, &ce) || ce.Table != "checkpoints" || ce.Key != "p" {
-		t.Errorf("Status.Err = %v, want a *store.ConflictError on checkpoints/p", s.Err)
-	}
-	if cp, _ := cps.Load(context.Background(), "p"); cp.Position != 10 {
-		t.Errorf("checkpoint = %v, want 10 (never backwards)", cp.Position)
-	}
-}
-
-// TestDispatchBeforeStartDoesNotCommit: a wiring mistake is refused before
-// the command commits.
-func TestDispatchBeforeStartDoesNotCommit(t *testing.T) {
-	st := newMemory(t)
-	r := projection.NewRunner(st)
-	add(t, r, newSumView("inline"))
-	bus := command.New(st, command.WithSyncer(r))
-	command.Register(bus, func(ctx context.Context, tx store.Tx, c added) error {
-		tx.Record("s", c)
-		return nil
-	})
-	_, err := bus.Dispatch(context.Background(), added{N: 1})
-	if !errors.Is(err, projection.ErrNotStarted) || errors.Is(err, command.ErrAfterCommit) {
-		t.Errorf("Dispatch before Start = %v, want ErrNotStarted before commit", err)
-	}
-	if head, _ := st.Head(context.Background()); head != 0 {
-		t.Errorf("Dispatch before Start committed: head %v", head)
-	}
 }

@@ -1,0 +1,177 @@
+package projection
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/cqrskit/cqrs/event"
+	"github.com/cqrskit/cqrs/store"
+)
+
+// Parked is an event that exhausted its retries under policy Park.
+type Parked struct {
+	Record   event.Record
+	Err      error
+	Attempts int
+	At       time.Time
+}
+
+// Parked lists the projector's dead-lettered events, oldest first.
+//
+// Errors: ErrUnknownProjector.
+func (r *Runner) Parked(name string) ([]Parked, error) {
+	pj, err := r.get(name)
+	if err != nil {
+		return nil, err
+	}
+	pj.st.Lock()
+	defer pj.st.Unlock()
+	return append([]Parked(nil), pj.st.parked...), nil
+}
+
+// Replay applies the parked event at pos to the projector again (after the
+// fault is fixed) and removes it from the dead-letter list on success. The
+// record is read again from the log and applied once, without retries, and
+// out of order, after everything that followed it; the projector must
+// tolerate that for the events it may park. A projector that keeps its own
+// checkpoint (SelfCheckpointer) is already past the event and would skip
+// it: it must implement Replayer, or Replay fails with ErrNotReplayable and
+// the event stays parked.
+//
+// Errors: ErrUnknownProjector; ErrNotParked when no event at pos is parked;
+// ErrNotReplayable; the log's error reading the record; the projector's
+// error (the event stays parked, with that error); ctx.Err() while waiting
+// for the projector.
+func (r *Runner) Replay(ctx context.Context, name string, pos event.Position) error {
+	pj, err := r.get(name)
+	if err != nil {
+		return err
+	}
+	// No delivery, hence no park or rebuild swap, meanwhile.
+	if err := pj.mu.LockCtx(ctx); err != nil {
+		return err
+	}
+	defer pj.mu.Unlock()
+	pj.st.Lock()
+	idx := pj.parkedAt(pos)
+	pj.st.Unlock()
+	if idx < 0 {
+		return fmt.Errorf("%w: %s at position %v", ErrNotParked, name, pos)
+	}
+	herr := r.replayOne(ctx, pj, pos)
+	pj.st.Lock()
+	defer pj.st.Unlock()
+	if idx = pj.parkedAt(pos); idx < 0 {
+		return herr
+	}
+	if herr != nil {
+		pj.st.parked[idx].Err = herr
+		pj.st.parked[idx].Attempts++
+		pj.st.parked[idx].At = time.Now()
+		return herr
+	}
+	if ps := r.parks; ps != nil {
+		if err := ps.Unpark(ctx, name, pos); err != nil {
+			return fmt.Errorf("projection: %s: replayed position %v but could not unpark it: %w", name, pos, err)
+		}
+	}
+	pj.st.parked = append(pj.st.parked[:idx], pj.st.parked[idx+1:]...)
+	return nil
+}
+
+// replayOne reads the record at pos from the log and applies it out of
+// order. pj.mu must be held.
+func (r *Runner) replayOne(ctx context.Context, pj *proj, pos event.Position) error {
+	rp, canReplay := pj.p.(Replayer)
+	if !canReplay && pj.selfCP != nil {
+		return fmt.Errorf("%w: %s keeps its own checkpoint and does not implement projection.Replayer", ErrNotReplayable, pj.name)
+	}
+	recs, err := r.lg.Read(ctx, pos-1, make([]event.Record, 0, 1))
+	if err != nil {
+		return err
+	}
+	if len(recs) == 0 || recs[0].Position != pos {
+		return fmt.Errorf("projection: %s: parked position %v is not in the log", pj.name, pos)
+	}
+	hctx := detach(ctx)
+	if canReplay {
+		return pj.handle(hctx, event.HandlerFunc(rp.Replay), recs[0])
+	}
+	return pj.handle(hctx, pj.p, recs[0])
+}
+
+func deadLetter(p Parked) DeadLetter {
+	msg := ""
+	if p.Err != nil {
+		msg = p.Err.Error()
+	}
+	return DeadLetter{Position: p.Record.Position, Err: msg, Attempts: p.Attempts, At: p.At}
+}
+
+// loadParked restores a projector's dead letters from the ParkStore,
+// reading each record back from the log.
+func (r *Runner) loadParked(ctx context.Context, pj *proj) error {
+	dls, err := r.parks.LoadParked(ctx, pj.name)
+	if err != nil || len(dls) == 0 {
+		return err
+	}
+	list := make([]Parked, 0, len(dls))
+	buf := make([]event.Record, 0, 1)
+	for _, dl := range dls {
+		recs, err := r.lg.Read(ctx, dl.Position-1, buf[:0])
+		var re *store.RecordError
+		if err != nil && len(recs) == 0 && errors.As(err, &re) && re.Position == dl.Position {
+			// Parked because the log cannot return it (an unknown type):
+			// keep it listed; Replay reads it again.
+			recs, err = append(recs, event.Record{Position: re.Position, Type: re.Type}), nil
+		}
+		if err != nil {
+			return err
+		}
+		if len(recs) == 0 || recs[0].Position != dl.Position {
+			return fmt.Errorf("projection: %s: parked position %v is not in the log", pj.name, dl.Position)
+		}
+		list = append(list, Parked{Record: recs[0], Err: errors.New(dl.Err), Attempts: dl.Attempts, At: dl.At})
+	}
+	pj.st.Lock()
+	pj.st.parked = list
+	pj.st.Unlock()
+	return nil
+}
+
+// parkedAt returns the index of the parked record at pos, or -1. pj.st must
+// be held.
+func (pj *proj) parkedAt(pos event.Position) int {
+	for i, p := range pj.st.parked {
+		if p.Record.Position == pos {
+			return i
+		}
+	}
+	return -1
+}
+
+// policy parks rec or stops the projector at it, after it failed with err.
+func (pj *proj) policy(ctx, hctx context.Context, rec *event.Record, err error, attempts int) error {
+	if pj.cfg.policy == Park {
+		p := Parked{Record: *rec, Err: err, Attempts: attempts, At: time.Now()}
+		if ps := pj.r.parks; ps != nil {
+			// The dead letter must be durable before the checkpoint moves
+			// past the event; if it cannot be, stop instead of losing it.
+			if perr := ps.Park(hctx, pj.name, deadLetter(p)); perr != nil {
+				return pj.halt(fmt.Errorf("park failed: %w (projector error: %w)", perr, err), rec.Position)
+			}
+		}
+		pj.st.Lock()
+		pj.st.parked = append(pj.st.parked, p)
+		pj.st.Unlock()
+		if l := pj.r.log; l != nil {
+			l.LogAttrs(ctx, slog.LevelWarn, "projection: event parked", slog.String("projector", pj.name),
+				slog.String("position", rec.Position.String()), slog.String("type", rec.Type), slog.Any("error", err))
+		}
+		return nil
+	}
+	return pj.halt(err, rec.Position)
+}

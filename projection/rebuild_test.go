@@ -1,0 +1,278 @@
+package projection_test
+
+import (
+	"context"
+	"errors"
+	"maps"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/cqrskit/cqrs/event"
+	"github.com/cqrskit/cqrs/projection"
+	"github.com/cqrskit/cqrs/store"
+)
+
+func (v *sumView) snapshot() (total, sumParts, count int) {
+	s := v.cur.Load()
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	for _, p := range s.parts {
+		sumParts += p
+	}
+	return s.total, sumParts, s.count
+}
+
+func TestRebuildUnderConcurrentReadsAndWrites(t *testing.T) {
+	ctx := context.Background()
+	st := newMemory(t)
+	appendN(t, st, 3000, 100)
+	r := projection.NewRunner(st, projection.WithBatchSize(32))
+	v, ref := newSumView("live"), newSumView("ref")
+	add(t, r, v, projection.AsAsync())
+	add(t, r, ref, projection.AsAsync())
+	start(t, r)
+
+	stop := make(chan struct{})
+	var wg, running sync.WaitGroup
+	running.Add(6)     // every writer and reader has done one round
+	for w := range 2 { // writers
+		wg.Go(func() {
+			first := true
+			defer func() {
+				if first {
+					running.Done()
+				}
+			}()
+			for i := range 3000 { // bounded, to keep rebuilds quick
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if _, err := st.Update(ctx, func(tx store.Tx) error {
+					tx.Record(streamOf(i+w), added{N: w + 1})
+					return nil
+				}); err != nil {
+					t.Error(err)
+					return
+				}
+				if first {
+					running.Done()
+					first = false
+				}
+			}
+		})
+	}
+	var reads atomic.Int64
+	for range 4 { // readers of the live view
+		wg.Go(func() {
+			last, first := 0, true
+			defer func() {
+				if first {
+					running.Done()
+				}
+			}()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				total, parts, count := v.snapshot()
+				if total != parts {
+					t.Errorf("half-built view: total %d, parts sum to %d", total, parts)
+					return
+				}
+				if count < last {
+					t.Errorf("view went back from %d to %d events", last, count)
+					return
+				}
+				last = count
+				if reads.Add(1); first {
+					running.Done()
+					first = false
+				}
+			}
+		})
+	}
+	running.Wait()
+	for range 3 {
+		if err := r.Rebuild(ctx, "live"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	close(stop)
+	wg.Wait()
+	head, _ := st.Head(ctx)
+	waitFor(t, r, "", head)
+	if got := v.shadows.Load(); got != 3 {
+		t.Errorf("%d shadows, want 3", got)
+	}
+	if !maps.Equal(v.Parts(), ref.Parts()) || v.Total() != ref.Total() || v.Count() != int(head) {
+		t.Errorf("rebuilt view (%d events) differs from the incremental one (%d)", v.Count(), ref.Count())
+	}
+	v.checkApplied(t)
+	if reads.Load() == 0 {
+		t.Error("readers never ran")
+	}
+	t.Logf("%d events, %d reads during 3 rebuilds", head, reads.Load())
+}
+
+// gatedShadow is a sumView whose shadow blocks at one position until
+// released, to observe a rebuild in progress.
+type gatedShadow struct {
+	*sumView
+	at      event.Position
+	entered chan struct{}
+	release chan struct{}
+}
+
+func (g *gatedShadow) Shadow(ctx context.Context) (event.Handler, func(), error) {
+	h, swap, err := g.sumView.Shadow(ctx)
+	return event.HandlerFunc(func(ctx context.Context, rec event.Record) error {
+		if rec.Position == g.at {
+			close(g.entered)
+			<-g.release
+		}
+		return h.Handle(ctx, rec)
+	}), swap, err
+}
+
+func TestRebuildKeepsServingAndFollowing(t *testing.T) {
+	ctx := context.Background()
+	st := newMemory(t)
+	appendN(t, st, 100, 10)
+	r := projection.NewRunner(st)
+	g := &gatedShadow{sumView: newSumView("v"), at: 50, entered: make(chan struct{}), release: make(chan struct{})}
+	add(t, r, g, projection.AsAsync())
+	start(t, r)
+	waitFor(t, r, "v", 100)
+
+	done := make(chan error, 1)
+	go func() { done <- r.Rebuild(ctx, "v") }()
+	<-g.entered
+	if s := statusOf(t, r, "v"); s.State != projection.Rebuilding {
+		t.Errorf("state during rebuild = %v", s.State)
+	}
+	if err := r.Rebuild(ctx, "v"); !errors.Is(err, projection.ErrRebuilding) {
+		t.Errorf("second Rebuild = %v, want ErrRebuilding", err)
+	}
+	// The live view keeps serving and following while the shadow is built.
+	waitFor(t, r, "v", appendN(t, st, 10, 1))
+	if g.Total() != sumTo(110) {
+		t.Errorf("live total during rebuild = %d, want %d", g.Total(), sumTo(110))
+	}
+	close(g.release)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if g.Total() != sumTo(110) || g.shadows.Load() != 1 {
+		t.Errorf("after rebuild total = %d", g.Total())
+	}
+	g.checkApplied(t)
+	if s := statusOf(t, r, "v"); s.State != projection.Running || s.Checkpoint != 110 {
+		t.Errorf("status after rebuild %+v", s)
+	}
+}
+
+func TestRebuildClearsStopAndFollowingResumes(t *testing.T) {
+	ctx := context.Background()
+	st := newMemory(t)
+	appendN(t, st, 10, 10)
+	r := projection.NewRunner(st)
+	v := newSumView("v")
+	v.failAt.Store(4)
+	add(t, r, v, projection.AsAsync(), fast(2))
+	start(t, r)
+	eventually(t, "stopped", func() bool { return statusOf(t, r, "v").State == projection.Stopped })
+
+	// A rebuild while still broken retries like live delivery, fails, and
+	// leaves the live view alone.
+	if err := r.Rebuild(ctx, "v"); !errors.Is(err, projection.ErrStopped) || !errors.Is(err, errFault) {
+		t.Errorf("Rebuild of a broken projector = %v, want ErrStopped", err)
+	}
+	if got := v.tries.Load(); got != 4 {
+		t.Errorf("%d tries, want 2 live and 2 in the rebuild", got)
+	}
+	if s := statusOf(t, r, "v"); s.State != projection.Stopped || v.Count() != 3 {
+		t.Errorf("after a failed rebuild: %+v, count %d", s, v.Count())
+	}
+
+	v.failAt.Store(0)
+	if err := r.Rebuild(ctx, "v"); err != nil { // instead of Resume
+		t.Fatal(err)
+	}
+	if s := statusOf(t, r, "v"); s.Err != nil || s.Checkpoint != 10 {
+		t.Errorf("after rebuild %+v", s)
+	}
+	// The async goroutine must follow new commits again.
+	waitFor(t, r, "v", appendN(t, st, 5, 1))
+	if v.Total() != sumTo(15) {
+		t.Errorf("total %d, want %d", v.Total(), sumTo(15))
+	}
+}
+
+func TestVersionChangeRebuildsAtStart(t *testing.T) {
+	ctx := context.Background()
+	t.Run("Rebuilder", func(t *testing.T) {
+		st := newMemory(t)
+		appendN(t, st, 50, 10)
+		cps := &projection.MemoryCheckpoints{}
+		v := newSumView("sum")
+		r1 := projection.NewRunner(st, projection.WithCheckpoints(cps))
+		add(t, r1, versioned{v, 1}, projection.AsAsync())
+		start(t, r1)
+		waitFor(t, r1, "sum", 50)
+		r1.Close()
+		if cp, _ := cps.Load(ctx, "sum"); cp != (projection.Checkpoint{Position: 50, Version: 1}) {
+			t.Fatalf("checkpoint %+v", cp)
+		}
+
+		v.factor = 2 // new logic, new version
+		r2 := projection.NewRunner(st, projection.WithCheckpoints(cps))
+		add(t, r2, versioned{v, 2}, projection.AsAsync())
+		start(t, r2) // rebuilds before returning
+		if v.shadows.Load() != 1 || !maps.Equal(v.Parts(), partsTo(50, 2)) {
+			t.Fatalf("after Start: %d shadows, parts %v", v.shadows.Load(), v.Parts())
+		}
+		if cp, _ := cps.Load(ctx, "sum"); cp != (projection.Checkpoint{Position: 50, Version: 2}) {
+			t.Errorf("checkpoint after rebuild %+v", cp)
+		}
+		if s := statusOf(t, r2, "sum"); s.Version != 2 {
+			t.Errorf("status version %d", s.Version)
+		}
+		waitFor(t, r2, "sum", appendN(t, st, 10, 10))
+		if v.Total() != 2*sumTo(60) {
+			t.Errorf("total %d, want %d", v.Total(), 2*sumTo(60))
+		}
+		r2.Close()
+
+		r3 := projection.NewRunner(st, projection.WithCheckpoints(cps))
+		add(t, r3, versioned{v, 2}, projection.AsAsync())
+		start(t, r3)
+		if v.shadows.Load() != 1 {
+			t.Error("an unchanged version was rebuilt")
+		}
+	})
+	t.Run("NotRebuildable", func(t *testing.T) {
+		st := newMemory(t)
+		appendN(t, st, 5, 5)
+		cps := &projection.MemoryCheckpoints{}
+		r1 := projection.NewRunner(st, projection.WithCheckpoints(cps))
+		add(t, r1, &plainVersioned{v: 1})
+		start(t, r1)
+		if err := r1.Rebuild(ctx, "plain"); !errors.Is(err, projection.ErrNotRebuildable) {
+			t.Errorf("Rebuild = %v, want ErrNotRebuildable", err)
+		}
+		r1.Close()
+
+		r2 := projection.NewRunner(st, projection.WithCheckpoints(cps))
+		add(t, r2, &plainVersioned{v: 2})
+		err := r2.Start(ctx)
+		defer r2.Close()
+		if !errors.Is(err, projection.ErrNotRebuildable) {
+			t.Errorf("Start = %v, want ErrNotRebuildable", err)
+		}
+	})
+}

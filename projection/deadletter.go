@@ -27,9 +27,9 @@ func (r *Runner) Parked(name string) ([]Parked, error) {
 	if err != nil {
 		return nil, err
 	}
-	pj.st.Lock()
-	defer pj.st.Unlock()
-	return append([]Parked(nil), pj.st.parked...), nil
+	pj.health.Lock()
+	defer pj.health.Unlock()
+	return append([]Parked(nil), pj.health.parked...), nil
 }
 
 // Replay applies the parked event at pos to the projector again (after the
@@ -55,22 +55,22 @@ func (r *Runner) Replay(ctx context.Context, name string, pos event.Position) er
 		return err
 	}
 	defer pj.mu.Unlock()
-	pj.st.Lock()
+	pj.health.Lock()
 	idx := pj.parkedAt(pos)
-	pj.st.Unlock()
+	pj.health.Unlock()
 	if idx < 0 {
 		return fmt.Errorf("%w: %s at position %v", ErrNotParked, name, pos)
 	}
 	herr := r.replayOne(ctx, pj, pos)
-	pj.st.Lock()
-	defer pj.st.Unlock()
+	pj.health.Lock()
+	defer pj.health.Unlock()
 	if idx = pj.parkedAt(pos); idx < 0 {
 		return herr
 	}
 	if herr != nil {
-		pj.st.parked[idx].Err = herr
-		pj.st.parked[idx].Attempts++
-		pj.st.parked[idx].At = time.Now()
+		pj.health.parked[idx].Err = herr
+		pj.health.parked[idx].Attempts++
+		pj.health.parked[idx].At = time.Now()
 		return herr
 	}
 	if ps := r.parks; ps != nil {
@@ -78,7 +78,7 @@ func (r *Runner) Replay(ctx context.Context, name string, pos event.Position) er
 			return fmt.Errorf("projection: %s: replayed position %v but could not unpark it: %w", name, pos, err)
 		}
 	}
-	pj.st.parked = append(pj.st.parked[:idx], pj.st.parked[idx+1:]...)
+	pj.health.parked = append(pj.health.parked[:idx], pj.health.parked[idx+1:]...)
 	return nil
 }
 
@@ -89,18 +89,18 @@ func (r *Runner) replayOne(ctx context.Context, pj *proj, pos event.Position) er
 	if !canReplay && pj.selfCP != nil {
 		return fmt.Errorf("%w: %s keeps its own checkpoint and does not implement projection.Replayer", ErrNotReplayable, pj.name)
 	}
-	recs, err := r.lg.Read(ctx, pos-1, make([]event.Record, 0, 1))
+	recs, err := r.events.Read(ctx, pos-1, make([]event.Record, 0, 1))
 	if err != nil {
 		return err
 	}
 	if len(recs) == 0 || recs[0].Position != pos {
 		return fmt.Errorf("projection: %s: parked position %v is not in the log", pj.name, pos)
 	}
-	hctx := detach(ctx)
+	handlerCtx := detach(ctx)
 	if canReplay {
-		return pj.handle(hctx, event.HandlerFunc(rp.Replay), recs[0])
+		return pj.handle(handlerCtx, event.HandlerFunc(rp.Replay), recs[0])
 	}
-	return pj.handle(hctx, pj.p, recs[0])
+	return pj.handle(handlerCtx, pj.p, recs[0])
 }
 
 func deadLetter(p Parked) DeadLetter {
@@ -121,7 +121,7 @@ func (r *Runner) loadParked(ctx context.Context, pj *proj) error {
 	list := make([]Parked, 0, len(dls))
 	buf := make([]event.Record, 0, 1)
 	for _, dl := range dls {
-		recs, err := r.lg.Read(ctx, dl.Position-1, buf[:0])
+		recs, err := r.events.Read(ctx, dl.Position-1, buf[:0])
 		var re *store.RecordError
 		if err != nil && len(recs) == 0 && errors.As(err, &re) && re.Position == dl.Position {
 			// Parked because the log cannot return it (an unknown type):
@@ -136,16 +136,16 @@ func (r *Runner) loadParked(ctx context.Context, pj *proj) error {
 		}
 		list = append(list, Parked{Record: recs[0], Err: errors.New(dl.Err), Attempts: dl.Attempts, At: dl.At})
 	}
-	pj.st.Lock()
-	pj.st.parked = list
-	pj.st.Unlock()
+	pj.health.Lock()
+	pj.health.parked = list
+	pj.health.Unlock()
 	return nil
 }
 
-// parkedAt returns the index of the parked record at pos, or -1. pj.st must
+// parkedAt returns the index of the parked record at pos, or -1. pj.health must
 // be held.
 func (pj *proj) parkedAt(pos event.Position) int {
-	for i, p := range pj.st.parked {
+	for i, p := range pj.health.parked {
 		if p.Record.Position == pos {
 			return i
 		}
@@ -154,20 +154,20 @@ func (pj *proj) parkedAt(pos event.Position) int {
 }
 
 // policy parks rec or stops the projector at it, after it failed with err.
-func (pj *proj) policy(ctx, hctx context.Context, rec *event.Record, err error, attempts int) error {
+func (pj *proj) policy(ctx, handlerCtx context.Context, rec *event.Record, err error, attempts int) error {
 	if pj.cfg.policy == Park {
 		p := Parked{Record: *rec, Err: err, Attempts: attempts, At: time.Now()}
 		if ps := pj.r.parks; ps != nil {
 			// The dead letter must be durable before the checkpoint moves
 			// past the event; if it cannot be, stop instead of losing it.
-			if perr := ps.Park(hctx, pj.name, deadLetter(p)); perr != nil {
+			if perr := ps.Park(handlerCtx, pj.name, deadLetter(p)); perr != nil {
 				return pj.halt(fmt.Errorf("park failed: %w (projector error: %w)", perr, err), rec.Position)
 			}
 		}
-		pj.st.Lock()
-		pj.st.parked = append(pj.st.parked, p)
-		pj.st.Unlock()
-		if l := pj.r.log; l != nil {
+		pj.health.Lock()
+		pj.health.parked = append(pj.health.parked, p)
+		pj.health.Unlock()
+		if l := pj.r.logger; l != nil {
 			l.LogAttrs(ctx, slog.LevelWarn, "projection: event parked", slog.String("projector", pj.name),
 				slog.String("position", rec.Position.String()), slog.String("type", rec.Type), slog.Any("error", err))
 		}

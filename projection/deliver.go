@@ -5,30 +5,30 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"runtime/debug"
 	"time"
 
 	"github.com/cqrskit/cqrs/event"
+	"github.com/cqrskit/cqrs/internal/safe"
 	"github.com/cqrskit/cqrs/store"
 )
 
 // follow is an async projector's goroutine. It holds pj.mu for one batch at
 // a time, so Rebuild, Replay and Resume never wait for a whole catch-up.
-// Handlers run with hctx, which Close cancels only after its timeout, so the
+// Handlers run with handlerCtx, which Close cancels only after its timeout, so the
 // event in hand finishes; the loop checks ctx between events.
-func (pj *proj) follow(ctx, hctx context.Context) {
+func (pj *proj) follow(ctx, handlerCtx context.Context) {
 	defer func() {
 		pj.exited.Store(true)
-		pj.notify.publish()
+		pj.notify.Publish()
 		pj.r.wg.Done()
 	}()
 	failures := 0 // consecutive log failures
 	for ctx.Err() == nil {
 		pj.mu.Lock()
-		more, err := pj.step(ctx, hctx, ^event.Position(0))
+		more, err := pj.step(ctx, handlerCtx, endOfLog)
 		pj.mu.Unlock()
 		if err == nil && !more {
-			err = pj.r.lg.Wait(ctx, event.Position(pj.pos.Load()))
+			err = pj.r.events.Wait(ctx, event.Position(pj.pos.Load()))
 		}
 		switch {
 		case ctx.Err() != nil:
@@ -47,7 +47,7 @@ func (pj *proj) follow(ctx, hctx context.Context) {
 			// for as long as it lasts, visibly.
 			failures++
 			pj.setInfra(err)
-			pj.notify.publish()
+			pj.notify.Publish()
 			if !sleep(ctx, InfraBackoff(failures)) {
 				return
 			}
@@ -71,10 +71,10 @@ func sleep(ctx context.Context, d time.Duration) bool {
 
 // deliver applies records after pj.pos until it has reached upTo (or, for
 // ^0, until the log has nothing more). pj.mu must be held. Handlers run with
-// hctx; ctx is checked between events.
-func (pj *proj) deliver(ctx, hctx context.Context, upTo event.Position) error {
+// handlerCtx; ctx is checked between events.
+func (pj *proj) deliver(ctx, handlerCtx context.Context, upTo event.Position) error {
 	for {
-		more, err := pj.step(ctx, hctx, upTo)
+		more, err := pj.step(ctx, handlerCtx, upTo)
 		if err != nil || !more {
 			return err
 		}
@@ -87,7 +87,7 @@ const heldBackGrace = 500 * time.Millisecond
 
 // step applies one batch of records towards upTo, saves the checkpoint and
 // reports whether there may be more to do. pj.mu must be held.
-func (pj *proj) step(ctx, hctx context.Context, upTo event.Position) (more bool, err error) {
+func (pj *proj) step(ctx, handlerCtx context.Context, upTo event.Position) (more bool, err error) {
 	if se := pj.stopped.Load(); se != nil {
 		return false, se
 	}
@@ -98,7 +98,7 @@ func (pj *proj) step(ctx, hctx context.Context, upTo event.Position) (more bool,
 	if err := ctx.Err(); err != nil {
 		return false, err
 	}
-	recs, rerr := pj.r.lg.Read(ctx, pos, pj.buf[:0])
+	recs, rerr := pj.r.events.Read(ctx, pos, pj.buf[:0])
 	var bad *store.RecordError
 	if rerr != nil {
 		bad = recordError(rerr)
@@ -111,7 +111,7 @@ func (pj *proj) step(ctx, hctx context.Context, upTo event.Position) (more bool,
 		pj.setInfra(nil) // the log answers again
 	}
 	if len(recs) == 0 && rerr == nil {
-		if upTo == ^event.Position(0) {
+		if upTo == endOfLog {
 			return false, nil
 		}
 		// The commit at upTo is not readable yet (a durable log's
@@ -129,7 +129,7 @@ func (pj *proj) step(ctx, hctx context.Context, upTo event.Position) (more bool,
 			failed = pj.halt(&GapError{Projector: pj.name, Expected: applied + 1, Got: rec.Position}, applied+1)
 			break
 		}
-		if err := pj.apply(ctx, hctx, rec); err != nil {
+		if err := pj.apply(ctx, handlerCtx, rec); err != nil {
 			failed = err
 			break
 		}
@@ -155,17 +155,17 @@ func (pj *proj) step(ctx, hctx context.Context, upTo event.Position) (more bool,
 			// The log cannot return this record (say, its type is not
 			// registered): a failure of the event, for the policy.
 			rec := event.Record{Position: bad.Position, Type: bad.Type}
-			if failed = pj.policy(ctx, hctx, &rec, rerr, 1); failed == nil {
+			if failed = pj.policy(ctx, handlerCtx, &rec, rerr, 1); failed == nil {
 				applied = bad.Position
 				pj.pos.Store(uint64(applied))
 			}
 		}
 	}
 	if applied > pos {
-		if err := pj.saveCheckpoint(hctx, applied); err != nil && failed == nil {
+		if err := pj.saveCheckpoint(handlerCtx, applied); err != nil && failed == nil {
 			failed = err
 		}
-		pj.notify.publish()
+		pj.notify.Publish()
 	}
 	if failed == nil && rerr != nil && bad != nil && bad.Position > upTo {
 		return false, nil
@@ -187,12 +187,12 @@ func recordError(err error) *store.RecordError {
 // log that reports a held-back horizon it gives up after heldBackGrace when
 // upTo is held back, with a *store.HeldBackError.
 func (pj *proj) waitReadable(ctx context.Context, pos, upTo event.Position) error {
-	hr, ok := pj.r.lg.(store.HorizonReporter)
+	hr, ok := pj.r.events.(store.HorizonReporter)
 	if !ok {
-		return pj.r.lg.Wait(ctx, pos)
+		return pj.r.events.Wait(ctx, pos)
 	}
 	wctx, cancel := context.WithTimeout(ctx, heldBackGrace)
-	err := pj.r.lg.Wait(wctx, pos)
+	err := pj.r.events.Wait(wctx, pos)
 	cancel()
 	if err == nil || ctx.Err() != nil || !errors.Is(err, context.DeadlineExceeded) {
 		return err
@@ -210,8 +210,8 @@ func (pj *proj) waitReadable(ctx context.Context, pos, upTo event.Position) erro
 // apply runs the projector on rec with retries, then applies the policy. It
 // returns ctx.Err() when ctx ends during a backoff pause: the record is then
 // neither applied nor parked and will be delivered again.
-func (pj *proj) apply(ctx, hctx context.Context, rec *event.Record) error {
-	interrupted, err := pj.try(ctx, hctx, pj.p, rec)
+func (pj *proj) apply(ctx, handlerCtx context.Context, rec *event.Record) error {
+	interrupted, err := pj.try(ctx, handlerCtx, pj.p, rec)
 	if err == nil {
 		return nil
 	}
@@ -221,7 +221,7 @@ func (pj *proj) apply(ctx, hctx context.Context, rec *event.Record) error {
 		}
 		return ctx.Err()
 	}
-	return pj.policy(ctx, hctx, rec, err, pj.cfg.attempts)
+	return pj.policy(ctx, handlerCtx, rec, err, pj.cfg.attempts)
 }
 
 // try runs h on rec up to the configured number of attempts, pausing with
@@ -229,14 +229,14 @@ func (pj *proj) apply(ctx, hctx context.Context, rec *event.Record) error {
 // not count as attempts: they are retried until they stop or ctx ends. It
 // returns nil on success, else the last error; interrupted reports that ctx
 // ended during a pause.
-func (pj *proj) try(ctx, hctx context.Context, h event.Handler, rec *event.Record) (interrupted bool, err error) {
+func (pj *proj) try(ctx, handlerCtx context.Context, h event.Handler, rec *event.Record) (interrupted bool, err error) {
 	infra := 0
 	for n := 1; ; {
-		err = pj.handle(hctx, h, *rec)
+		err = pj.handle(handlerCtx, h, *rec)
 		if err != nil && pj.cfg.classify(err) {
 			infra++
 			pj.setInfra(err)
-			pj.notify.publish()
+			pj.notify.Publish()
 			if !sleep(ctx, InfraBackoff(infra)) {
 				return true, err
 			}
@@ -261,21 +261,17 @@ func (pj *proj) try(ctx, hctx context.Context, h event.Handler, rec *event.Recor
 func (pj *proj) halt(err error, at event.Position) error {
 	se := &StoppedError{Projector: pj.name, Position: at, Err: err}
 	pj.stopped.Store(se)
-	if l := pj.r.log; l != nil {
+	if l := pj.r.logger; l != nil {
 		l.LogAttrs(context.Background(), slog.LevelError, "projection: projector stopped", slog.String("projector", pj.name),
 			slog.String("position", at.String()), slog.Any("error", err))
 	}
-	pj.notify.publish() // wake WaitFor callers so they can see the cause
+	pj.notify.Publish() // wake WaitFor callers so they can see the cause
 	return se
 }
 
-func (pj *proj) handle(ctx context.Context, h event.Handler, rec event.Record) (err error) {
-	defer func() {
-		if v := recover(); v != nil {
-			err = &PanicError{Value: v, Stack: debug.Stack()}
-		}
-	}()
-	return h.Handle(ctx, rec)
+// handle runs h on rec; a panic becomes a *event.PanicError.
+func (pj *proj) handle(ctx context.Context, h event.Handler, rec event.Record) error {
+	return safe.Call(func() error { return h.Handle(ctx, rec) })
 }
 
 // saveCheckpoint saves pos, unless the projector keeps its own. A save
@@ -287,11 +283,11 @@ func (pj *proj) saveCheckpoint(ctx context.Context, pos event.Position) error {
 		return nil
 	}
 	err := pj.r.cps.Save(ctx, pj.name, Checkpoint{Position: pos, Version: pj.version})
-	pj.st.Lock()
-	pj.st.saveErr = err
-	pj.st.Unlock()
-	if err != nil && pj.r.log != nil {
-		pj.r.log.LogAttrs(ctx, slog.LevelError, "projection: checkpoint save failed", slog.String("projector", pj.name), slog.Any("error", err))
+	pj.health.Lock()
+	pj.health.saveErr = err
+	pj.health.Unlock()
+	if err != nil && pj.r.logger != nil {
+		pj.r.logger.LogAttrs(ctx, slog.LevelError, "projection: checkpoint save failed", slog.String("projector", pj.name), slog.Any("error", err))
 	}
 	if errors.Is(err, store.ErrConflict) {
 		return pj.halt(fmt.Errorf("checkpoint not saved: %w", err), pos)

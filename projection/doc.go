@@ -56,7 +56,7 @@
 //
 // # Failures
 //
-// A projector that returns an error, or panics (a *[PanicError], [ErrPanic]),
+// A projector that returns an error, or panics (a *[event.PanicError], [event.ErrPanic]),
 // is retried on the same record with backoff ([WithRetry], default three
 // attempts, [DefaultBackoff]). When the attempts are used up its policy
 // applies, and the record is never skipped silently:
@@ -145,7 +145,8 @@
 //     and a Cause: the *StoppedError, the infrastructure error being
 //     retried, or a *store.HeldBackError.
 //   - [ErrGap]: *[GapError], wrapped in a *StoppedError.
-//   - [ErrPanic]: *[PanicError], with the panic value and stack.
+//   - [event.ErrPanic]: *[event.PanicError], with the panic value and stack,
+//     the cause of a StoppedError or dead letter when a projector panics.
 //   - [ErrUnknownProjector], [ErrNotRebuildable], [ErrRebuilding],
 //     [ErrNotParked], [ErrNotReplayable], [ErrNotStarted], [ErrClosed].
 //

@@ -27,8 +27,6 @@ var (
 	ErrNotStarted = errors.New("projection: runner not started")
 	// ErrClosed: the runner has been closed.
 	ErrClosed = errors.New("projection: runner closed")
-	// ErrPanic: a projector panicked; the panic became an error.
-	ErrPanic = errors.New("projection: projector panicked")
 	// ErrNotParked: Replay found no parked event at that position.
 	ErrNotParked = errors.New("projection: no parked event at position")
 	// ErrNotReplayable: Replay cannot apply a parked event to a projector
@@ -102,23 +100,3 @@ func (e *GapError) Error() string {
 
 // Is makes GapError match ErrGap.
 func (e *GapError) Is(target error) bool { return target == ErrGap }
-
-// PanicError carries a projector panic. It matches ErrPanic and, when the
-// panic value is an error, unwraps to it.
-type PanicError struct {
-	Value any
-	Stack []byte
-}
-
-func (e *PanicError) Error() string {
-	return fmt.Sprintf("projection: projector panicked: %v", e.Value)
-}
-
-// Is makes PanicError match ErrPanic.
-func (e *PanicError) Is(target error) bool { return target == ErrPanic }
-
-// Unwrap returns the panic value if it is an error.
-func (e *PanicError) Unwrap() error {
-	err, _ := e.Value.(error)
-	return err
-}

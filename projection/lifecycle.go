@@ -11,22 +11,23 @@ import (
 	"time"
 
 	"github.com/cqrskit/cqrs/event"
+	"github.com/cqrskit/cqrs/internal/notify"
 	"github.com/cqrskit/cqrs/store"
 )
 
 // Runner feeds projectors from the log, inline or asynchronously, from
 // durable checkpoints; see the package documentation.
 type Runner struct {
-	lg     store.Log
+	events store.Log // the event log the projectors follow
 	cps    CheckpointStore
 	parks  ParkStore // cps, when it keeps dead letters durably
-	log    *slog.Logger
+	logger *slog.Logger
 	batch  int
 	contig bool
 
-	closeTimeout time.Duration
-	hcancel      context.CancelFunc // cancels the async handlers' context
-	closeErr     error
+	closeTimeout  time.Duration
+	handlerCancel context.CancelFunc // cancels the async handlers' context
+	closeErr      error
 
 	mu          sync.Mutex // guards the fields below and wg.Add
 	projs       map[string]*proj
@@ -46,9 +47,12 @@ var _ interface {
 	Sync(context.Context, event.Position) error
 } = (*Runner)(nil)
 
-// NewRunner returns a runner reading lg.
-func NewRunner(lg store.Log, opts ...Option) *Runner {
-	r := &Runner{lg: lg, batch: 256, projs: make(map[string]*proj), closeTimeout: 10 * time.Second}
+// endOfLog as the target position means "whatever the log has now".
+const endOfLog = ^event.Position(0)
+
+// NewRunner returns a runner that feeds its projectors from events.
+func NewRunner(events store.Log, opts ...Option) *Runner {
+	r := &Runner{events: events, batch: 256, projs: make(map[string]*proj), closeTimeout: 10 * time.Second}
 	for _, o := range opts {
 		o(r)
 	}
@@ -56,7 +60,7 @@ func NewRunner(lg store.Log, opts ...Option) *Runner {
 		r.cps = &MemoryCheckpoints{}
 	}
 	r.parks, _ = r.cps.(ParkStore)
-	if c, ok := lg.(store.Contiguous); ok {
+	if c, ok := events.(store.Contiguous); ok {
 		r.contig = c.Contiguous()
 	}
 	return r
@@ -74,10 +78,12 @@ type proj struct {
 	stopped atomic.Pointer[StoppedError]
 	exited  atomic.Bool // the async goroutine has returned
 	buf     []event.Record
-	notify  broadcast     // position advanced, or the projector stopped or exited
-	resume  chan struct{} // wakes a stopped async goroutine
+	notify  notify.Broadcast // position advanced, or the projector stopped or exited
+	resume  chan struct{}    // wakes a stopped async goroutine
 
-	st struct {
+	// health is what Status reports beyond the position, guarded by its
+	// own mutex (pj.mu is held for whole batches).
+	health struct {
 		sync.Mutex
 		saveErr    error
 		infraErr   error // the infrastructure failure being retried
@@ -141,8 +147,8 @@ func (r *Runner) Start(ctx context.Context) error {
 	r.unhook = context.AfterFunc(ctx, cancel)
 	// Async handlers run with a context that only Close's timeout cancels,
 	// so the event in hand finishes on a normal stop.
-	hctx, hcancel := context.WithCancel(context.WithoutCancel(ctx))
-	r.hcancel = hcancel
+	handlerCtx, handlerCancel := context.WithCancel(context.WithoutCancel(ctx))
+	r.handlerCancel = handlerCancel
 	order := r.order
 	r.mu.Unlock()
 
@@ -180,7 +186,7 @@ func (r *Runner) Start(ctx context.Context) error {
 	var firstErr error
 	for _, pj := range r.inline {
 		pj.mu.Lock()
-		err := pj.deliver(ctx, detach(ctx), ^event.Position(0))
+		err := pj.deliver(ctx, detach(ctx), endOfLog)
 		pj.mu.Unlock()
 		if err != nil && firstErr == nil {
 			firstErr = err
@@ -194,7 +200,7 @@ func (r *Runner) Start(ctx context.Context) error {
 	for _, pj := range order {
 		if pj.cfg.mode == Async {
 			r.wg.Add(1)
-			go pj.follow(runCtx, hctx)
+			go pj.follow(runCtx, handlerCtx)
 		}
 	}
 	return firstErr
@@ -212,7 +218,7 @@ func (r *Runner) Close() error {
 	r.closeOnce.Do(func() {
 		r.mu.Lock()
 		r.closed.Store(true)
-		cancel, unhook, hcancel := r.cancel, r.unhook, r.hcancel
+		cancel, unhook, handlerCancel := r.cancel, r.unhook, r.handlerCancel
 		order := r.order
 		r.mu.Unlock()
 		if unhook != nil {
@@ -230,8 +236,8 @@ func (r *Runner) Close() error {
 		select {
 		case <-done:
 		case <-t.C:
-			if hcancel != nil {
-				hcancel()
+			if handlerCancel != nil {
+				handlerCancel()
 			}
 			// A handler that honours its context returns now.
 			select {
@@ -247,11 +253,11 @@ func (r *Runner) Close() error {
 			}
 		}
 		t.Stop()
-		if hcancel != nil {
-			hcancel()
+		if handlerCancel != nil {
+			handlerCancel()
 		}
 		for _, pj := range order {
-			pj.notify.publish()
+			pj.notify.Publish()
 		}
 	})
 	return r.closeErr
@@ -303,35 +309,4 @@ func (m ctxMutex) LockCtx(ctx context.Context) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-}
-
-// broadcast wakes every waiter on publish. The channel is made only when
-// someone waits, so publishing with no waiters costs one atomic load.
-type broadcast struct {
-	mu      sync.Mutex
-	ch      chan struct{}
-	waiting atomic.Bool
-}
-
-func (b *broadcast) wait() <-chan struct{} {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.ch == nil {
-		b.ch = make(chan struct{})
-		b.waiting.Store(true)
-	}
-	return b.ch
-}
-
-func (b *broadcast) publish() {
-	if !b.waiting.Load() {
-		return
-	}
-	b.mu.Lock()
-	if b.ch != nil {
-		close(b.ch)
-		b.ch = nil
-	}
-	b.waiting.Store(false)
-	b.mu.Unlock()
 }

@@ -37,7 +37,7 @@ func WithCheckpoints(cs CheckpointStore) Option { return func(r *Runner) { r.cps
 
 // WithLogger sets the logger for failures, parks and rebuilds. Nothing is
 // logged on the per-event path. Default: no logging.
-func WithLogger(l *slog.Logger) Option { return func(r *Runner) { r.log = l } }
+func WithLogger(l *slog.Logger) Option { return func(r *Runner) { r.logger = l } }
 
 // WithBatchSize sets how many records a projector reads from the log at a
 // time and applies between checkpoint saves (default 256).

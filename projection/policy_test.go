@@ -129,8 +129,8 @@ func TestPanicIsAFailure(t *testing.T) {
 		start(t, r)
 		eventually(t, "stopped", func() bool { return statusOf(t, r, "v").State == projection.Stopped })
 		s := statusOf(t, r, "v")
-		var pe *projection.PanicError
-		if !errors.Is(s.Err, projection.ErrStopped) || !errors.Is(s.Err, projection.ErrPanic) || !errors.As(s.Err, &pe) || len(pe.Stack) == 0 {
+		var pe *event.PanicError
+		if !errors.Is(s.Err, projection.ErrStopped) || !errors.Is(s.Err, event.ErrPanic) || !errors.As(s.Err, &pe) || len(pe.Stack) == 0 {
 			t.Errorf("Err = %v, want ErrStopped wrapping a *PanicError with its stack", s.Err)
 		}
 		if s.Checkpoint != 2 || v.tries.Load() != 2 {
@@ -151,7 +151,7 @@ func TestPanicIsAFailure(t *testing.T) {
 		start(t, r)
 		waitFor(t, r, "p", 5)
 		parked, _ := r.Parked("p")
-		if len(parked) != 1 || !errors.Is(parked[0].Err, projection.ErrPanic) || !errors.Is(parked[0].Err, errFault) {
+		if len(parked) != 1 || !errors.Is(parked[0].Err, event.ErrPanic) || !errors.Is(parked[0].Err, errFault) {
 			t.Errorf("parked = %+v", parked)
 		}
 	})

@@ -43,17 +43,17 @@ func (r *Runner) rebuild(ctx context.Context, pj *proj) error {
 	if !ok {
 		return fmt.Errorf("%w: %s", ErrNotRebuildable, pj.name)
 	}
-	pj.st.Lock()
-	if pj.st.rebuilding {
-		pj.st.Unlock()
+	pj.health.Lock()
+	if pj.health.rebuilding {
+		pj.health.Unlock()
 		return fmt.Errorf("%w: %s", ErrRebuilding, pj.name)
 	}
-	pj.st.rebuilding = true
-	pj.st.Unlock()
+	pj.health.rebuilding = true
+	pj.health.Unlock()
 	defer func() {
-		pj.st.Lock()
-		pj.st.rebuilding = false
-		pj.st.Unlock()
+		pj.health.Lock()
+		pj.health.rebuilding = false
+		pj.health.Unlock()
 	}()
 	start := time.Now()
 	shadow, swap, err := rb.Shadow(ctx)
@@ -101,16 +101,16 @@ func (r *Runner) rebuild(ctx context.Context, pj *proj) error {
 	swap()
 	pj.pos.Store(uint64(spos))
 	wasStopped := pj.stopped.Swap(nil) != nil
-	pj.st.Lock()
-	pj.st.parked = parked
-	pj.st.Unlock()
+	pj.health.Lock()
+	pj.health.parked = parked
+	pj.health.Unlock()
 	pj.saveCheckpoint(context.WithoutCancel(ctx), spos)
-	pj.notify.publish()
+	pj.notify.Publish()
 	if wasStopped {
 		pj.wake() // an async goroutine waits for Resume otherwise
 	}
-	if r.log != nil {
-		r.log.LogAttrs(ctx, slog.LevelInfo, "projection: rebuilt", slog.String("projector", pj.name),
+	if r.logger != nil {
+		r.logger.LogAttrs(ctx, slog.LevelInfo, "projection: rebuilt", slog.String("projector", pj.name),
 			slog.String("position", spos.String()), slog.Duration("took", time.Since(start)))
 	}
 	return nil
@@ -127,7 +127,7 @@ func (r *Runner) replay(ctx context.Context, pj *proj, shadow event.Handler, spo
 		if r.closed.Load() {
 			return spos, ErrClosed
 		}
-		recs, rerr := r.lg.Read(ctx, spos, buf[:0])
+		recs, rerr := r.events.Read(ctx, spos, buf[:0])
 		var bad *store.RecordError
 		if rerr != nil {
 			bad = recordError(rerr)

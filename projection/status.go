@@ -128,11 +128,11 @@ func (r *Runner) StatusOf(ctx context.Context, name string) (Status, error) {
 // head returns the newest committed position: the log's Head, or the
 // committed head of a held-back log, with what holds it back.
 func (r *Runner) head(ctx context.Context) (event.Position, *store.HeldBack, error) {
-	head, err := r.lg.Head(ctx)
+	head, err := r.events.Head(ctx)
 	if err != nil {
 		return 0, nil, err
 	}
-	if hr, ok := r.lg.(store.HorizonReporter); ok {
+	if hr, ok := r.events.(store.HorizonReporter); ok {
 		if hb, err := hr.HeldBack(ctx); err == nil && hb != nil && hb.Head > head {
 			return hb.Head, hb, nil
 		}
@@ -146,7 +146,7 @@ func (r *Runner) recordTime(ctx context.Context, pos event.Position) time.Time {
 	if pos == 0 {
 		return time.Time{}
 	}
-	recs, err := r.lg.Read(ctx, pos-1, make([]event.Record, 0, 1))
+	recs, err := r.events.Read(ctx, pos-1, make([]event.Record, 0, 1))
 	if err != nil || len(recs) == 0 {
 		return time.Time{}
 	}
@@ -167,7 +167,7 @@ func (pj *proj) status(ctx context.Context, head event.Position, hb *store.HeldB
 	}
 	if head > s.Checkpoint {
 		s.Behind = uint64(head - s.Checkpoint)
-		if ec, ok := pj.r.lg.(store.EventCounter); ok && !pj.r.contig {
+		if ec, ok := pj.r.events.(store.EventCounter); ok && !pj.r.contig {
 			if n, err := ec.CountEvents(ctx, s.Checkpoint, head, behindLimit); err == nil {
 				s.Behind = n
 			}
@@ -184,28 +184,28 @@ func (pj *proj) status(ctx context.Context, head event.Position, hb *store.HeldB
 	if se := pj.stopped.Load(); se != nil {
 		s.Err = se
 	}
-	pj.st.Lock()
+	pj.health.Lock()
 	if s.Err == nil {
-		s.Err = pj.st.infraErr
+		s.Err = pj.health.infraErr
 	}
 	if s.Err == nil {
-		s.Err = pj.st.saveErr
+		s.Err = pj.health.saveErr
 	}
-	s.Parked = len(pj.st.parked)
-	pj.st.Unlock()
+	s.Parked = len(pj.health.parked)
+	pj.health.Unlock()
 	return s
 }
 
 func (pj *proj) infraErr() error {
-	pj.st.Lock()
-	defer pj.st.Unlock()
-	return pj.st.infraErr
+	pj.health.Lock()
+	defer pj.health.Unlock()
+	return pj.health.infraErr
 }
 
 func (pj *proj) setInfra(err error) {
-	pj.st.Lock()
-	pj.st.infraErr = err
-	pj.st.Unlock()
+	pj.health.Lock()
+	pj.health.infraErr = err
+	pj.health.Unlock()
 }
 
 func (pj *proj) state(pos uint64, head event.Position) State {
@@ -215,9 +215,9 @@ func (pj *proj) state(pos uint64, head event.Position) State {
 	if pj.stopped.Load() != nil {
 		return Stopped
 	}
-	pj.st.Lock()
-	rebuilding, unavailable := pj.st.rebuilding, pj.st.infraErr != nil
-	pj.st.Unlock()
+	pj.health.Lock()
+	rebuilding, unavailable := pj.health.rebuilding, pj.health.infraErr != nil
+	pj.health.Unlock()
 	switch {
 	case rebuilding:
 		return Rebuilding

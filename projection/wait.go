@@ -29,19 +29,19 @@ func (r *Runner) Sync(ctx context.Context, pos event.Position) error {
 		return ErrClosed
 	}
 	var errs []error
-	var hctx context.Context
+	var handlerCtx context.Context
 	for _, pj := range r.inline {
 		if event.Position(pj.pos.Load()) >= pos {
 			continue
 		}
-		if hctx == nil {
-			hctx = detach(ctx)
+		if handlerCtx == nil {
+			handlerCtx = detach(ctx)
 		}
 		if err := pj.mu.LockCtx(ctx); err != nil {
 			errs = append(errs, err)
 			continue
 		}
-		err := pj.deliver(ctx, hctx, pos)
+		err := pj.deliver(ctx, handlerCtx, pos)
 		pj.mu.Unlock()
 		if err != nil {
 			errs = append(errs, err)
@@ -87,14 +87,14 @@ func (pj *proj) waitFor(ctx context.Context, pos event.Position) error {
 		if err := pj.mu.LockCtx(ctx); err != nil {
 			return pj.notReached(ctx, pos, err)
 		}
-		_ = pj.deliver(ctx, detach(ctx), ^event.Position(0))
+		_ = pj.deliver(ctx, detach(ctx), endOfLog)
 		pj.mu.Unlock()
 	}
 	for {
 		if event.Position(pj.pos.Load()) >= pos {
 			return nil
 		}
-		ch := pj.notify.wait()
+		ch := pj.notify.Wait()
 		if event.Position(pj.pos.Load()) >= pos {
 			return nil
 		}
@@ -142,8 +142,8 @@ func (r *Runner) probe(ctx context.Context) (event.Position, *store.HeldBack) {
 	defer cancel()
 	go func() {
 		var res result
-		res.head, _ = r.lg.Head(pctx)
-		if hr, ok := r.lg.(store.HorizonReporter); ok && pctx.Err() == nil {
+		res.head, _ = r.events.Head(pctx)
+		if hr, ok := r.events.(store.HorizonReporter); ok && pctx.Err() == nil {
 			if hb, err := hr.HeldBack(pctx); err == nil && hb != nil {
 				res.hb = hb
 				res.head = max(res.head, hb.Head)
@@ -187,7 +187,7 @@ func (r *Runner) Resume(ctx context.Context, name string) error {
 		return err
 	}
 	defer pj.mu.Unlock()
-	return pj.deliver(ctx, detach(ctx), ^event.Position(0))
+	return pj.deliver(ctx, detach(ctx), endOfLog)
 }
 
 // detach returns a context with ctx's values that is never cancelled, for

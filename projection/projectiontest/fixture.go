@@ -3,12 +3,12 @@ package projectiontest
 import (
 	"context"
 	"reflect"
-	"runtime/debug"
 	"time"
 
 	"github.com/google/uuid"
 
 	"github.com/cqrskit/cqrs/event"
+	"github.com/cqrskit/cqrs/internal/safe"
 	"github.com/cqrskit/cqrs/projection"
 )
 
@@ -55,7 +55,7 @@ func (f *Fixture) When(events ...event.Event) *Fixture {
 }
 
 // Try feeds one event and returns the projector's error instead of failing
-// the test; a panic comes back as a *projection.PanicError. The event counts
+// the test; a panic comes back as a *event.PanicError. The event counts
 // as committed either way: the next one gets the next position.
 func (f *Fixture) Try(e event.Event) error {
 	return handle(f.h, f.record(e))
@@ -140,13 +140,8 @@ func (f *Fixture) record(e event.Event) event.Record {
 	return rec
 }
 
-func handle(h event.Handler, rec event.Record) (err error) {
-	defer func() {
-		if v := recover(); v != nil {
-			err = &projection.PanicError{Value: v, Stack: debug.Stack()}
-		}
-	}()
-	return h.Handle(context.Background(), rec)
+func handle(h event.Handler, rec event.Record) error {
+	return safe.Call(func() error { return h.Handle(context.Background(), rec) })
 }
 
 // spec is an event with envelope settings; On, At and WithMetadata make

@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/cqrskit/cqrs/event"
-	"github.com/cqrskit/cqrs/projection"
 	"github.com/cqrskit/cqrs/projection/projectiontest"
 )
 
@@ -108,7 +107,7 @@ func TestFailuresAreReported(t *testing.T) {
 	if err := f.Try(Reviewed{Stars: 0}); !errors.Is(err, boom) {
 		t.Errorf("Try = %v, want boom", err)
 	}
-	if err := f.Try(Reviewed{Stars: -1}); !errors.Is(err, projection.ErrPanic) {
+	if err := f.Try(Reviewed{Stars: -1}); !errors.Is(err, event.ErrPanic) {
 		t.Errorf("Try of a panicking event = %v, want ErrPanic", err)
 	}
 	if f.Position() != 4 {

@@ -21,7 +21,7 @@ type Parked struct {
 
 // Parked lists the projector's dead-lettered events, oldest first.
 //
-// Errors: ErrUnknownProjector.
+// Errors: none to branch on; a plain error for an unknown name.
 func (r *Runner) Parked(name string) ([]Parked, error) {
 	pj, err := r.get(name)
 	if err != nil {
@@ -38,13 +38,14 @@ func (r *Runner) Parked(name string) ([]Parked, error) {
 // out of order, after everything that followed it; the projector must
 // tolerate that for the events it may park. A projector that keeps its own
 // checkpoint (SelfCheckpointer) is already past the event and would skip
-// it: it must implement Replayer, or Replay fails with ErrNotReplayable and
+// it: it must implement Replayer, or Replay fails (a plain error) and
 // the event stays parked.
 //
-// Errors: ErrUnknownProjector; ErrNotParked when no event at pos is parked;
-// ErrNotReplayable; the log's error reading the record; the projector's
+// Errors: the log's error reading the record (store.ErrUnavailable,
+// store.ErrClosed stay reachable); the projector's
 // error (the event stays parked, with that error); ctx.Err() while waiting
-// for the projector.
+// for the projector; plain errors for an unknown name or when no event is
+// parked at pos.
 func (r *Runner) Replay(ctx context.Context, name string, pos event.Position) error {
 	pj, err := r.get(name)
 	if err != nil {
@@ -59,7 +60,7 @@ func (r *Runner) Replay(ctx context.Context, name string, pos event.Position) er
 	idx := pj.parkedAt(pos)
 	pj.health.Unlock()
 	if idx < 0 {
-		return fmt.Errorf("%w: %s at position %v", ErrNotParked, name, pos)
+		return fmt.Errorf("%w: %s at position %v", errNotParked, name, pos)
 	}
 	herr := r.replayOne(ctx, pj, pos)
 	pj.health.Lock()
@@ -87,7 +88,7 @@ func (r *Runner) Replay(ctx context.Context, name string, pos event.Position) er
 func (r *Runner) replayOne(ctx context.Context, pj *proj, pos event.Position) error {
 	rp, canReplay := pj.p.(Replayer)
 	if !canReplay && pj.selfCP != nil {
-		return fmt.Errorf("%w: %s keeps its own checkpoint and does not implement projection.Replayer", ErrNotReplayable, pj.name)
+		return fmt.Errorf("%w: %s keeps its own checkpoint and does not implement projection.Replayer", errNotReplayable, pj.name)
 	}
 	recs, err := r.events.Read(ctx, pos-1, make([]event.Record, 0, 1))
 	if err != nil {

@@ -51,8 +51,8 @@
 // the same transaction as the view and get exactly-once effects.
 //
 // A log that reports [store.Contiguous] promises positions without holes. If
-// such a log skips a position, the projector stops with a *[GapError]
-// ([ErrGap]) instead of jumping the hole.
+// such a log skips a position, the projector stops with a *[StoppedError]
+// wrapping a *[GapError] instead of jumping the hole.
 //
 // # Failures
 //
@@ -73,8 +73,8 @@
 //     past it and reloaded at Start, so a restart does not forget it; if it
 //     cannot be stored, the projector stops at the record instead. A
 //     projector that keeps its own checkpoint ([SelfCheckpointer]) must
-//     implement [Replayer] to replay; otherwise Replay fails with
-//     [ErrNotReplayable] and the record stays parked.
+//     implement [Replayer] to replay; otherwise Replay fails and the
+//     record stays parked.
 //
 // A record the log cannot return (a *store.RecordError, such as a payload
 // type the reader's registry does not know during a rolling deploy) is a
@@ -134,22 +134,26 @@
 //
 // # Errors
 //
-// Sentinels, matched with errors.Is, and the typed errors that carry detail
-// (errors.As):
+// Two sentinels of its own, matched with errors.Is, the typed errors that
+// carry detail (errors.As), and the store's and event's sentinels:
 //
 //   - [ErrStopped]: *[StoppedError] with the projector, position and cause;
 //     returned by Sync for a stopped inline projector, by Rebuild for a
 //     record failing in replay, and reported by Status.
 //   - [ErrNotReached]: *[NotReachedError] from WaitFor, with the position
-//     reached, the projector's State, the context's error (or [ErrClosed])
+//     reached, the projector's State, the context's error (or
+//     [store.ErrClosed])
 //     and a Cause: the *StoppedError, the infrastructure error being
 //     retried, or a *store.HeldBackError.
-//   - [ErrGap]: *[GapError], wrapped in a *StoppedError.
+//   - *[GapError]: a hole in a contiguous log, wrapped in a *StoppedError.
 //   - [event.ErrPanic]: *[event.PanicError], with the panic value and stack,
 //     the cause of a StoppedError or dead letter when a projector panics.
-//   - [ErrUnknownProjector], [ErrNotRebuildable], [ErrRebuilding],
-//     [ErrNotParked], [ErrNotReplayable], [ErrNotStarted], [ErrClosed].
+//   - [store.ErrClosed]: any method after Close.
 //
-// Each method documents which of them it returns. Checkpoint store and log
+// Misuse (an unknown projector name, Sync before Start, a rebuild of a
+// projector that is not a Rebuilder or is already rebuilding, Replay of a
+// position that is not parked) gives a plain error with a clear text: fix
+// the call rather than branch on it. Each method documents which errors it
+// returns. Checkpoint store and log
 // errors are returned wrapped, so their own sentinels stay reachable.
 package projection

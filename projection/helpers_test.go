@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -255,3 +256,7 @@ func eventually(t *testing.T, what string, cond func() bool) {
 		time.Sleep(time.Millisecond)
 	}
 }
+
+// hasText reports whether err is an error whose text contains s (for the
+// plain misuse errors, which have no sentinel).
+func hasText(err error, s string) bool { return err != nil && strings.Contains(err.Error(), s) }

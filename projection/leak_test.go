@@ -9,6 +9,7 @@ import (
 
 	"github.com/cqrskit/cqrs/event"
 	"github.com/cqrskit/cqrs/projection"
+	"github.com/cqrskit/cqrs/store"
 )
 
 // settle waits until the goroutine count is back to base.
@@ -72,10 +73,10 @@ func TestNoGoroutineLeaks(t *testing.T) {
 			t.Errorf("async state after cancel = %v, want Closed", s.State)
 		}
 		err := r.WaitFor(context.Background(), "a", 10_000)
-		if !errors.Is(err, projection.ErrNotReached) || !errors.Is(err, projection.ErrClosed) {
+		if !errors.Is(err, projection.ErrNotReached) || !errors.Is(err, store.ErrClosed) {
 			t.Errorf("WaitFor after cancel = %v", err)
 		}
-		if err := r.Resume(context.Background(), "stopped"); !errors.Is(err, projection.ErrClosed) {
+		if err := r.Resume(context.Background(), "stopped"); !errors.Is(err, store.ErrClosed) {
 			t.Errorf("Resume of an async projector after cancel = %v, want ErrClosed", err)
 		}
 		r.Close()

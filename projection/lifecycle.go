@@ -93,6 +93,8 @@ type proj struct {
 }
 
 // Add registers p. Call it before Start. Names must be unique.
+//
+// Errors: plain errors for misuse: Add after Start, a name added twice.
 func (r *Runner) Add(p Projector, opts ...AddOption) error {
 	c := config{attempts: 3, backoff: DefaultBackoff, classify: IsInfrastructure}
 	for _, o := range opts {
@@ -122,19 +124,21 @@ func (r *Runner) Add(p Projector, opts ...AddOption) error {
 
 // Start loads checkpoints, rebuilds projectors whose Version changed, brings
 // inline projectors up to the log head, and starts the async ones. The async
-// projectors stop when ctx is done or on Close. Sync returns ErrNotStarted
+// projectors stop when ctx is done or on Close. Sync returns an error
 // until the checkpoints are loaded. Call Close after Start, even when it
 // fails.
 //
-// Errors: a checkpoint load error; ErrNotRebuildable when a projector that
+// Errors: a checkpoint load error (wrapped: the store's sentinels stay
+// reachable); a plain error when a projector that
 // is not a Rebuilder changed version; the error of a rebuild at start-up; a
 // *StoppedError when an inline projector fails during catch-up (the runner
-// still starts; see Status); ErrClosed.
+// still starts; see Status); [store.ErrClosed] after Close; a plain error
+// when called twice.
 func (r *Runner) Start(ctx context.Context) error {
 	r.mu.Lock()
 	if r.closed.Load() {
 		r.mu.Unlock()
-		return ErrClosed
+		return store.ErrClosed
 	}
 	if r.startCalled {
 		r.mu.Unlock()
@@ -172,7 +176,7 @@ func (r *Runner) Start(ctx context.Context) error {
 		}
 		if cp.Position > 0 && cp.Version != pj.version {
 			if _, ok := pj.p.(Rebuilder); !ok {
-				return fmt.Errorf("%w: %s changed version %d -> %d and must be rebuilt", ErrNotRebuildable, pj.name, cp.Version, pj.version)
+				return fmt.Errorf("%w: %s changed version %d -> %d and must be rebuilt", errNotRebuildable, pj.name, cp.Version, pj.version)
 			}
 			rebuild = append(rebuild, pj)
 		}
@@ -195,7 +199,7 @@ func (r *Runner) Start(ctx context.Context) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.closed.Load() {
-		return ErrClosed
+		return store.ErrClosed
 	}
 	for _, pj := range order {
 		if pj.cfg.mode == Async {
@@ -210,7 +214,7 @@ func (r *Runner) Start(ctx context.Context) error {
 // hand and saves its checkpoint. It waits for them up to the close timeout
 // (WithCloseTimeout); then it cancels the contexts of the handlers still
 // running and returns an error naming their projectors, without waiting
-// further. Later calls to Sync, WaitFor, Resume and Rebuild return ErrClosed
+// further. Later calls to Sync, WaitFor, Resume and Rebuild return [store.ErrClosed]
 // (WaitFor wrapped in a *NotReachedError); a Rebuild in progress gives up
 // without swapping. Concurrent and later calls wait for the first and
 // return its result.
@@ -264,15 +268,15 @@ func (r *Runner) Close() error {
 }
 
 // Ready reports whether Sync can run: nil once Start has loaded the
-// checkpoints, ErrNotStarted before, ErrClosed after Close. command.Bus asks
+// checkpoints, a plain error before, [store.ErrClosed] after Close. command.Bus asks
 // it before committing, so a command dispatched before Start is refused
 // instead of committed without its inline projections.
 func (r *Runner) Ready() error {
 	if r.closed.Load() {
-		return ErrClosed
+		return store.ErrClosed
 	}
 	if !r.ready.Load() {
-		return ErrNotStarted
+		return errNotStarted
 	}
 	return nil
 }
@@ -282,7 +286,7 @@ func (r *Runner) get(name string) (*proj, error) {
 	defer r.mu.Unlock()
 	pj, ok := r.projs[name]
 	if !ok {
-		return nil, fmt.Errorf("%w %q", ErrUnknownProjector, name)
+		return nil, fmt.Errorf("%w %q", errUnknownProjector, name)
 	}
 	return pj, nil
 }

@@ -20,20 +20,22 @@ import (
 // replay (policy Park). It returns when the swap is done. Failing events
 // are retried with the projector's retry settings, as in live delivery.
 //
-// Errors: ErrNotRebuildable; ErrUnknownProjector; ErrRebuilding; a
-// *StoppedError wrapping the failure of an event that failed all its
-// retries during replay, or a *GapError (the live view is untouched);
-// ctx.Err(); ErrNotStarted; ErrClosed (also when Close interrupts it).
+// Errors: a *StoppedError ([ErrStopped]) wrapping the failure of an event
+// that failed all its retries during replay, or a *GapError (the live view
+// is untouched);
+// ctx.Err(); [store.ErrClosed] (also when Close interrupts it); plain
+// errors for misuse: an unknown name, a projector that is not a Rebuilder,
+// a rebuild of it already running, a runner not started.
 func (r *Runner) Rebuild(ctx context.Context, name string) error {
 	if r.closed.Load() {
-		return ErrClosed
+		return store.ErrClosed
 	}
 	pj, err := r.get(name)
 	if err != nil {
 		return err
 	}
 	if !r.ready.Load() {
-		return ErrNotStarted
+		return errNotStarted
 	}
 	return r.rebuild(ctx, pj)
 }
@@ -41,12 +43,12 @@ func (r *Runner) Rebuild(ctx context.Context, name string) error {
 func (r *Runner) rebuild(ctx context.Context, pj *proj) error {
 	rb, ok := pj.p.(Rebuilder)
 	if !ok {
-		return fmt.Errorf("%w: %s", ErrNotRebuildable, pj.name)
+		return fmt.Errorf("%w: %s", errNotRebuildable, pj.name)
 	}
 	pj.health.Lock()
 	if pj.health.rebuilding {
 		pj.health.Unlock()
-		return fmt.Errorf("%w: %s", ErrRebuilding, pj.name)
+		return fmt.Errorf("%w: %s", errRebuilding, pj.name)
 	}
 	pj.health.rebuilding = true
 	pj.health.Unlock()
@@ -125,7 +127,7 @@ func (r *Runner) replay(ctx context.Context, pj *proj, shadow event.Handler, spo
 			return spos, err
 		}
 		if r.closed.Load() {
-			return spos, ErrClosed
+			return spos, store.ErrClosed
 		}
 		recs, rerr := r.events.Read(ctx, spos, buf[:0])
 		var bad *store.RecordError

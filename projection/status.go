@@ -112,7 +112,7 @@ func (r *Runner) Status(ctx context.Context) ([]Status, error) {
 
 // StatusOf reports one projector.
 //
-// Errors: ErrUnknownProjector; the log's Head error.
+// Errors: the log's Head error; a plain error for an unknown name.
 func (r *Runner) StatusOf(ctx context.Context, name string) (Status, error) {
 	pj, err := r.get(name)
 	if err != nil {

@@ -20,13 +20,14 @@ import (
 //
 // Errors: *StoppedError for a stopped inline projector (the event stays
 // unapplied until Resume); *store.HeldBackError (matching
-// store.ErrUnavailable); a log error; ctx.Err(); ErrNotStarted; ErrClosed.
+// store.ErrUnavailable); a log error; ctx.Err(); [store.ErrClosed]; a plain
+// error before Start.
 func (r *Runner) Sync(ctx context.Context, pos event.Position) error {
 	if !r.ready.Load() {
-		return ErrNotStarted
+		return errNotStarted
 	}
 	if r.closed.Load() {
-		return ErrClosed
+		return store.ErrClosed
 	}
 	var errs []error
 	var handlerCtx context.Context
@@ -55,9 +56,10 @@ func (r *Runner) Sync(ctx context.Context, pos event.Position) error {
 // projector is first brought up to the log head, which covers positions
 // committed without going through Sync.
 //
-// Errors: ErrUnknownProjector; when ctx ends first, or the runner is closed,
-// a *NotReachedError (ErrNotReached) that also unwraps to ctx's error (or
-// ErrClosed) and, for a stopped projector, to its *StoppedError.
+// Errors: when ctx ends first, or the runner is closed, a *NotReachedError
+// ([ErrNotReached]) that also unwraps to ctx's error (or [store.ErrClosed])
+// and, for a stopped projector, to its *StoppedError ([ErrStopped]); a
+// plain error for an unknown name.
 func (r *Runner) WaitFor(ctx context.Context, name string, pos event.Position) error {
 	if name != "" {
 		pj, err := r.get(name)
@@ -99,7 +101,7 @@ func (pj *proj) waitFor(ctx context.Context, pos event.Position) error {
 			return nil
 		}
 		if r.closed.Load() || pj.exited.Load() {
-			return pj.notReached(ctx, pos, ErrClosed)
+			return pj.notReached(ctx, pos, store.ErrClosed)
 		}
 		select {
 		case <-ch:
@@ -163,18 +165,20 @@ func (r *Runner) probe(ctx context.Context) (event.Position, *store.HeldBack) {
 // at once (inline projectors here, async ones on their goroutine). It does
 // nothing to an async projector that is not stopped.
 //
-// Errors: ErrUnknownProjector; ErrNotStarted; ErrClosed; for an inline
-// projector, what Sync returns.
+// Errors: [store.ErrClosed]; for an inline projector, what Sync returns
+// (a *StoppedError, [ErrStopped], if it fails again); ctx.Err() while
+// waiting for the projector; plain errors for an unknown name or a runner
+// not started.
 func (r *Runner) Resume(ctx context.Context, name string) error {
 	pj, err := r.get(name)
 	if err != nil {
 		return err
 	}
 	if r.closed.Load() || pj.exited.Load() {
-		return ErrClosed // also when Start's ctx ended
+		return store.ErrClosed // also when Start's ctx ended
 	}
 	if !r.ready.Load() {
-		return ErrNotStarted
+		return errNotStarted
 	}
 	wasStopped := pj.stopped.Swap(nil) != nil
 	if pj.cfg.mode == Async {

@@ -8,6 +8,7 @@ import (
 
 	"github.com/cqrskit/cqrs/event"
 	"github.com/cqrskit/cqrs/projection"
+	"github.com/cqrskit/cqrs/store"
 )
 
 func TestWaitFor(t *testing.T) {
@@ -101,7 +102,7 @@ func TestWaitFor(t *testing.T) {
 		r := projection.NewRunner(st)
 		add(t, r, newSumView("v"), projection.AsAsync())
 		start(t, r)
-		if err := r.WaitFor(ctx, "nope", 1); !errors.Is(err, projection.ErrUnknownProjector) {
+		if err := r.WaitFor(ctx, "nope", 1); !hasText(err, "unknown projector") {
 			t.Errorf("unknown = %v", err)
 		}
 		waiting := make(chan error, 1)
@@ -110,7 +111,7 @@ func TestWaitFor(t *testing.T) {
 		r.Close()
 		err := <-waiting
 		var nr *projection.NotReachedError
-		if !errors.Is(err, projection.ErrClosed) || !errors.As(err, &nr) || nr.State != projection.Closed {
+		if !errors.Is(err, store.ErrClosed) || !errors.As(err, &nr) || nr.State != projection.Closed {
 			t.Errorf("WaitFor across Close = %v, want ErrNotReached with ErrClosed", err)
 		}
 	})

@@ -11,8 +11,11 @@ import (
 	"github.com/cqrskit/cqrs/store"
 )
 
-// Parked is an event that exhausted its retries under policy Park.
-type Parked struct {
+// DeadLetter is an event that exhausted its retries under policy Park: the
+// record, the last error (a *event.PanicError when the projector panicked),
+// how often it was tried and when it was parked. Runner.Parked lists them;
+// a ParkStore keeps them across restarts.
+type DeadLetter struct {
 	Record   event.Record
 	Err      error
 	Attempts int
@@ -22,14 +25,14 @@ type Parked struct {
 // Parked lists the projector's dead-lettered events, oldest first.
 //
 // Errors: none to branch on; a plain error for an unknown name.
-func (r *Runner) Parked(name string) ([]Parked, error) {
+func (r *Runner) Parked(name string) ([]DeadLetter, error) {
 	pj, err := r.get(name)
 	if err != nil {
 		return nil, err
 	}
 	pj.health.Lock()
 	defer pj.health.Unlock()
-	return append([]Parked(nil), pj.health.parked...), nil
+	return append([]DeadLetter(nil), pj.health.parked...), nil
 }
 
 // Replay applies the parked event at pos to the projector again (after the
@@ -104,14 +107,6 @@ func (r *Runner) replayOne(ctx context.Context, pj *proj, pos event.Position) er
 	return pj.handle(handlerCtx, pj.p, recs[0])
 }
 
-func deadLetter(p Parked) DeadLetter {
-	msg := ""
-	if p.Err != nil {
-		msg = p.Err.Error()
-	}
-	return DeadLetter{Position: p.Record.Position, Err: msg, Attempts: p.Attempts, At: p.At}
-}
-
 // loadParked restores a projector's dead letters from the ParkStore,
 // reading each record back from the log.
 func (r *Runner) loadParked(ctx context.Context, pj *proj) error {
@@ -119,12 +114,13 @@ func (r *Runner) loadParked(ctx context.Context, pj *proj) error {
 	if err != nil || len(dls) == 0 {
 		return err
 	}
-	list := make([]Parked, 0, len(dls))
+	list := make([]DeadLetter, 0, len(dls))
 	buf := make([]event.Record, 0, 1)
 	for _, dl := range dls {
-		recs, err := r.events.Read(ctx, dl.Position-1, buf[:0])
+		pos := dl.Record.Position
+		recs, err := r.events.Read(ctx, pos-1, buf[:0])
 		var re *store.RecordError
-		if err != nil && len(recs) == 0 && errors.As(err, &re) && re.Position == dl.Position {
+		if err != nil && len(recs) == 0 && errors.As(err, &re) && re.Position == pos {
 			// Parked because the log cannot return it (an unknown type):
 			// keep it listed; Replay reads it again.
 			recs, err = append(recs, event.Record{Position: re.Position, Type: re.Type}), nil
@@ -132,10 +128,11 @@ func (r *Runner) loadParked(ctx context.Context, pj *proj) error {
 		if err != nil {
 			return err
 		}
-		if len(recs) == 0 || recs[0].Position != dl.Position {
-			return fmt.Errorf("projection: %s: parked position %v is not in the log", pj.name, dl.Position)
+		if len(recs) == 0 || recs[0].Position != pos {
+			return fmt.Errorf("projection: %s: parked position %v is not in the log", pj.name, pos)
 		}
-		list = append(list, Parked{Record: recs[0], Err: errors.New(dl.Err), Attempts: dl.Attempts, At: dl.At})
+		dl.Record = recs[0]
+		list = append(list, dl)
 	}
 	pj.health.Lock()
 	pj.health.parked = list
@@ -157,11 +154,11 @@ func (pj *proj) parkedAt(pos event.Position) int {
 // policy parks rec or stops the projector at it, after it failed with err.
 func (pj *proj) policy(ctx, handlerCtx context.Context, rec *event.Record, err error, attempts int) error {
 	if pj.cfg.policy == Park {
-		p := Parked{Record: *rec, Err: err, Attempts: attempts, At: time.Now()}
+		p := DeadLetter{Record: *rec, Err: err, Attempts: attempts, At: time.Now()}
 		if ps := pj.r.parks; ps != nil {
 			// The dead letter must be durable before the checkpoint moves
 			// past the event; if it cannot be, stop instead of losing it.
-			if perr := ps.Park(handlerCtx, pj.name, deadLetter(p)); perr != nil {
+			if perr := ps.Park(handlerCtx, pj.name, p); perr != nil {
 				return pj.halt(fmt.Errorf("park failed: %w (projector error: %w)", perr, err), rec.Position)
 			}
 		}

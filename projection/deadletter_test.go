@@ -85,7 +85,7 @@ func TestParkedEventsSurviveRestart(t *testing.T) {
 	if err := r1.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if dls, _ := cps.LoadParked(ctx, "park"); len(dls) != 1 || dls[0].Position != 5 || dls[0].Err == "" {
+	if dls, _ := cps.LoadParked(ctx, "park"); len(dls) != 1 || dls[0].Record.Position != 5 || dls[0].Err == nil {
 		t.Fatalf("dead letters after close: %+v", dls)
 	}
 

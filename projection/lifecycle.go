@@ -88,7 +88,7 @@ type proj struct {
 		saveErr    error
 		infraErr   error // the infrastructure failure being retried
 		rebuilding bool
-		parked     []Parked
+		parked     []DeadLetter
 	}
 }
 

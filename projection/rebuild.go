@@ -64,7 +64,7 @@ func (r *Runner) rebuild(ctx context.Context, pj *proj) error {
 	}
 	buf := make([]event.Record, 0, max(r.batch, 1024))
 	var spos event.Position
-	var parked []Parked
+	var parked []DeadLetter
 	// Phase 1: replay without holding up live delivery.
 	if spos, err = r.replay(ctx, pj, shadow, spos, buf, &parked); err != nil {
 		return err
@@ -92,11 +92,7 @@ func (r *Runner) rebuild(ctx context.Context, pj *proj) error {
 		return fmt.Errorf("projection: %s: shadow at %v is behind live at %v", pj.name, spos, live)
 	}
 	if ps := r.parks; ps != nil {
-		dls := make([]DeadLetter, len(parked))
-		for i, p := range parked {
-			dls[i] = deadLetter(p)
-		}
-		if err := ps.ReplaceParked(ctx, pj.name, dls); err != nil {
+		if err := ps.ReplaceParked(ctx, pj.name, parked); err != nil {
 			return fmt.Errorf("projection: %s: save dead letters of the rebuilt view: %w", pj.name, err)
 		}
 	}
@@ -121,7 +117,7 @@ func (r *Runner) rebuild(ctx context.Context, pj *proj) error {
 // replay feeds shadow from after spos until the log has nothing more. Under
 // policy Park, events that fail every try are collected in parked, which
 // becomes the dead-letter list of the swapped-in view.
-func (r *Runner) replay(ctx context.Context, pj *proj, shadow event.Handler, spos event.Position, buf []event.Record, parked *[]Parked) (event.Position, error) {
+func (r *Runner) replay(ctx context.Context, pj *proj, shadow event.Handler, spos event.Position, buf []event.Record, parked *[]DeadLetter) (event.Position, error) {
 	for {
 		if err := ctx.Err(); err != nil {
 			return spos, err
@@ -157,7 +153,7 @@ func (r *Runner) replay(ctx context.Context, pj *proj, shadow event.Handler, spo
 				clear(recs)
 				return spos, ctx.Err()
 			case pj.cfg.policy == Park:
-				*parked = append(*parked, Parked{Record: *rec, Err: herr, Attempts: pj.cfg.attempts, At: time.Now()})
+				*parked = append(*parked, DeadLetter{Record: *rec, Err: herr, Attempts: pj.cfg.attempts, At: time.Now()})
 			default:
 				err := &StoppedError{Projector: pj.name, Position: rec.Position, Err: herr}
 				clear(recs)
@@ -171,7 +167,7 @@ func (r *Runner) replay(ctx context.Context, pj *proj, shadow event.Handler, spo
 			if pj.cfg.policy != Park {
 				return spos, &StoppedError{Projector: pj.name, Position: bad.Position, Err: rerr}
 			}
-			*parked = append(*parked, Parked{Record: event.Record{Position: bad.Position, Type: bad.Type}, Err: rerr, Attempts: 1, At: time.Now()})
+			*parked = append(*parked, DeadLetter{Record: event.Record{Position: bad.Position, Type: bad.Type}, Err: rerr, Attempts: 1, At: time.Now()})
 			spos = bad.Position
 		}
 	}

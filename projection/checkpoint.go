@@ -15,7 +15,7 @@ import (
 // Position has been applied by the projector at Version.
 type Checkpoint struct {
 	Position event.Position
-	// Version is the projector's declared version (see Versioned) when the
+	// Version is the projector's logic version (see WithVersion) when the
 	// checkpoint was written; a mismatch at start-up triggers a rebuild.
 	Version int
 }

@@ -40,7 +40,8 @@
 // # Checkpoints and at-least-once delivery
 //
 // After each batch of records the runner saves the projector's [Checkpoint]:
-// the position of the last record applied, and the projector's Version. At
+// the position of the last record applied, and the projector's logic version
+// ([WithVersion]). At
 // Start a projector resumes after its checkpoint; records at or below it are
 // never handed to it again, and [Runner.Close] finishes the record in hand
 // and saves the checkpoint, so a stopped and restarted runner builds the same
@@ -100,10 +101,20 @@
 // A projector that implements [Rebuilder] can be rebuilt without downtime:
 // [Runner.Rebuild] replays the whole log into a fresh shadow read model while
 // queries keep reading the live one, pauses live delivery only to catch the
-// shadow up to the head, then swaps it in atomically. A projector that
-// implements [Versioned] is rebuilt automatically at Start when its Version
-// differs from the one saved in its checkpoint; one that is not a Rebuilder
-// makes Start fail with [ErrNotRebuildable] instead.
+// shadow up to the head, then swaps it in atomically. [Rebuilder.Shadow]
+// returns the shadow as a [Shadow] value: its Handler, an optional Flush and
+// the Swap. [View] does all of it for a read model behind one pointer:
+//
+//	prices := projection.NewView("prices", newBoard, func(r *event.Router, b *Board) {
+//		event.On(r, b.priceChanged)
+//	})
+//	runner.Add(prices, projection.WithVersion(2))
+//	...
+//	prices.Load().Lookup("p-1")
+//
+// Added with [WithVersion], a projector is rebuilt automatically at Start
+// when the version differs from the one saved in its checkpoint; Add
+// refuses WithVersion for a projector that is not a Rebuilder.
 //
 // # Status and logging
 //

@@ -95,11 +95,13 @@ func (v *sumView) apply(s *sumState, rec event.Record) error {
 	return nil
 }
 
-func (v *sumView) Shadow(context.Context) (event.Handler, func(), error) {
+func (v *sumView) Shadow(context.Context) (projection.Shadow, error) {
 	v.shadows.Add(1)
 	s := newSumState()
-	return event.HandlerFunc(func(_ context.Context, rec event.Record) error { return v.apply(s, rec) }),
-		func() { v.cur.Store(s) }, nil
+	return projection.Shadow{
+		Handler: event.HandlerFunc(func(_ context.Context, rec event.Record) error { return v.apply(s, rec) }),
+		Swap:    func() { v.cur.Store(s) },
+	}, nil
 }
 
 func (v *sumView) Total() int {
@@ -141,23 +143,13 @@ func (v *sumView) checkApplied(t *testing.T) {
 	}
 }
 
-// versioned adds a Version to sumView.
-type versioned struct {
-	*sumView
-	v int
-}
-
-func (v versioned) Version() int { return v.v }
-
-// plainVersioned is a versioned projector that cannot be rebuilt.
-type plainVersioned struct {
+// plain is a projector that cannot be rebuilt.
+type plain struct {
 	n atomic.Int64
-	v int
 }
 
-func (p *plainVersioned) Name() string { return "plain" }
-func (p *plainVersioned) Version() int { return p.v }
-func (p *plainVersioned) Handle(context.Context, event.Record) error {
+func (p *plain) Name() string { return "plain" }
+func (p *plain) Handle(context.Context, event.Record) error {
 	p.n.Add(1)
 	return nil
 }

@@ -94,7 +94,8 @@ type proj struct {
 
 // Add registers p. Call it before Start. Names must be unique.
 //
-// Errors: plain errors for misuse: Add after Start, a name added twice.
+// Errors: plain errors for misuse: Add after Start, a name added twice,
+// WithVersion for a projector that is not a Rebuilder.
 func (r *Runner) Add(p Projector, opts ...AddOption) error {
 	c := config{attempts: 3, backoff: DefaultBackoff, classify: IsInfrastructure}
 	for _, o := range opts {
@@ -110,9 +111,10 @@ func (r *Runner) Add(p Projector, opts ...AddOption) error {
 		return fmt.Errorf("projection: projector %q added twice", name)
 	}
 	pj := &proj{r: r, p: p, name: name, cfg: c, buf: make([]event.Record, 0, r.batch), resume: make(chan struct{}, 1), mu: newCtxMutex()}
-	if v, ok := p.(Versioned); ok {
-		pj.version = v.Version()
+	if _, ok := p.(Rebuilder); c.versionSet && !ok {
+		return fmt.Errorf("projection: WithVersion(%d) for %s, which does not implement projection.Rebuilder and so cannot be rebuilt", c.version, name)
 	}
+	pj.version = c.version
 	pj.selfCP, _ = p.(SelfCheckpointer)
 	r.projs[name] = pj
 	r.order = append(r.order, pj)
@@ -122,15 +124,15 @@ func (r *Runner) Add(p Projector, opts ...AddOption) error {
 	return nil
 }
 
-// Start loads checkpoints, rebuilds projectors whose Version changed, brings
+// Start loads checkpoints, rebuilds projectors whose WithVersion changed, brings
 // inline projectors up to the log head, and starts the async ones. The async
 // projectors stop when ctx is done or on Close. Sync returns an error
 // until the checkpoints are loaded. Call Close after Start, even when it
 // fails.
 //
 // Errors: a checkpoint load error (wrapped: the store's sentinels stay
-// reachable); a plain error when a projector that
-// is not a Rebuilder changed version; the error of a rebuild at start-up; a
+// reachable); a plain error when a checkpoint was saved at another version
+// by a projector that is not a Rebuilder; the error of a rebuild at start-up; a
 // *StoppedError when an inline projector fails during catch-up (the runner
 // still starts; see Status); [store.ErrClosed] after Close; a plain error
 // when called twice.

@@ -69,6 +69,9 @@ type config struct {
 	attempts int
 	backoff  func(n int) time.Duration
 	classify func(error) bool
+
+	version    int
+	versionSet bool
 }
 
 // WithClassifier sets how the projector's errors are told apart: an error
@@ -94,6 +97,15 @@ func IsInfrastructure(err error) bool { return errors.Is(err, store.ErrUnavailab
 func InfraBackoff(n int) time.Duration {
 	d := 10 * time.Millisecond << min(max(n-1, 0), 8)
 	return min(d, 2*time.Second)
+}
+
+// WithVersion sets the projector's logic version, saved with each
+// checkpoint: when it differs from the saved one at Start, the runner
+// rebuilds the projector before delivering to it. Bump it whenever the
+// projector's logic changes. Add fails at once when the projector is not a
+// Rebuilder. The default is 0.
+func WithVersion(n int) AddOption {
+	return func(c *config) { c.version, c.versionSet = n, true }
 }
 
 // AsAsync feeds the projector asynchronously from the log instead of inline.

@@ -58,31 +58,33 @@ func (r *Runner) rebuild(ctx context.Context, pj *proj) error {
 		pj.health.Unlock()
 	}()
 	start := time.Now()
-	shadow, swap, err := rb.Shadow(ctx)
+	shadow, err := rb.Shadow(ctx)
 	if err != nil {
 		return fmt.Errorf("projection: %s: shadow: %w", pj.name, err)
+	}
+	if shadow.Handler == nil || shadow.Swap == nil {
+		return fmt.Errorf("projection: %s: Shadow returned no Handler or no Swap", pj.name)
 	}
 	buf := make([]event.Record, 0, max(r.batch, 1024))
 	var spos event.Position
 	var parked []DeadLetter
 	// Phase 1: replay without holding up live delivery.
-	if spos, err = r.replay(ctx, pj, shadow, spos, buf, &parked); err != nil {
+	if spos, err = r.replay(ctx, pj, shadow.Handler, spos, buf, &parked); err != nil {
 		return err
 	}
-	flusher, _ := shadow.(ShadowFlusher)
-	if flusher != nil {
-		if err := flusher.Flush(ctx); err != nil {
+	if shadow.Flush != nil {
+		if err := shadow.Flush(ctx); err != nil {
 			return fmt.Errorf("projection: %s: flush shadow: %w", pj.name, err)
 		}
 	}
 	// Phase 2: pause live delivery, finish the tail, swap.
 	pj.mu.Lock()
 	defer pj.mu.Unlock()
-	if spos, err = r.replay(ctx, pj, shadow, spos, buf, &parked); err != nil {
+	if spos, err = r.replay(ctx, pj, shadow.Handler, spos, buf, &parked); err != nil {
 		return err
 	}
-	if flusher != nil {
-		if err := flusher.Flush(ctx); err != nil {
+	if shadow.Flush != nil {
+		if err := shadow.Flush(ctx); err != nil {
 			return fmt.Errorf("projection: %s: flush shadow: %w", pj.name, err)
 		}
 	}
@@ -96,7 +98,7 @@ func (r *Runner) rebuild(ctx context.Context, pj *proj) error {
 			return fmt.Errorf("projection: %s: save dead letters of the rebuilt view: %w", pj.name, err)
 		}
 	}
-	swap()
+	shadow.Swap()
 	pj.pos.Store(uint64(spos))
 	wasStopped := pj.stopped.Swap(nil) != nil
 	pj.health.Lock()

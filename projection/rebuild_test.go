@@ -11,6 +11,8 @@ import (
 	"github.com/cqrskit/cqrs/event"
 	"github.com/cqrskit/cqrs/projection"
 	"github.com/cqrskit/cqrs/store"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 func (v *sumView) snapshot() (total, sumParts, count int) {
@@ -128,15 +130,17 @@ type gatedShadow struct {
 	release chan struct{}
 }
 
-func (g *gatedShadow) Shadow(ctx context.Context) (event.Handler, func(), error) {
-	h, swap, err := g.sumView.Shadow(ctx)
-	return event.HandlerFunc(func(ctx context.Context, rec event.Record) error {
+func (g *gatedShadow) Shadow(ctx context.Context) (projection.Shadow, error) {
+	s, err := g.sumView.Shadow(ctx)
+	h := s.Handler
+	s.Handler = event.HandlerFunc(func(ctx context.Context, rec event.Record) error {
 		if rec.Position == g.at {
 			close(g.entered)
 			<-g.release
 		}
 		return h.Handle(ctx, rec)
-	}), swap, err
+	})
+	return s, err
 }
 
 func TestRebuildKeepsServingAndFollowing(t *testing.T) {
@@ -221,7 +225,7 @@ func TestVersionChangeRebuildsAtStart(t *testing.T) {
 		cps := &projection.MemoryCheckpoints{}
 		v := newSumView("sum")
 		r1 := projection.NewRunner(st, projection.WithCheckpoints(cps))
-		add(t, r1, versioned{v, 1}, projection.AsAsync())
+		add(t, r1, v, projection.WithVersion(1), projection.AsAsync())
 		start(t, r1)
 		waitFor(t, r1, "sum", 50)
 		r1.Close()
@@ -231,7 +235,7 @@ func TestVersionChangeRebuildsAtStart(t *testing.T) {
 
 		v.factor = 2 // new logic, new version
 		r2 := projection.NewRunner(st, projection.WithCheckpoints(cps))
-		add(t, r2, versioned{v, 2}, projection.AsAsync())
+		add(t, r2, v, projection.WithVersion(2), projection.AsAsync())
 		start(t, r2) // rebuilds before returning
 		if v.shadows.Load() != 1 || !maps.Equal(v.Parts(), partsTo(50, 2)) {
 			t.Fatalf("after Start: %d shadows, parts %v", v.shadows.Load(), v.Parts())
@@ -249,7 +253,7 @@ func TestVersionChangeRebuildsAtStart(t *testing.T) {
 		r2.Close()
 
 		r3 := projection.NewRunner(st, projection.WithCheckpoints(cps))
-		add(t, r3, versioned{v, 2}, projection.AsAsync())
+		add(t, r3, v, projection.WithVersion(2), projection.AsAsync())
 		start(t, r3)
 		if v.shadows.Load() != 1 {
 			t.Error("an unchanged version was rebuilt")
@@ -260,19 +264,68 @@ func TestVersionChangeRebuildsAtStart(t *testing.T) {
 		appendN(t, st, 5, 5)
 		cps := &projection.MemoryCheckpoints{}
 		r1 := projection.NewRunner(st, projection.WithCheckpoints(cps))
-		add(t, r1, &plainVersioned{v: 1})
+		if err := r1.Add(&plain{}, projection.WithVersion(1)); !hasText(err, "does not implement projection.Rebuilder") {
+			t.Errorf("Add with WithVersion = %v, want an error at once", err)
+		}
+		add(t, r1, &plain{})
 		start(t, r1)
 		if err := r1.Rebuild(ctx, "plain"); !hasText(err, "does not implement projection.Rebuilder") {
-			t.Errorf("Rebuild = %v, want ErrNotRebuildable", err)
+			t.Errorf("Rebuild = %v, want a not-rebuildable error", err)
 		}
 		r1.Close()
 
+		// A checkpoint saved at another version (say, by an earlier
+		// rebuildable implementation) cannot be honoured.
+		if err := cps.Save(ctx, "plain", projection.Checkpoint{Position: 5, Version: 1}); err != nil {
+			t.Fatal(err)
+		}
 		r2 := projection.NewRunner(st, projection.WithCheckpoints(cps))
-		add(t, r2, &plainVersioned{v: 2})
+		add(t, r2, &plain{})
 		err := r2.Start(ctx)
 		defer r2.Close()
 		if !hasText(err, "does not implement projection.Rebuilder") {
-			t.Errorf("Start = %v, want ErrNotRebuildable", err)
+			t.Errorf("Start = %v, want a not-rebuildable error", err)
 		}
 	})
+}
+
+// flushing is a sumView whose shadow counts its Flush calls.
+type flushing struct {
+	*sumView
+	flushes  atomic.Int64
+	noSwap   bool
+	flushErr error
+}
+
+func (f *flushing) Shadow(ctx context.Context) (projection.Shadow, error) {
+	s, err := f.sumView.Shadow(ctx)
+	s.Flush = func(context.Context) error { f.flushes.Add(1); return f.flushErr }
+	if f.noSwap {
+		s.Swap = nil
+	}
+	return s, err
+}
+
+func TestRebuildFlushesTheShadowBeforeTheSwap(t *testing.T) {
+	ctx := context.Background()
+	st := newMemory(t)
+	appendN(t, st, 20, 5)
+	f := &flushing{sumView: newSumView("v")}
+	r := projection.NewRunner(st)
+	add(t, r, f)
+	start(t, r)
+	require.NoError(t, r.Rebuild(ctx, "v"))
+	assert.EqualValues(t, 2, f.flushes.Load(), "after the bulk replay and before the swap")
+	assert.Equal(t, sumTo(20), f.Total())
+
+	f.flushErr = errors.New("flush failed")
+	err := r.Rebuild(ctx, "v")
+	require.ErrorIs(t, err, f.flushErr)
+	assert.Equal(t, sumTo(20), f.Total(), "the live view stays")
+
+	bad := &flushing{sumView: newSumView("bad"), noSwap: true}
+	r2 := projection.NewRunner(st)
+	add(t, r2, bad)
+	start(t, r2)
+	require.ErrorContains(t, r2.Rebuild(ctx, "bad"), "no Handler or no Swap")
 }

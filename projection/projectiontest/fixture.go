@@ -94,13 +94,17 @@ func (f *Fixture) Rebuild(view func() any) *Fixture {
 		return f
 	}
 	before := view()
-	shadow, swap, err := rb.Shadow(context.Background())
+	shadow, err := rb.Shadow(context.Background())
 	if err != nil {
 		f.t.Fatalf("projectiontest: Shadow: %v", err)
 		return f
 	}
+	if shadow.Handler == nil || shadow.Swap == nil {
+		f.t.Fatalf("projectiontest: Shadow returned no Handler or no Swap")
+		return f
+	}
 	for _, rec := range f.recs {
-		if err := handle(shadow, rec); err != nil {
+		if err := handle(shadow.Handler, rec); err != nil {
 			f.t.Fatalf("projectiontest: shadow: %s at position %v on %s: %v", rec.Type, rec.Position, rec.Stream, err)
 			return f
 		}
@@ -108,7 +112,13 @@ func (f *Fixture) Rebuild(view func() any) *Fixture {
 	if got := view(); !reflect.DeepEqual(got, before) {
 		f.t.Errorf("projectiontest: feeding the shadow changed the live view:\n got %#v\nwant %#v", got, before)
 	}
-	swap()
+	if shadow.Flush != nil {
+		if err := safe.Call(func() error { return shadow.Flush(context.Background()) }); err != nil {
+			f.t.Fatalf("projectiontest: Shadow.Flush: %v", err)
+			return f
+		}
+	}
+	shadow.Swap()
 	if got := view(); !reflect.DeepEqual(got, before) {
 		f.t.Errorf("projectiontest: rebuilt view differs from the live one:\n got %#v\nwant %#v", got, before)
 	}

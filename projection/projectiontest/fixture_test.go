@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/cqrskit/cqrs/event"
+	"github.com/cqrskit/cqrs/projection"
 	"github.com/cqrskit/cqrs/projection/projectiontest"
 )
 
@@ -144,14 +145,16 @@ func (v *shadowView) apply(m *map[string]int, rec event.Record) error {
 	return nil
 }
 
-func (v *shadowView) Shadow(context.Context) (event.Handler, func(), error) {
+func (v *shadowView) Shadow(context.Context) (projection.Shadow, error) {
 	m := &map[string]int{}
 	target := m
 	if v.leaky {
 		target = v.cur.Load()
 	}
-	return event.HandlerFunc(func(_ context.Context, rec event.Record) error { return v.apply(target, rec) }),
-		func() { v.cur.Store(m) }, nil
+	return projection.Shadow{
+		Handler: event.HandlerFunc(func(_ context.Context, rec event.Record) error { return v.apply(target, rec) }),
+		Swap:    func() { v.cur.Store(m) },
+	}, nil
 }
 
 func (v *shadowView) snapshot() any {

@@ -13,7 +13,7 @@ import (
 )
 
 func TestMemoryCheckpoints(t *testing.T) {
-	projectiontest.TestCheckpointStore(t, func(*testing.T) projection.CheckpointStore {
+	projectiontest.RunCheckpointStore(t, func(*testing.T) projection.CheckpointStore {
 		return &projection.MemoryCheckpoints{}
 	})
 }

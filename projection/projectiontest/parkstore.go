@@ -19,7 +19,7 @@ import (
 // integers must still round-trip it and sort it last.
 const bigPosition = event.Position(1<<63 + 5)
 
-// testParkStore runs the projection.ParkStore subtests of TestCheckpointStore.
+// testParkStore runs the projection.ParkStore subtests of RunCheckpointStore.
 // Times are given at microsecond precision (PostgreSQL's), in a zone other
 // than UTC, and compared with time.Equal.
 func testParkStore(t *testing.T, newStore func(t *testing.T) projection.CheckpointStore) {

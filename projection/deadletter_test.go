@@ -3,11 +3,12 @@ package projection_test
 import (
 	"context"
 	"errors"
-	"maps"
 	"slices"
 	"testing"
 
 	"github.com/cqrskit/cqrs/projection"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 func TestParkPolicy(t *testing.T) {
@@ -21,52 +22,44 @@ func TestParkPolicy(t *testing.T) {
 	start(t, r)
 
 	waitFor(t, r, "park", 10)
-	if got, want := v.Total(), sumTo(10)-5; got != want || v.Count() != 9 {
-		t.Errorf("total %d count %d, want %d and 9: every other event applied", got, v.Count(), want)
-	}
+	got, want := v.Total(), sumTo(10)-5
+	assert.EqualValues(t, want, got, "total %d count %d, want %d and 9: every other event applied", got, v.Count(), want)
+	assert.EqualValues(t, 9, v.Count(), "total %d count %d, want %d and 9: every other event applied", got, v.Count(), want)
 	parked, err := r.Parked("park")
-	if err != nil || len(parked) != 1 {
-		t.Fatalf("Parked = %v, %v; want one", parked, err)
-	}
-	if p := parked[0]; p.Record.Position != 5 || !errors.Is(p.Err, errFault) || p.Attempts != 2 || p.At.IsZero() {
-		t.Errorf("parked = %+v", p)
-	}
-	if s := statusOf(t, r, "park"); s.Parked != 1 || s.State != projection.Running || s.Err != nil || s.Checkpoint != 10 || s.Policy != projection.Park {
-		t.Errorf("status = %+v", s)
-	}
+	require.NoError(t, err, "Parked = %v, %v; want one", parked, err)
+	require.Len(t, parked, 1, "Parked = %v, %v; want one", parked, err)
+	p := parked[0]
+	assert.EqualValues(t, 5, p.Record.Position, "parked = %+v", p)
+	assert.ErrorIs(t, p.Err, errFault, "parked = %+v", p)
+	assert.EqualValues(t, 2, p.Attempts, "parked = %+v", p)
+	assert.NotZero(t, p.At, "parked = %+v", p)
+	s := statusOf(t, r, "park")
+	assert.EqualValues(t, 1, s.Parked, "status = %+v", s)
+	assert.EqualValues(t, projection.Running, s.State, "status = %+v", s)
+	assert.Nil(t, s.Err, "status = %+v", s)
+	assert.EqualValues(t, 10, s.Checkpoint, "status = %+v", s)
+	assert.EqualValues(t, projection.Park, s.Policy, "status = %+v", s)
 
 	// Replay before the fix: still parked, with the new attempt counted.
-	if err := r.Replay(ctx, "park", 5); !errors.Is(err, errFault) {
-		t.Errorf("Replay before the fix = %v, want errFault", err)
-	}
-	if parked, _ := r.Parked("park"); len(parked) != 1 || parked[0].Attempts != 3 {
-		t.Errorf("after a failed Replay: %+v", parked)
-	}
-	if err := r.Replay(ctx, "park", 6); !hasText(err, "no parked event") {
-		t.Errorf("Replay of an unparked position = %v, want ErrNotParked", err)
-	}
+	err = r.Replay(ctx, "park", 5)
+	assert.ErrorIs(t, err, errFault, "Replay before the fix = %v, want errFault", err)
+	parked, _ = r.Parked("park")
+	assert.Len(t, parked, 1, "after a failed Replay: %+v", parked)
+	assert.EqualValues(t, 3, parked[0].Attempts, "after a failed Replay: %+v", parked)
+	err = r.Replay(ctx, "park", 6)
+	assert.ErrorContains(t, err, "no parked event", "Replay of an unparked position = %v, want ErrNotParked", err)
 
 	v.failAt.Store(0)
-	if err := r.Replay(ctx, "park", 5); err != nil {
-		t.Fatalf("Replay after the fix: %v", err)
-	}
-	if parked, _ := r.Parked("park"); len(parked) != 0 {
-		t.Errorf("still parked after Replay: %+v", parked)
-	}
-	if v.Total() != sumTo(10) || v.Count() != 10 {
-		t.Errorf("after Replay total %d count %d", v.Total(), v.Count())
-	}
-	if !maps.Equal(v.Parts(), partsTo(10, 1)) {
-		t.Errorf("parts %v", v.Parts())
-	}
+	require.NoError(t, r.Replay(ctx, "park", 5))
+	parked, _ = r.Parked("park")
+	assert.Len(t, parked, 0, "still parked after Replay: %+v", parked)
+	assert.EqualValues(t, sumTo(10), v.Total(), "after Replay total %d count %d", v.Total(), v.Count())
+	assert.EqualValues(t, 10, v.Count(), "after Replay total %d count %d", v.Total(), v.Count())
+	assert.Equal(t, partsTo(10, 1), v.Parts(), "parts %v", v.Parts())
 	applied := v.Applied()
 	slices.Sort(applied)
-	if len(slices.Compact(applied)) != 10 {
-		t.Errorf("applied %v: want each of 1..10 once", v.Applied())
-	}
-	if statusOf(t, r, "park").Parked != 0 {
-		t.Error("Status still counts a parked event")
-	}
+	assert.EqualValues(t, 10, len(slices.Compact(applied)), "applied %v: want each of 1..10 once", v.Applied())
+	assert.EqualValues(t, 0, statusOf(t, r, "park").Parked, "Status still counts a parked event")
 }
 
 // A parked event survives a restart: the checkpoint is past it, but the
@@ -82,31 +75,26 @@ func TestParkedEventsSurviveRestart(t *testing.T) {
 	add(t, r1, v, projection.AsAsync(), projection.WithPolicy(projection.Park), fast(1))
 	start(t, r1)
 	waitFor(t, r1, "park", 10)
-	if err := r1.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if dls, _ := cps.LoadParked(ctx, "park"); len(dls) != 1 || dls[0].Record.Position != 5 || dls[0].Err == nil {
-		t.Fatalf("dead letters after close: %+v", dls)
-	}
+	require.NoError(t, r1.Close())
+	dls, _ := cps.LoadParked(ctx, "park")
+	require.Len(t, dls, 1, "dead letters after close: %+v", dls)
+	require.EqualValues(t, 5, dls[0].Record.Position, "dead letters after close: %+v", dls)
+	require.Error(t, dls[0].Err, "dead letters after close: %+v", dls)
 
 	r2 := projection.NewRunner(st, projection.WithCheckpoints(cps))
 	add(t, r2, v, projection.AsAsync(), projection.WithPolicy(projection.Park), fast(1))
 	start(t, r2)
 	defer r2.Close()
 	parked, err := r2.Parked("park")
-	if err != nil || len(parked) != 1 || parked[0].Record.Position != 5 || parked[0].Record.Data != (added{N: 5}) {
-		t.Fatalf("after restart Parked = %+v, %v", parked, err)
-	}
+	require.NoError(t, err, "after restart Parked = %+v, %v", parked, err)
+	require.Len(t, parked, 1, "after restart Parked = %+v, %v", parked, err)
+	require.EqualValues(t, 5, parked[0].Record.Position, "after restart Parked = %+v, %v", parked, err)
+	require.EqualValues(t, (added{N: 5}), parked[0].Record.Data, "after restart Parked = %+v, %v", parked, err)
 	v.failAt.Store(0)
-	if err := r2.Replay(ctx, "park", 5); err != nil {
-		t.Fatal(err)
-	}
-	if dls, _ := cps.LoadParked(ctx, "park"); len(dls) != 0 {
-		t.Errorf("dead letter kept after a successful Replay: %+v", dls)
-	}
-	if v.Total() != sumTo(10) {
-		t.Errorf("total %d, want %d", v.Total(), sumTo(10))
-	}
+	require.NoError(t, r2.Replay(ctx, "park", 5))
+	dls, _ = cps.LoadParked(ctx, "park")
+	assert.Len(t, dls, 0, "dead letter kept after a successful Replay: %+v", dls)
+	assert.EqualValues(t, sumTo(10), v.Total(), "total %d, want %d", v.Total(), sumTo(10))
 }
 
 type failingParks struct {
@@ -129,10 +117,9 @@ func TestParkFailureStopsInsteadOfLosing(t *testing.T) {
 	err := r.Start(context.Background())
 	defer r.Close()
 	var se *projection.StoppedError
-	if !errors.As(err, &se) || se.Position != 5 {
-		t.Fatalf("Start = %v, want a stop at 5", err)
-	}
-	if s := statusOf(t, r, "park"); s.State != projection.Stopped || s.Checkpoint != 4 {
-		t.Errorf("status = %+v", s)
-	}
+	require.ErrorAs(t, err, &se, "Start = %v, want a stop at 5", err)
+	require.EqualValues(t, 5, se.Position, "Start = %v, want a stop at 5", err)
+	s := statusOf(t, r, "park")
+	assert.EqualValues(t, projection.Stopped, s.State, "status = %+v", s)
+	assert.EqualValues(t, 4, s.Checkpoint, "status = %+v", s)
 }

@@ -2,8 +2,6 @@ package projection_test
 
 import (
 	"context"
-	"errors"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -12,6 +10,8 @@ import (
 	"github.com/cqrskit/cqrs/event"
 	"github.com/cqrskit/cqrs/projection"
 	"github.com/cqrskit/cqrs/store"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 // frozenLog is a log whose calls block until their context is done while
@@ -80,9 +80,8 @@ func within(t *testing.T, what string, d time.Duration, call func(ctx context.Co
 	go func() { done <- call(ctx) }()
 	select {
 	case err := <-done:
-		if took := time.Since(began); took > d+250*time.Millisecond {
-			t.Errorf("%s took %v, deadline %v", what, took, d)
-		}
+		took := time.Since(began)
+		assert.LessOrEqual(t, took, d+250*time.Millisecond, "%s took %v, deadline %v", what, took, d)
 		return err
 	case <-time.After(d + 5*time.Second):
 		t.Fatalf("%s still blocked %v after its deadline", what, 5*time.Second)
@@ -105,15 +104,12 @@ func TestBlockingCallsHonourDeadlinesOnFrozenLog(t *testing.T) {
 	lg.freeze(true)
 	more := appendN(t, st, 1, 1)
 	const d = 200 * time.Millisecond
-	if err := within(t, "WaitFor(async)", d, func(ctx context.Context) error { return r.WaitFor(ctx, "async", more) }); !errors.Is(err, projection.ErrNotReached) {
-		t.Errorf("WaitFor(async) = %v, want ErrNotReached", err)
-	}
-	if err := within(t, "WaitFor(inline)", d, func(ctx context.Context) error { return r.WaitFor(ctx, "inline", more) }); !errors.Is(err, projection.ErrNotReached) {
-		t.Errorf("WaitFor(inline) = %v, want ErrNotReached", err)
-	}
-	if err := within(t, "Sync", d, func(ctx context.Context) error { return r.Sync(ctx, more) }); err == nil {
-		t.Errorf("Sync on a frozen log = nil")
-	}
+	err := within(t, "WaitFor(async)", d, func(ctx context.Context) error { return r.WaitFor(ctx, "async", more) })
+	assert.ErrorIs(t, err, projection.ErrNotReached, "WaitFor(async) = %v, want ErrNotReached", err)
+	err = within(t, "WaitFor(inline)", d, func(ctx context.Context) error { return r.WaitFor(ctx, "inline", more) })
+	assert.ErrorIs(t, err, projection.ErrNotReached, "WaitFor(inline) = %v, want ErrNotReached", err)
+	err = within(t, "Sync", d, func(ctx context.Context) error { return r.Sync(ctx, more) })
+	assert.Error(t, err, "Sync on a frozen log = nil")
 	within(t, "Status", d, func(ctx context.Context) error { _, err := r.Status(ctx); return err })
 	within(t, "StatusOf", d, func(ctx context.Context) error { _, err := r.StatusOf(ctx, "async"); return err })
 	within(t, "Resume", d, func(ctx context.Context) error { return r.Resume(ctx, "inline") })
@@ -121,9 +117,7 @@ func TestBlockingCallsHonourDeadlinesOnFrozenLog(t *testing.T) {
 	r2 := projection.NewRunner(lg)
 	add(t, r2, newSumView("inline2"))
 	within(t, "Start", d, func(ctx context.Context) error { return r2.Start(ctx) })
-	if err := within(t, "Close", d, func(context.Context) error { return r2.Close() }); err != nil {
-		t.Errorf("Close: %v", err)
-	}
+	assert.NoError(t, within(t, "Close", d, func(context.Context) error { return r2.Close() }))
 	lg.freeze(false)
 	waitFor(t, r, "", more)
 }
@@ -147,18 +141,14 @@ func TestStuckInlineProjectorDoesNotBlockOthers(t *testing.T) {
 	go func() { stuck <- r.Sync(context.Background(), head) }()
 	<-entered
 	const d = 300 * time.Millisecond
-	if err := within(t, "Sync", d, func(ctx context.Context) error { return r.Sync(ctx, head) }); !errors.Is(err, context.DeadlineExceeded) {
-		t.Errorf("Sync = %v, want DeadlineExceeded", err)
-	}
-	if err := within(t, "WaitFor", d, func(ctx context.Context) error { return r.WaitFor(ctx, "inline", head) }); !errors.Is(err, projection.ErrNotReached) {
-		t.Errorf("WaitFor = %v, want ErrNotReached", err)
-	}
+	err := within(t, "Sync", d, func(ctx context.Context) error { return r.Sync(ctx, head) })
+	assert.ErrorIs(t, err, context.DeadlineExceeded, "Sync = %v, want DeadlineExceeded", err)
+	err = within(t, "WaitFor", d, func(ctx context.Context) error { return r.WaitFor(ctx, "inline", head) })
+	assert.ErrorIs(t, err, projection.ErrNotReached, "WaitFor = %v, want ErrNotReached", err)
 	within(t, "Replay", d, func(ctx context.Context) error { return r.Replay(ctx, "inline", head) })
 	within(t, "Resume", d, func(ctx context.Context) error { return r.Resume(ctx, "inline") })
 	close(gate)
-	if err := <-stuck; err != nil {
-		t.Errorf("stuck Sync: %v", err)
-	}
+	assert.NoError(t, <-stuck)
 }
 
 // TestCloseTimeout: Close returns within its bound, naming the projector
@@ -178,18 +168,13 @@ func TestCloseTimeout(t *testing.T) {
 	})
 	r := projection.NewRunner(st, projection.WithCloseTimeout(200*time.Millisecond))
 	add(t, r, projection.Named("stuck", h), projection.AsAsync())
-	if err := r.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, r.Start(context.Background()))
 	appendN(t, st, 1, 1)
 	<-entered
 	began := time.Now()
 	err := r.Close()
-	if took := time.Since(began); took > 600*time.Millisecond {
-		t.Errorf("Close took %v with a 200ms timeout", took)
-	}
-	if err == nil || !strings.Contains(err.Error(), "stuck") {
-		t.Errorf("Close = %v, want an error naming the stuck projector", err)
-	}
+	took := time.Since(began)
+	assert.LessOrEqual(t, took, 600*time.Millisecond, "Close took %v with a 200ms timeout", took)
+	assert.ErrorContains(t, err, "stuck", "Close names the stuck projector")
 	eventually(t, "the handler's context to be cancelled", cancelled.Load)
 }

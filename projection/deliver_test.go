@@ -2,14 +2,16 @@ package projection_test
 
 import (
 	"context"
-	"errors"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/cqrskit/cqrs/event"
 	"github.com/cqrskit/cqrs/projection"
 	"github.com/cqrskit/cqrs/store"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 func TestAsyncCatchesUpThenFollows(t *testing.T) {
@@ -21,9 +23,8 @@ func TestAsyncCatchesUpThenFollows(t *testing.T) {
 	start(t, r)
 
 	waitFor(t, r, "sum", 1000)
-	if got := v.Total(); got != sumTo(1000) {
-		t.Fatalf("after catch-up total = %d, want %d", got, sumTo(1000))
-	}
+	got := v.Total()
+	require.EqualValues(t, sumTo(1000), got, "after catch-up total = %d, want %d", got, sumTo(1000))
 	// Following: every commit is picked up without polling.
 	for range 20 {
 		waitFor(t, r, "sum", appendN(t, st, 1, 1))
@@ -37,24 +38,26 @@ func TestAsyncCatchesUpThenFollows(t *testing.T) {
 					tx.Record("burst", added{N: 1})
 					return nil
 				}); err != nil {
-					t.Error(err)
+					assert.NoError(t, err)
 				}
 			}
 		})
 	}
 	wg.Wait()
 	waitFor(t, r, "sum", 1120)
-	if got, want := v.Total(), sumTo(1020)+100; got != want {
-		t.Errorf("total = %d, want %d", got, want)
-	}
-	if got := v.Count(); got != 1120 {
-		t.Errorf("count = %d, want 1120", got)
-	}
+	got, want := v.Total(), sumTo(1020)+100
+	assert.EqualValues(t, want, got, "total = %d, want %d", got, want)
+	got = v.Count()
+	assert.EqualValues(t, 1120, got, "count = %d, want 1120", got)
 	v.checkApplied(t)
 	s := statusOf(t, r, "sum")
-	if s.State != projection.Running || s.Checkpoint != 1120 || s.Head != 1120 || s.Behind != 0 || s.TimeBehind != 0 || s.Err != nil || s.Mode != projection.Async {
-		t.Errorf("status = %+v", s)
-	}
+	assert.EqualValues(t, projection.Running, s.State, "status = %+v", s)
+	assert.EqualValues(t, 1120, s.Checkpoint, "status = %+v", s)
+	assert.EqualValues(t, 1120, s.Head, "status = %+v", s)
+	assert.EqualValues(t, 0, s.Behind, "status = %+v", s)
+	assert.EqualValues(t, 0, s.TimeBehind, "status = %+v", s)
+	assert.Nil(t, s.Err, "status = %+v", s)
+	assert.EqualValues(t, projection.Async, s.Mode, "status = %+v", s)
 }
 
 // gapLog is a contiguous-claiming log with a hole at position 3.
@@ -110,33 +113,29 @@ func TestGapIsReportedNotJumped(t *testing.T) {
 		t.Helper()
 		var ge *projection.GapError
 		var se *projection.StoppedError
-		if !errors.As(err, &ge) || !errors.As(err, &se) {
-			t.Fatalf("err = %v, want a *StoppedError wrapping a *GapError", err)
-		}
-		if ge.Expected != 3 || ge.Got != 4 || se.Position != 3 {
-			t.Errorf("gap %+v at %v, want expected 3 got 4", ge, se.Position)
-		}
+		require.ErrorAs(t, err, &ge, "err = %v, want a *StoppedError wrapping a *GapError", err)
+		require.ErrorAs(t, err, &se, "err = %v, want a *StoppedError wrapping a *GapError", err)
+		assert.EqualValues(t, 3, ge.Expected, "gap %+v at %v, want expected 3 got 4", ge, se.Position)
+		assert.EqualValues(t, 4, ge.Got, "gap %+v at %v, want expected 3 got 4", ge, se.Position)
+		assert.EqualValues(t, 3, se.Position, "gap %+v at %v, want expected 3 got 4", ge, se.Position)
 	}
 	t.Run("Async", func(t *testing.T) {
-		r := projection.NewRunner(newGapLog(true))
-		v := newSumView("v")
-		add(t, r, v, projection.AsAsync())
-		start(t, r)
-		eventually(t, "stopped", func() bool { return statusOf(t, r, "v").State == projection.Stopped })
-		s := statusOf(t, r, "v")
-		checkGap(t, s.Err)
-		if s.Checkpoint != 2 || v.Count() != 2 {
-			t.Errorf("checkpoint %v count %d, want 2, 2", s.Checkpoint, v.Count())
-		}
-		// Resume does not jump it either.
-		if err := r.Resume(ctx, "v"); err != nil {
-			t.Fatal(err)
-		}
-		eventually(t, "stopped again", func() bool { return statusOf(t, r, "v").State == projection.Stopped })
-		if v.Count() != 2 {
-			t.Errorf("count %d after Resume", v.Count())
-		}
-		checkGap(t, r.Rebuild(ctx, "v"))
+		synctest.Test(t, func(t *testing.T) {
+			r := projection.NewRunner(newGapLog(true))
+			v := newSumView("v")
+			add(t, r, v, projection.AsAsync())
+			start(t, r)
+			settled(t, "stopped", func() bool { return statusOf(t, r, "v").State == projection.Stopped })
+			s := statusOf(t, r, "v")
+			checkGap(t, s.Err)
+			assert.EqualValues(t, 2, s.Checkpoint, "checkpoint %v count %d, want 2, 2", s.Checkpoint, v.Count())
+			assert.EqualValues(t, 2, v.Count(), "checkpoint %v count %d, want 2, 2", s.Checkpoint, v.Count())
+			// Resume does not jump it either.
+			require.NoError(t, r.Resume(ctx, "v"))
+			settled(t, "stopped again", func() bool { return statusOf(t, r, "v").State == projection.Stopped })
+			assert.EqualValues(t, 2, v.Count(), "count %d after Resume", v.Count())
+			checkGap(t, r.Rebuild(ctx, "v"))
+		})
 	})
 	t.Run("Inline", func(t *testing.T) {
 		r := projection.NewRunner(newGapLog(true))
@@ -151,8 +150,6 @@ func TestGapIsReportedNotJumped(t *testing.T) {
 		add(t, r, v, projection.AsAsync())
 		start(t, r)
 		waitFor(t, r, "v", 5)
-		if v.Count() != 4 {
-			t.Errorf("count %d, want 4", v.Count())
-		}
+		assert.EqualValues(t, 4, v.Count(), "count %d, want 4", v.Count())
 	})
 }

@@ -10,11 +10,13 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/cqrskit/cqrs/event"
 	"github.com/cqrskit/cqrs/projection"
 	"github.com/cqrskit/cqrs/store"
+	"github.com/stretchr/testify/require"
 )
 
 // added is the test event: add N to the stream's part.
@@ -247,6 +249,14 @@ func eventually(t *testing.T, what string, cond func() bool) {
 		}
 		time.Sleep(time.Millisecond)
 	}
+}
+
+// settled waits until every goroutine of the test's synctest bubble is
+// blocked, then requires cond: the state is reached without polling.
+func settled(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	synctest.Wait()
+	require.True(t, cond(), "not %s once everything settled", what)
 }
 
 // hasText reports whether err is an error whose text contains s (for the

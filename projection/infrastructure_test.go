@@ -13,6 +13,8 @@ import (
 	"github.com/cqrskit/cqrs/event"
 	"github.com/cqrskit/cqrs/projection"
 	"github.com/cqrskit/cqrs/store"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 // flaky fails with err for its first n calls on each record it has not
@@ -57,29 +59,25 @@ func TestInfrastructureFailuresAreRetriedNotParked(t *testing.T) {
 				f.left.Store(20) // far more than the attempts: an outage of many seconds
 				r := projection.NewRunner(st)
 				add(t, r, f, projection.AsAsync(), projection.WithPolicy(policy), projection.WithRetry(3, nil))
-				if err := r.Start(ctx); err != nil {
-					t.Fatal(err)
-				}
+				require.NoError(t, r.Start(ctx))
 				defer r.Close()
 				head := appendN(t, st, 3, 3)
 				time.Sleep(time.Second)
 				s := statusOf(t, r, "f")
-				if s.State != projection.Unavailable || !errors.Is(s.Err, store.ErrUnavailable) {
-					t.Errorf("during the outage: state %v, err %v; want unavailable with the cause", s.State, s.Err)
-				}
+				assert.EqualValues(t, projection.Unavailable, s.State, "during the outage: state %v, err %v; want unavailable with the cause", s.State, s.Err)
+				assert.ErrorIs(t, s.Err, store.ErrUnavailable, "during the outage: state %v, err %v; want unavailable with the cause", s.State, s.Err)
 				began := time.Now()
 				wctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 				defer cancel()
-				if err := r.WaitFor(wctx, "f", head); err != nil {
-					t.Fatalf("WaitFor: %v", err)
-				}
+				require.NoError(t, r.WaitFor(wctx, "f", head))
 				if d := time.Since(began); d > time.Minute {
 					t.Errorf("recovery took %v of fake time", d)
 				}
 				s = statusOf(t, r, "f")
-				if s.State != projection.Running || s.Parked != 0 || s.Err != nil || f.count() != 3 {
-					t.Errorf("after the outage: %+v, applied %d; want running, nothing parked, 3 applied", s, f.count())
-				}
+				assert.EqualValues(t, projection.Running, s.State, "after the outage: %+v, applied %d; want running, nothing parked, 3 applied", s, f.count())
+				assert.EqualValues(t, 0, s.Parked, "after the outage: %+v, applied %d; want running, nothing parked, 3 applied", s, f.count())
+				assert.Nil(t, s.Err, "after the outage: %+v, applied %d; want running, nothing parked, 3 applied", s, f.count())
+				assert.EqualValues(t, 3, f.count(), "after the outage: %+v, applied %d; want running, nothing parked, 3 applied", s, f.count())
 			})
 		})
 	}
@@ -97,16 +95,10 @@ func TestWithClassifier(t *testing.T) {
 		r := projection.NewRunner(st)
 		add(t, r, f, projection.WithRetry(1, nil),
 			projection.WithClassifier(func(err error) bool { return errors.Is(err, errFlakyNetwork) }))
-		if err := r.Start(context.Background()); err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, r.Start(context.Background()))
 		defer r.Close()
 		head := appendN(t, st, 2, 1)
-		if err := r.Sync(context.Background(), head); err != nil {
-			t.Fatalf("Sync: %v", err)
-		}
-		if f.count() != 2 {
-			t.Errorf("applied %d, want 2", f.count())
-		}
+		require.NoError(t, r.Sync(context.Background(), head))
+		assert.EqualValues(t, 2, f.count(), "applied %d, want 2", f.count())
 	})
 }

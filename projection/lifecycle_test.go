@@ -2,17 +2,16 @@ package projection_test
 
 import (
 	"context"
-	"errors"
-	"maps"
-	"slices"
 	"sync"
 	"testing"
-	"time"
+	"testing/synctest"
 
 	"github.com/cqrskit/cqrs/command"
 	"github.com/cqrskit/cqrs/event"
 	"github.com/cqrskit/cqrs/projection"
 	"github.com/cqrskit/cqrs/store"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 type addCmd struct {
@@ -40,16 +39,13 @@ func TestInlineReadYourWritesThroughCommandBus(t *testing.T) {
 
 	for i := 1; i <= 20; i++ {
 		res, err := command.Dispatch(ctx, bus, addCmd{Stream: "a", N: i})
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
 		// No WaitFor: an inline view is current when Dispatch returns.
-		if got := v.Total(); got != sumTo(i) {
-			t.Fatalf("right after dispatch %d total = %d, want %d", i, got, sumTo(i))
-		}
-		if s := statusOf(t, r, "sum"); s.Checkpoint != res.Position || s.Mode != projection.Inline {
-			t.Fatalf("checkpoint %v after dispatch at %v", s.Checkpoint, res.Position)
-		}
+		got := v.Total()
+		require.EqualValues(t, sumTo(i), got, "right after dispatch %d total = %d, want %d", i, got, sumTo(i))
+		s := statusOf(t, r, "sum")
+		require.EqualValues(t, res.Position, s.Checkpoint, "checkpoint %v after dispatch at %v", s.Checkpoint, res.Position)
+		require.EqualValues(t, projection.Inline, s.Mode, "checkpoint %v after dispatch at %v", s.Checkpoint, res.Position)
 	}
 
 	// Concurrent dispatches: each sees its own write; the projector sees
@@ -61,7 +57,7 @@ func TestInlineReadYourWritesThroughCommandBus(t *testing.T) {
 			for i := 1; i <= 50; i++ {
 				res, err := command.Dispatch(ctx, bus, addCmd{Stream: stream, N: 1})
 				if err != nil {
-					t.Error(err)
+					assert.NoError(t, err)
 					return
 				}
 				if got := v.Parts()[stream]; got < i {
@@ -72,9 +68,8 @@ func TestInlineReadYourWritesThroughCommandBus(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	if got := v.Count(); got != 420 {
-		t.Errorf("count = %d, want 420", got)
-	}
+	got := v.Count()
+	assert.EqualValues(t, 420, got, "count = %d, want 420", got)
 	v.checkApplied(t)
 }
 
@@ -82,50 +77,46 @@ func TestRestartYieldsSameView(t *testing.T) {
 	const n, more = 3000, 500
 
 	t.Run("Async", func(t *testing.T) {
-		st := newMemory(t)
-		appendN(t, st, n, 50)
-		cps := &projection.MemoryCheckpoints{}
-		v := newSumView("sum")
-		v.gate, v.gateAt = make(chan struct{}), 1200 // hold the runner mid-stream
+		synctest.Test(t, func(t *testing.T) {
+			st := newMemory(t)
+			appendN(t, st, n, 50)
+			cps := &projection.MemoryCheckpoints{}
+			v := newSumView("sum")
+			v.gate, v.gateAt = make(chan struct{}), 1200 // hold the runner mid-stream
 
-		r1 := projection.NewRunner(st, projection.WithCheckpoints(cps), projection.WithBatchSize(16))
-		add(t, r1, v, projection.AsAsync())
-		start(t, r1)
-		eventually(t, "the event in hand", func() bool { return v.Count() == 1199 })
-		closed := make(chan struct{})
-		go func() { r1.Close(); close(closed) }()
-		select {
-		case <-closed:
-			t.Fatal("Close returned with an event in hand")
-		case <-time.After(20 * time.Millisecond):
-		}
-		close(v.gate) // the handler finishes; Close saves the checkpoint
-		<-closed
-		cp, err := cps.Load(context.Background(), "sum")
-		if err != nil || cp.Position != 1200 || v.Count() != 1200 {
-			t.Fatalf("after Close: checkpoint %+v (%v), view count %d; want 1200 both", cp, err, v.Count())
-		}
+			r1 := projection.NewRunner(st, projection.WithCheckpoints(cps), projection.WithBatchSize(16))
+			add(t, r1, v, projection.AsAsync())
+			start(t, r1)
+			settled(t, "the event in hand", func() bool { return v.Count() == 1199 })
+			closed := make(chan struct{}, 1)
+			go func() { r1.Close(); closed <- struct{}{} }()
+			synctest.Wait() // Close is blocked on the handler
+			require.Empty(t, closed, "Close returned with an event in hand")
+			close(v.gate) // the handler finishes; Close saves the checkpoint
+			<-closed
+			cp, err := cps.Load(context.Background(), "sum")
+			require.NoError(t, err, "after Close: checkpoint %+v (%v), view count %d; want 1200 both", cp, err, v.Count())
+			require.EqualValues(t, 1200, cp.Position, "after Close: checkpoint %+v (%v), view count %d; want 1200 both", cp, err, v.Count())
+			require.EqualValues(t, 1200, v.Count(), "after Close: checkpoint %+v (%v), view count %d; want 1200 both", cp, err, v.Count())
 
-		v.gate = nil
-		r2 := projection.NewRunner(st, projection.WithCheckpoints(cps), projection.WithBatchSize(16))
-		add(t, r2, v, projection.AsAsync())
-		start(t, r2)
-		head := appendN(t, st, more, 7)
-		waitFor(t, r2, "sum", head)
+			v.gate = nil
+			r2 := projection.NewRunner(st, projection.WithCheckpoints(cps), projection.WithBatchSize(16))
+			add(t, r2, v, projection.AsAsync())
+			start(t, r2)
+			head := appendN(t, st, more, 7)
+			waitFor(t, r2, "sum", head)
 
-		ref := newSumView("ref") // uninterrupted
-		r3 := projection.NewRunner(st)
-		add(t, r3, ref, projection.AsAsync())
-		start(t, r3)
-		waitFor(t, r3, "ref", head)
+			ref := newSumView("ref") // uninterrupted
+			r3 := projection.NewRunner(st)
+			add(t, r3, ref, projection.AsAsync())
+			start(t, r3)
+			waitFor(t, r3, "ref", head)
 
-		if !maps.Equal(v.Parts(), ref.Parts()) || v.Total() != ref.Total() {
-			t.Errorf("restarted view %v, uninterrupted %v", v.Parts(), ref.Parts())
-		}
-		if v.Count() != n+more {
-			t.Errorf("count = %d, want %d", v.Count(), n+more)
-		}
-		v.checkApplied(t) // no position applied twice
+			assert.Equal(t, ref.Parts(), v.Parts(), "restarted view %v, uninterrupted %v", v.Parts(), ref.Parts())
+			assert.EqualValues(t, ref.Total(), v.Total(), "restarted view %v, uninterrupted %v", v.Parts(), ref.Parts())
+			assert.EqualValues(t, n+more, v.Count(), "count = %d, want %d", v.Count(), n+more)
+			v.checkApplied(t) // no position applied twice
+		})
 	})
 
 	t.Run("Inline", func(t *testing.T) {
@@ -138,9 +129,8 @@ func TestRestartYieldsSameView(t *testing.T) {
 		start(t, r1)
 		bus := newBus(st, r1)
 		for i := 1; i <= 30; i++ {
-			if _, err := command.Dispatch(ctx, bus, addCmd{Stream: streamOf(i), N: i}); err != nil {
-				t.Fatal(err)
-			}
+			_, err := command.Dispatch(ctx, bus, addCmd{Stream: streamOf(i), N: i})
+			require.NoError(t, err, err)
 		}
 		r1.Close()
 		appendN(t, st, 20, 3) // committed while no runner is up
@@ -148,9 +138,8 @@ func TestRestartYieldsSameView(t *testing.T) {
 		r2 := projection.NewRunner(st, projection.WithCheckpoints(cps))
 		add(t, r2, v)
 		start(t, r2) // catches up inline
-		if v.Count() != 50 || !maps.Equal(v.Parts(), partsTo(50, 1)) {
-			t.Errorf("after restart count %d parts %v", v.Count(), v.Parts())
-		}
+		assert.EqualValues(t, 50, v.Count(), "after restart count %d parts %v", v.Count(), v.Parts())
+		assert.Equal(t, partsTo(50, 1), v.Parts(), "after restart count %d parts %v", v.Count(), v.Parts())
 		v.checkApplied(t)
 	})
 }
@@ -172,9 +161,7 @@ func TestSyncDuringStartWaitsForCheckpoints(t *testing.T) {
 	st := newMemory(t)
 	appendN(t, st, 5, 5)
 	cps := &blockingCheckpoints{entered: make(chan struct{}), release: make(chan struct{})}
-	if err := cps.Save(ctx, "v", projection.Checkpoint{Position: 5}); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, cps.Save(ctx, "v", projection.Checkpoint{Position: 5}))
 	v := newSumView("v") // its (durable) state already includes 1..5
 	r := projection.NewRunner(st, projection.WithCheckpoints(cps))
 	add(t, r, v)
@@ -183,22 +170,14 @@ func TestSyncDuringStartWaitsForCheckpoints(t *testing.T) {
 	defer r.Close()
 	<-cps.entered
 	// A dispatch commits while Start is loading checkpoints.
-	if err := r.Sync(ctx, 5); !hasText(err, "not started") {
-		t.Errorf("Sync during Start = %v, want ErrNotStarted", err)
-	}
+	err := r.Sync(ctx, 5)
+	assert.ErrorContains(t, err, "not started", "Sync during Start = %v, want ErrNotStarted", err)
 	close(cps.release)
-	if err := <-started; err != nil {
-		t.Fatal(err)
-	}
-	if v.Count() != 0 {
-		t.Fatalf("events at or below the checkpoint were applied again: %v", v.Applied())
-	}
-	if err := r.Sync(ctx, appendN(t, st, 1, 1)); err != nil {
-		t.Fatal(err)
-	}
-	if a := v.Applied(); !slices.Equal(a, []event.Position{6}) {
-		t.Errorf("applied %v, want [6]", a)
-	}
+	require.NoError(t, <-started)
+	require.EqualValues(t, 0, v.Count(), "events at or below the checkpoint were applied again: %v", v.Applied())
+	require.NoError(t, r.Sync(ctx, appendN(t, st, 1, 1)))
+	a := v.Applied()
+	assert.Equal(t, []event.Position{6}, a, "applied %v, want [6]", a)
 }
 
 func TestLifecycle(t *testing.T) {
@@ -206,25 +185,19 @@ func TestLifecycle(t *testing.T) {
 	st := newMemory(t)
 	r := projection.NewRunner(st)
 	add(t, r, newSumView("v"))
-	if err := r.Add(newSumView("v")); err == nil {
-		t.Error("duplicate name accepted")
-	}
-	if err := r.Sync(ctx, 1); !hasText(err, "not started") {
-		t.Errorf("Sync before Start = %v", err)
-	}
-	if err := r.Rebuild(ctx, "v"); !hasText(err, "not started") {
-		t.Errorf("Rebuild before Start = %v", err)
-	}
-	if s := statusOf(t, r, "v"); s.State != projection.Idle {
-		t.Errorf("state before Start %v", s.State)
-	}
+	err := r.Add(newSumView("v"))
+	assert.Error(t, err, "duplicate name accepted")
+	err = r.Sync(ctx, 1)
+	assert.ErrorContains(t, err, "not started", "Sync before Start = %v", err)
+	err = r.Rebuild(ctx, "v")
+	assert.ErrorContains(t, err, "not started", "Rebuild before Start = %v", err)
+	s := statusOf(t, r, "v")
+	assert.EqualValues(t, projection.Idle, s.State, "state before Start %v", s.State)
 	start(t, r)
-	if err := r.Start(ctx); err == nil {
-		t.Error("second Start accepted")
-	}
-	if err := r.Add(newSumView("w")); err == nil {
-		t.Error("Add after Start accepted")
-	}
+	err = r.Start(ctx)
+	assert.Error(t, err, "second Start accepted")
+	err = r.Add(newSumView("w"))
+	assert.Error(t, err, "Add after Start accepted")
 	for what, err := range map[string]error{
 		"StatusOf": func() error { _, err := r.StatusOf(ctx, "x"); return err }(),
 		"Parked":   func() error { _, err := r.Parked("x"); return err }(),
@@ -232,16 +205,10 @@ func TestLifecycle(t *testing.T) {
 		"Resume":   r.Resume(ctx, "x"),
 		"Rebuild":  r.Rebuild(ctx, "x"),
 	} {
-		if !hasText(err, "unknown projector") {
-			t.Errorf("%s of an unknown projector = %v", what, err)
-		}
+		assert.ErrorContains(t, err, "unknown projector", "%s of an unknown projector = %v", what, err)
 	}
-	if err := r.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if err := r.Close(); err != nil {
-		t.Errorf("second Close = %v", err)
-	}
+	require.NoError(t, r.Close())
+	assert.NoError(t, r.Close())
 	for what, err := range map[string]error{
 		"Sync":    r.Sync(ctx, 1),
 		"Rebuild": r.Rebuild(ctx, "v"),
@@ -249,14 +216,10 @@ func TestLifecycle(t *testing.T) {
 		"Start":   r.Start(ctx),
 		"WaitFor": r.WaitFor(ctx, "v", 1),
 	} {
-		if !errors.Is(err, store.ErrClosed) {
-			t.Errorf("%s after Close = %v, want ErrClosed", what, err)
-		}
+		assert.ErrorIs(t, err, store.ErrClosed, "%s after Close = %v, want ErrClosed", what, err)
 	}
 	for _, x := range []interface{ String() string }{projection.Inline, projection.Async, projection.Stop, projection.Park, projection.Running, projection.State(42)} {
-		if x.String() == "" {
-			t.Errorf("%#v has no name", x)
-		}
+		assert.NotEmpty(t, x.String(), "%#v has no name", x)
 	}
 }
 
@@ -272,10 +235,8 @@ func TestDispatchBeforeStartDoesNotCommit(t *testing.T) {
 		return nil
 	})
 	_, err := bus.Dispatch(context.Background(), added{N: 1})
-	if !hasText(err, "not started") || errors.Is(err, command.ErrAfterCommit) {
-		t.Errorf("Dispatch before Start = %v, want ErrNotStarted before commit", err)
-	}
-	if head, _ := st.Head(context.Background()); head != 0 {
-		t.Errorf("Dispatch before Start committed: head %v", head)
-	}
+	assert.ErrorContains(t, err, "not started", "Dispatch before Start = %v, want ErrNotStarted before commit", err)
+	assert.NotErrorIs(t, err, command.ErrAfterCommit, "Dispatch before Start = %v, want ErrNotStarted before commit", err)
+	head, _ := st.Head(context.Background())
+	assert.EqualValues(t, 0, head, "Dispatch before Start committed: head %v", head)
 }

@@ -2,17 +2,17 @@ package projection_test
 
 import (
 	"context"
-	"errors"
-	"maps"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/cqrskit/cqrs/command"
 	"github.com/cqrskit/cqrs/event"
 	"github.com/cqrskit/cqrs/projection"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 func TestStopPolicy(t *testing.T) {
@@ -21,56 +21,49 @@ func TestStopPolicy(t *testing.T) {
 		t.Helper()
 		s := statusOf(t, r, name)
 		var se *projection.StoppedError
-		if s.State != projection.Stopped || !errors.Is(s.Err, projection.ErrStopped) || !errors.As(s.Err, &se) {
-			t.Fatalf("status = %+v, want Stopped with a *StoppedError", s)
-		}
-		if se.Position != at || se.Projector != name || !errors.Is(se, errFault) {
-			t.Errorf("StoppedError = %+v, want %s at %v caused by errFault", se, name, at)
-		}
-		if s.Checkpoint != at-1 {
-			t.Errorf("checkpoint = %v, want %v", s.Checkpoint, at-1)
-		}
+		require.EqualValues(t, projection.Stopped, s.State, "status = %+v, want Stopped with a *StoppedError", s)
+		require.ErrorIs(t, s.Err, projection.ErrStopped, "status = %+v, want Stopped with a *StoppedError", s)
+		require.ErrorAs(t, s.Err, &se, "status = %+v, want Stopped with a *StoppedError", s)
+		assert.EqualValues(t, at, se.Position, "StoppedError = %+v, want %s at %v caused by errFault", se, name, at)
+		assert.EqualValues(t, name, se.Projector, "StoppedError = %+v, want %s at %v caused by errFault", se, name, at)
+		assert.ErrorIs(t, se, errFault, "StoppedError = %+v, want %s at %v caused by errFault", se, name, at)
+		assert.EqualValues(t, at-1, s.Checkpoint, "checkpoint = %v, want %v", s.Checkpoint, at-1)
 		return s
 	}
 
 	t.Run("Async", func(t *testing.T) {
-		st := newMemory(t)
-		appendN(t, st, 10, 3)
-		r := projection.NewRunner(st)
-		bad, good := newSumView("bad"), newSumView("good")
-		bad.failAt.Store(5)
-		add(t, r, bad, projection.AsAsync(), fast(3))
-		add(t, r, good, projection.AsAsync())
-		start(t, r)
+		synctest.Test(t, func(t *testing.T) {
+			st := newMemory(t)
+			appendN(t, st, 10, 3)
+			r := projection.NewRunner(st)
+			bad, good := newSumView("bad"), newSumView("good")
+			bad.failAt.Store(5)
+			add(t, r, bad, projection.AsAsync(), fast(3))
+			add(t, r, good, projection.AsAsync())
+			start(t, r)
 
-		waitFor(t, r, "good", 10)
-		eventually(t, "bad stopped", func() bool { return statusOf(t, r, "bad").State == projection.Stopped })
-		s := checkStopped(t, r, "bad", 5)
-		if s.Behind != 6 || s.Head != 10 {
-			t.Errorf("Behind %d, Head %v; want 6, 10", s.Behind, s.Head)
-		}
-		if got := bad.tries.Load(); got != 3 {
-			t.Errorf("event tried %d times, want 3", got)
-		}
-		// The others go on; the stopped one stays exactly there.
-		waitFor(t, r, "good", appendN(t, st, 5, 1))
-		checkStopped(t, r, "bad", 5)
-		if bad.Count() != 4 {
-			t.Errorf("stopped view applied %d events, want 4", bad.Count())
-		}
+			waitFor(t, r, "good", 10)
+			settled(t, "bad stopped", func() bool { return statusOf(t, r, "bad").State == projection.Stopped })
+			s := checkStopped(t, r, "bad", 5)
+			assert.EqualValues(t, 6, s.Behind, "Behind %d, Head %v; want 6, 10", s.Behind, s.Head)
+			assert.EqualValues(t, 10, s.Head, "Behind %d, Head %v; want 6, 10", s.Behind, s.Head)
+			got := bad.tries.Load()
+			assert.EqualValues(t, 3, got, "event tried %d times, want 3", got)
+			// The others go on; the stopped one stays exactly there.
+			waitFor(t, r, "good", appendN(t, st, 5, 1))
+			checkStopped(t, r, "bad", 5)
+			assert.EqualValues(t, 4, bad.Count(), "stopped view applied %d events, want 4", bad.Count())
 
-		bad.failAt.Store(0) // the fix
-		if err := r.Resume(ctx, "bad"); err != nil {
-			t.Fatal(err)
-		}
-		waitFor(t, r, "bad", 15)
-		if bad.Total() != sumTo(15) || !maps.Equal(bad.Parts(), good.Parts()) {
-			t.Errorf("after Resume total = %d, want %d", bad.Total(), sumTo(15))
-		}
-		bad.checkApplied(t)
-		if s := statusOf(t, r, "bad"); s.State != projection.Running || s.Err != nil {
-			t.Errorf("after Resume status = %+v", s)
-		}
+			bad.failAt.Store(0) // the fix
+			require.NoError(t, r.Resume(ctx, "bad"))
+			waitFor(t, r, "bad", 15)
+			assert.EqualValues(t, sumTo(15), bad.Total(), "after Resume total = %d, want %d", bad.Total(), sumTo(15))
+			assert.Equal(t, good.Parts(), bad.Parts(), "after Resume total = %d, want %d", bad.Total(), sumTo(15))
+			bad.checkApplied(t)
+			s = statusOf(t, r, "bad")
+			assert.EqualValues(t, projection.Running, s.State, "after Resume status = %+v", s)
+			assert.Nil(t, s.Err, "after Resume status = %+v", s)
+		})
 	})
 
 	t.Run("Inline", func(t *testing.T) {
@@ -83,59 +76,51 @@ func TestStopPolicy(t *testing.T) {
 		start(t, r)
 		bus := newBus(st, r)
 		for i := 1; i <= 4; i++ {
-			if _, err := command.Dispatch(ctx, bus, addCmd{Stream: "a", N: i}); err != nil {
-				t.Fatal(err)
-			}
+			_, err := command.Dispatch(ctx, bus, addCmd{Stream: "a", N: i})
+			require.NoError(t, err, err)
 		}
 		for i := 5; i <= 6; i++ {
 			res, err := command.Dispatch(ctx, bus, addCmd{Stream: "a", N: i})
-			if !errors.Is(err, command.ErrAfterCommit) || !errors.Is(err, projection.ErrStopped) || res.Position != event.Position(i) {
-				t.Fatalf("dispatch %d: %v at %v; want a committed dispatch with ErrStopped", i, err, res.Position)
-			}
-			if good.Count() != i {
-				t.Errorf("the healthy inline view has %d events, want %d", good.Count(), i)
-			}
+			require.ErrorIs(t, err, command.ErrAfterCommit, "dispatch %d: %v at %v; want a committed dispatch with ErrStopped", i, err, res.Position)
+			require.ErrorIs(t, err, projection.ErrStopped, "dispatch %d: %v at %v; want a committed dispatch with ErrStopped", i, err, res.Position)
+			require.EqualValues(t, event.Position(i), res.Position, "dispatch %d: %v at %v; want a committed dispatch with ErrStopped", i, err, res.Position)
+			assert.EqualValues(t, i, good.Count(), "the healthy inline view has %d events, want %d", good.Count(), i)
 		}
 		checkStopped(t, r, "bad", 5)
-		if got := bad.tries.Load(); got != 2 {
-			t.Errorf("event tried %d times, want 2 (stopped projectors are not retried on each Sync)", got)
-		}
+		got := bad.tries.Load()
+		assert.EqualValues(t, 2, got, "event tried %d times, want 2 (stopped projectors are not retried on each Sync)", got)
 		bad.failAt.Store(0)
-		if err := r.Resume(ctx, "bad"); err != nil {
-			t.Fatal(err)
-		}
-		if bad.Total() != sumTo(6) {
-			t.Errorf("after Resume total = %d, want %d", bad.Total(), sumTo(6))
-		}
-		if _, err := command.Dispatch(ctx, bus, addCmd{Stream: "a", N: 7}); err != nil {
-			t.Fatal(err)
-		}
-		if !maps.Equal(bad.Parts(), good.Parts()) || bad.Count() != 7 {
-			t.Errorf("resumed view %v, healthy %v", bad.Parts(), good.Parts())
-		}
+		require.NoError(t, r.Resume(ctx, "bad"))
+		assert.EqualValues(t, sumTo(6), bad.Total(), "after Resume total = %d, want %d", bad.Total(), sumTo(6))
+		_, err := command.Dispatch(ctx, bus, addCmd{Stream: "a", N: 7})
+		require.NoError(t, err, err)
+		assert.Equal(t, good.Parts(), bad.Parts(), "resumed view %v, healthy %v", bad.Parts(), good.Parts())
+		assert.EqualValues(t, 7, bad.Count(), "resumed view %v, healthy %v", bad.Parts(), good.Parts())
 		bad.checkApplied(t)
 	})
 }
 
 func TestPanicIsAFailure(t *testing.T) {
 	t.Run("Stop", func(t *testing.T) {
-		st := newMemory(t)
-		appendN(t, st, 5, 5)
-		r := projection.NewRunner(st)
-		v := newSumView("v")
-		v.failAt.Store(3)
-		v.panics.Store(true)
-		add(t, r, v, projection.AsAsync(), fast(2))
-		start(t, r)
-		eventually(t, "stopped", func() bool { return statusOf(t, r, "v").State == projection.Stopped })
-		s := statusOf(t, r, "v")
-		var pe *event.PanicError
-		if !errors.Is(s.Err, projection.ErrStopped) || !errors.Is(s.Err, event.ErrPanic) || !errors.As(s.Err, &pe) || len(pe.Stack) == 0 {
-			t.Errorf("Err = %v, want ErrStopped wrapping a *PanicError with its stack", s.Err)
-		}
-		if s.Checkpoint != 2 || v.tries.Load() != 2 {
-			t.Errorf("checkpoint %v tries %d, want 2, 2", s.Checkpoint, v.tries.Load())
-		}
+		synctest.Test(t, func(t *testing.T) {
+			st := newMemory(t)
+			appendN(t, st, 5, 5)
+			r := projection.NewRunner(st)
+			v := newSumView("v")
+			v.failAt.Store(3)
+			v.panics.Store(true)
+			add(t, r, v, projection.AsAsync(), fast(2))
+			start(t, r)
+			settled(t, "stopped", func() bool { return statusOf(t, r, "v").State == projection.Stopped })
+			s := statusOf(t, r, "v")
+			var pe *event.PanicError
+			assert.ErrorIs(t, s.Err, projection.ErrStopped, "Err = %v, want ErrStopped wrapping a *PanicError with its stack", s.Err)
+			assert.ErrorIs(t, s.Err, event.ErrPanic, "Err = %v, want ErrStopped wrapping a *PanicError with its stack", s.Err)
+			require.ErrorAs(t, s.Err, &pe, "Err = %v, want ErrStopped wrapping a *PanicError with its stack", s.Err)
+			assert.NotZero(t, len(pe.Stack), "Err = %v, want ErrStopped wrapping a *PanicError with its stack", s.Err)
+			assert.EqualValues(t, 2, s.Checkpoint, "checkpoint %v tries %d, want 2, 2", s.Checkpoint, v.tries.Load())
+			assert.EqualValues(t, 2, v.tries.Load(), "checkpoint %v tries %d, want 2, 2", s.Checkpoint, v.tries.Load())
+		})
 	})
 	t.Run("Park", func(t *testing.T) {
 		st := newMemory(t)
@@ -151,13 +136,17 @@ func TestPanicIsAFailure(t *testing.T) {
 		start(t, r)
 		waitFor(t, r, "p", 5)
 		parked, _ := r.Parked("p")
-		if len(parked) != 1 || !errors.Is(parked[0].Err, event.ErrPanic) || !errors.Is(parked[0].Err, errFault) {
-			t.Errorf("parked = %+v", parked)
-		}
+		assert.Len(t, parked, 1, "parked = %+v", parked)
+		assert.ErrorIs(t, parked[0].Err, event.ErrPanic, "parked = %+v", parked)
+		assert.ErrorIs(t, parked[0].Err, errFault, "parked = %+v", parked)
 	})
 }
 
-func TestRetryWithBackoff(t *testing.T) {
+// TestRetryWithBackoff runs in a synctest bubble: the minute-long pauses
+// pass on the fake clock, exactly as the backoff asks, in no wall time.
+func TestRetryWithBackoff(t *testing.T) { synctest.Test(t, testRetryWithBackoff) }
+
+func testRetryWithBackoff(t *testing.T) {
 	st := newMemory(t)
 	appendN(t, st, 3, 3)
 	var fails atomic.Int64
@@ -175,24 +164,22 @@ func TestRetryWithBackoff(t *testing.T) {
 		mu.Lock()
 		defer mu.Unlock()
 		pauses = append(pauses, n)
-		return time.Millisecond
+		return time.Duration(n) * time.Minute
 	}
 	r := projection.NewRunner(st)
 	add(t, r, p, projection.AsAsync(), projection.WithRetry(3, backoff))
+	began := time.Now()
 	start(t, r)
-	waitFor(t, r, "flaky", 3)
+	require.NoError(t, r.WaitFor(context.Background(), "flaky", 3)) // no deadline: fake time runs on
+	assert.Equal(t, 3*time.Minute, time.Since(began), "the pauses of 1 and 2 minutes, and nothing else")
 	mu.Lock()
 	defer mu.Unlock()
-	if !slices.Equal(pauses, []int{1, 2}) {
-		t.Errorf("backoff called with %v, want [1 2]", pauses)
-	}
-	if !slices.Equal(applied, []event.Position{1, 2, 3}) {
-		t.Errorf("applied %v", applied)
-	}
-	if s := statusOf(t, r, "flaky"); s.Err != nil || s.State != projection.Running {
-		t.Errorf("status %+v", s)
-	}
-	if projection.DefaultBackoff(1) != 10*time.Millisecond || projection.DefaultBackoff(2) != 20*time.Millisecond || projection.DefaultBackoff(30) != time.Second {
-		t.Error("DefaultBackoff does not double from 10ms to 1s")
-	}
+	assert.Equal(t, []int{1, 2}, pauses, "backoff called with %v, want [1 2]", pauses)
+	assert.Equal(t, []event.Position{1, 2, 3}, applied, "applied %v", applied)
+	s := statusOf(t, r, "flaky")
+	assert.Nil(t, s.Err, "status %+v", s)
+	assert.EqualValues(t, projection.Running, s.State, "status %+v", s)
+	assert.EqualValues(t, 10*time.Millisecond, projection.DefaultBackoff(1), "DefaultBackoff does not double from 10ms to 1s")
+	assert.EqualValues(t, 20*time.Millisecond, projection.DefaultBackoff(2), "DefaultBackoff does not double from 10ms to 1s")
+	assert.EqualValues(t, time.Second, projection.DefaultBackoff(30), "DefaultBackoff does not double from 10ms to 1s")
 }

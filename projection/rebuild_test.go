@@ -3,10 +3,10 @@ package projection_test
 import (
 	"context"
 	"errors"
-	"maps"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 
 	"github.com/cqrskit/cqrs/event"
 	"github.com/cqrskit/cqrs/projection"
@@ -56,7 +56,7 @@ func TestRebuildUnderConcurrentReadsAndWrites(t *testing.T) {
 					tx.Record(streamOf(i+w), added{N: w + 1})
 					return nil
 				}); err != nil {
-					t.Error(err)
+					assert.NoError(t, err)
 					return
 				}
 				if first {
@@ -100,24 +100,19 @@ func TestRebuildUnderConcurrentReadsAndWrites(t *testing.T) {
 	}
 	running.Wait()
 	for range 3 {
-		if err := r.Rebuild(ctx, "live"); err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, r.Rebuild(ctx, "live"))
 	}
 	close(stop)
 	wg.Wait()
 	head, _ := st.Head(ctx)
 	waitFor(t, r, "", head)
-	if got := v.shadows.Load(); got != 3 {
-		t.Errorf("%d shadows, want 3", got)
-	}
-	if !maps.Equal(v.Parts(), ref.Parts()) || v.Total() != ref.Total() || v.Count() != int(head) {
-		t.Errorf("rebuilt view (%d events) differs from the incremental one (%d)", v.Count(), ref.Count())
-	}
+	got := v.shadows.Load()
+	assert.EqualValues(t, 3, got, "%d shadows, want 3", got)
+	assert.Equal(t, ref.Parts(), v.Parts(), "rebuilt view (%d events) differs from the incremental one (%d)", v.Count(), ref.Count())
+	assert.EqualValues(t, ref.Total(), v.Total(), "rebuilt view (%d events) differs from the incremental one (%d)", v.Count(), ref.Count())
+	assert.EqualValues(t, int(head), v.Count(), "rebuilt view (%d events) differs from the incremental one (%d)", v.Count(), ref.Count())
 	v.checkApplied(t)
-	if reads.Load() == 0 {
-		t.Error("readers never ran")
-	}
+	assert.NotZero(t, reads.Load(), "readers never ran")
 	t.Logf("%d events, %d reads during 3 rebuilds", head, reads.Load())
 }
 
@@ -156,65 +151,57 @@ func TestRebuildKeepsServingAndFollowing(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- r.Rebuild(ctx, "v") }()
 	<-g.entered
-	if s := statusOf(t, r, "v"); s.State != projection.Rebuilding {
-		t.Errorf("state during rebuild = %v", s.State)
-	}
-	if err := r.Rebuild(ctx, "v"); !hasText(err, "rebuild already in progress") {
-		t.Errorf("second Rebuild = %v, want ErrRebuilding", err)
-	}
+	s := statusOf(t, r, "v")
+	assert.EqualValues(t, projection.Rebuilding, s.State, "state during rebuild = %v", s.State)
+	err := r.Rebuild(ctx, "v")
+	assert.ErrorContains(t, err, "rebuild already in progress", "second Rebuild = %v, want ErrRebuilding", err)
 	// The live view keeps serving and following while the shadow is built.
 	waitFor(t, r, "v", appendN(t, st, 10, 1))
-	if g.Total() != sumTo(110) {
-		t.Errorf("live total during rebuild = %d, want %d", g.Total(), sumTo(110))
-	}
+	assert.EqualValues(t, sumTo(110), g.Total(), "live total during rebuild = %d, want %d", g.Total(), sumTo(110))
 	close(g.release)
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
-	if g.Total() != sumTo(110) || g.shadows.Load() != 1 {
-		t.Errorf("after rebuild total = %d", g.Total())
-	}
+	require.NoError(t, <-done)
+	assert.EqualValues(t, sumTo(110), g.Total(), "after rebuild total = %d", g.Total())
+	assert.EqualValues(t, 1, g.shadows.Load(), "after rebuild total = %d", g.Total())
 	g.checkApplied(t)
-	if s := statusOf(t, r, "v"); s.State != projection.Running || s.Checkpoint != 110 {
-		t.Errorf("status after rebuild %+v", s)
-	}
+	s = statusOf(t, r, "v")
+	assert.EqualValues(t, projection.Running, s.State, "status after rebuild %+v", s)
+	assert.EqualValues(t, 110, s.Checkpoint, "status after rebuild %+v", s)
 }
 
 func TestRebuildClearsStopAndFollowingResumes(t *testing.T) {
-	ctx := context.Background()
-	st := newMemory(t)
-	appendN(t, st, 10, 10)
-	r := projection.NewRunner(st)
-	v := newSumView("v")
-	v.failAt.Store(4)
-	add(t, r, v, projection.AsAsync(), fast(2))
-	start(t, r)
-	eventually(t, "stopped", func() bool { return statusOf(t, r, "v").State == projection.Stopped })
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		st := newMemory(t)
+		appendN(t, st, 10, 10)
+		r := projection.NewRunner(st)
+		v := newSumView("v")
+		v.failAt.Store(4)
+		add(t, r, v, projection.AsAsync(), fast(2))
+		start(t, r)
+		settled(t, "stopped", func() bool { return statusOf(t, r, "v").State == projection.Stopped })
 
-	// A rebuild while still broken retries like live delivery, fails, and
-	// leaves the live view alone.
-	if err := r.Rebuild(ctx, "v"); !errors.Is(err, projection.ErrStopped) || !errors.Is(err, errFault) {
-		t.Errorf("Rebuild of a broken projector = %v, want ErrStopped", err)
-	}
-	if got := v.tries.Load(); got != 4 {
-		t.Errorf("%d tries, want 2 live and 2 in the rebuild", got)
-	}
-	if s := statusOf(t, r, "v"); s.State != projection.Stopped || v.Count() != 3 {
-		t.Errorf("after a failed rebuild: %+v, count %d", s, v.Count())
-	}
+		// A rebuild while still broken retries like live delivery, fails, and
+		// leaves the live view alone.
+		err := r.Rebuild(ctx, "v")
+		assert.ErrorIs(t, err, projection.ErrStopped, "Rebuild of a broken projector = %v, want ErrStopped", err)
+		assert.ErrorIs(t, err, errFault, "Rebuild of a broken projector = %v, want ErrStopped", err)
+		got := v.tries.Load()
+		assert.EqualValues(t, 4, got, "%d tries, want 2 live and 2 in the rebuild", got)
+		s := statusOf(t, r, "v")
+		assert.EqualValues(t, projection.Stopped, s.State, "after a failed rebuild: %+v, count %d", s, v.Count())
+		assert.EqualValues(t, 3, v.Count(), "after a failed rebuild: %+v, count %d", s, v.Count())
 
-	v.failAt.Store(0)
-	if err := r.Rebuild(ctx, "v"); err != nil { // instead of Resume
-		t.Fatal(err)
-	}
-	if s := statusOf(t, r, "v"); s.Err != nil || s.Checkpoint != 10 {
-		t.Errorf("after rebuild %+v", s)
-	}
-	// The async goroutine must follow new commits again.
-	waitFor(t, r, "v", appendN(t, st, 5, 1))
-	if v.Total() != sumTo(15) {
-		t.Errorf("total %d, want %d", v.Total(), sumTo(15))
-	}
+		v.failAt.Store(0)
+		if err := r.Rebuild(ctx, "v"); err != nil { // instead of Resume
+			require.NoError(t, err)
+		}
+		s = statusOf(t, r, "v")
+		assert.Nil(t, s.Err, "after rebuild %+v", s)
+		assert.EqualValues(t, 10, s.Checkpoint, "after rebuild %+v", s)
+		// The async goroutine must follow new commits again.
+		waitFor(t, r, "v", appendN(t, st, 5, 1))
+		assert.EqualValues(t, sumTo(15), v.Total(), "total %d, want %d", v.Total(), sumTo(15))
+	})
 }
 
 func TestVersionChangeRebuildsAtStart(t *testing.T) {
@@ -229,63 +216,49 @@ func TestVersionChangeRebuildsAtStart(t *testing.T) {
 		start(t, r1)
 		waitFor(t, r1, "sum", 50)
 		r1.Close()
-		if cp, _ := cps.Load(ctx, "sum"); cp != (projection.Checkpoint{Position: 50, Version: 1}) {
-			t.Fatalf("checkpoint %+v", cp)
-		}
+		cp, _ := cps.Load(ctx, "sum")
+		require.EqualValues(t, (projection.Checkpoint{Position: 50, Version: 1}), cp, "checkpoint %+v", cp)
 
 		v.factor = 2 // new logic, new version
 		r2 := projection.NewRunner(st, projection.WithCheckpoints(cps))
 		add(t, r2, v, projection.WithVersion(2), projection.AsAsync())
 		start(t, r2) // rebuilds before returning
-		if v.shadows.Load() != 1 || !maps.Equal(v.Parts(), partsTo(50, 2)) {
-			t.Fatalf("after Start: %d shadows, parts %v", v.shadows.Load(), v.Parts())
-		}
-		if cp, _ := cps.Load(ctx, "sum"); cp != (projection.Checkpoint{Position: 50, Version: 2}) {
-			t.Errorf("checkpoint after rebuild %+v", cp)
-		}
-		if s := statusOf(t, r2, "sum"); s.Version != 2 {
-			t.Errorf("status version %d", s.Version)
-		}
+		require.EqualValues(t, 1, v.shadows.Load(), "after Start: %d shadows, parts %v", v.shadows.Load(), v.Parts())
+		require.Equal(t, partsTo(50, 2), v.Parts(), "after Start: %d shadows, parts %v", v.shadows.Load(), v.Parts())
+		cp, _ = cps.Load(ctx, "sum")
+		assert.EqualValues(t, (projection.Checkpoint{Position: 50, Version: 2}), cp, "checkpoint after rebuild %+v", cp)
+		s := statusOf(t, r2, "sum")
+		assert.EqualValues(t, 2, s.Version, "status version %d", s.Version)
 		waitFor(t, r2, "sum", appendN(t, st, 10, 10))
-		if v.Total() != 2*sumTo(60) {
-			t.Errorf("total %d, want %d", v.Total(), 2*sumTo(60))
-		}
+		assert.EqualValues(t, 2*sumTo(60), v.Total(), "total %d, want %d", v.Total(), 2*sumTo(60))
 		r2.Close()
 
 		r3 := projection.NewRunner(st, projection.WithCheckpoints(cps))
 		add(t, r3, v, projection.WithVersion(2), projection.AsAsync())
 		start(t, r3)
-		if v.shadows.Load() != 1 {
-			t.Error("an unchanged version was rebuilt")
-		}
+		assert.EqualValues(t, 1, v.shadows.Load(), "an unchanged version was rebuilt")
 	})
 	t.Run("NotRebuildable", func(t *testing.T) {
 		st := newMemory(t)
 		appendN(t, st, 5, 5)
 		cps := &projection.MemoryCheckpoints{}
 		r1 := projection.NewRunner(st, projection.WithCheckpoints(cps))
-		if err := r1.Add(&plain{}, projection.WithVersion(1)); !hasText(err, "does not implement projection.Rebuilder") {
-			t.Errorf("Add with WithVersion = %v, want an error at once", err)
-		}
+		err := r1.Add(&plain{}, projection.WithVersion(1))
+		assert.ErrorContains(t, err, "does not implement projection.Rebuilder", "Add with WithVersion = %v, want an error at once", err)
 		add(t, r1, &plain{})
 		start(t, r1)
-		if err := r1.Rebuild(ctx, "plain"); !hasText(err, "does not implement projection.Rebuilder") {
-			t.Errorf("Rebuild = %v, want a not-rebuildable error", err)
-		}
+		err = r1.Rebuild(ctx, "plain")
+		assert.ErrorContains(t, err, "does not implement projection.Rebuilder", "Rebuild = %v, want a not-rebuildable error", err)
 		r1.Close()
 
 		// A checkpoint saved at another version (say, by an earlier
 		// rebuildable implementation) cannot be honoured.
-		if err := cps.Save(ctx, "plain", projection.Checkpoint{Position: 5, Version: 1}); err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, cps.Save(ctx, "plain", projection.Checkpoint{Position: 5, Version: 1}))
 		r2 := projection.NewRunner(st, projection.WithCheckpoints(cps))
 		add(t, r2, &plain{})
-		err := r2.Start(ctx)
+		err = r2.Start(ctx)
 		defer r2.Close()
-		if !hasText(err, "does not implement projection.Rebuilder") {
-			t.Errorf("Start = %v, want a not-rebuildable error", err)
-		}
+		assert.ErrorContains(t, err, "does not implement projection.Rebuilder", "Start = %v, want a not-rebuildable error", err)
 	})
 }
 

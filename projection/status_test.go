@@ -7,14 +7,20 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/cqrskit/cqrs/command"
+	"github.com/cqrskit/cqrs/event"
 	"github.com/cqrskit/cqrs/projection"
 	"github.com/cqrskit/cqrs/store"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
-func TestStatusLag(t *testing.T) {
+func TestStatusLag(t *testing.T) { synctest.Test(t, testStatusLag) }
+
+func testStatusLag(t *testing.T) {
 	ctx := context.Background()
 	t0 := time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
 	var tick atomic.Int64
@@ -34,37 +40,38 @@ func TestStatusLag(t *testing.T) {
 	}
 	r, _ := run()
 	s := statusOf(t, r, "v")
-	if s.State != projection.Idle || s.Checkpoint != 0 || s.Behind != 10 || s.TimeBehind != 9*time.Minute {
-		t.Errorf("before Start: %+v", s)
-	}
+	assert.Equal(t, projection.Idle, s.State, "before Start")
+	assert.Equal(t, event.Position(0), s.Checkpoint)
+	assert.EqualValues(t, 10, s.Behind)
+	assert.Equal(t, 9*time.Minute, s.TimeBehind)
 	start(t, r)
-	eventually(t, "stopped", func() bool { return statusOf(t, r, "v").State == projection.Stopped })
+	settled(t, "stopped", func() bool { return statusOf(t, r, "v").State == projection.Stopped })
 	waitFor(t, r, "ok", 10)
 	check := func(when string) {
 		t.Helper()
 		all, err := r.Status(ctx)
-		if err != nil || len(all) != 2 {
-			t.Fatalf("Status: %v, %v", all, err)
-		}
+		require.NoError(t, err)
+		require.Len(t, all, 2)
 		s := all[0]
-		if s.Name != "v" || s.Checkpoint != 5 || s.Head != 10 || s.Behind != 5 || s.TimeBehind != 5*time.Minute {
-			t.Errorf("%s: stopped projector %+v; want checkpoint 5, behind 5 and 5m", when, s)
-		}
-		if ok := all[1]; ok.Behind != 0 || ok.TimeBehind != 0 || ok.State != projection.Running {
-			t.Errorf("%s: healthy projector %+v", when, ok)
-		}
+		assert.Equal(t, "v", s.Name, when)
+		assert.Equal(t, event.Position(5), s.Checkpoint, when)
+		assert.Equal(t, event.Position(10), s.Head, when)
+		assert.EqualValues(t, 5, s.Behind, when)
+		assert.Equal(t, 5*time.Minute, s.TimeBehind, when)
+		ok := all[1]
+		assert.Zero(t, ok.Behind, when)
+		assert.Zero(t, ok.TimeBehind, when)
+		assert.Equal(t, projection.Running, ok.State, when)
 	}
 	check("first run")
-	r.Close()
-	if s := statusOf(t, r, "v"); s.State != projection.Closed {
-		t.Errorf("after Close state %v", s.State)
-	}
+	require.NoError(t, r.Close())
+	assert.Equal(t, projection.Closed, statusOf(t, r, "v").State, "after Close")
 
 	// After a restart nothing has been applied in this process; the lag
 	// must still be measured from the checkpoint.
 	r, _ = run()
 	start(t, r)
-	eventually(t, "stopped", func() bool { return statusOf(t, r, "v").State == projection.Stopped })
+	settled(t, "stopped", func() bool { return statusOf(t, r, "v").State == projection.Stopped })
 	check("after restart")
 }
 
@@ -93,7 +100,9 @@ func (h *countHandler) counts() map[slog.Level]int {
 	return maps.Clone(h.n)
 }
 
-func TestLoggingStaysOffTheHotPath(t *testing.T) {
+func TestLoggingStaysOffTheHotPath(t *testing.T) { synctest.Test(t, testLoggingStaysOffTheHotPath) }
+
+func testLoggingStaysOffTheHotPath(t *testing.T) {
 	ctx := context.Background()
 	st := newMemory(t)
 	h := &countHandler{n: map[slog.Level]int{}}
@@ -108,21 +117,14 @@ func TestLoggingStaysOffTheHotPath(t *testing.T) {
 	start(t, r)
 	bus := newBus(st, r)
 	for i := 1; i <= 50; i++ {
-		if _, err := command.Dispatch(ctx, bus, addCmd{Stream: "s", N: i}); err != nil {
-			t.Fatal(err)
-		}
+		_, err := command.Dispatch(ctx, bus, addCmd{Stream: "s", N: i})
+		require.NoError(t, err)
 	}
 	waitFor(t, r, "async", 50)
 	waitFor(t, r, "park", 50)
-	eventually(t, "stopped", func() bool { return statusOf(t, r, "stop").State == projection.Stopped })
+	settled(t, "stopped", func() bool { return statusOf(t, r, "stop").State == projection.Stopped })
 	want := map[slog.Level]int{slog.LevelWarn: 1, slog.LevelError: 1} // one park, one stop
-	if got := h.counts(); !maps.Equal(got, want) {
-		t.Errorf("log records by level = %v, want %v", got, want)
-	}
-	if err := r.Rebuild(ctx, "async"); err != nil {
-		t.Fatal(err)
-	}
-	if got := h.counts()[slog.LevelInfo]; got != 1 {
-		t.Errorf("%d info records after a rebuild, want 1", got)
-	}
+	assert.Equal(t, want, h.counts(), "log records by level")
+	require.NoError(t, r.Rebuild(ctx, "async"))
+	assert.Equal(t, 1, h.counts()[slog.LevelInfo], "info records after a rebuild")
 }

@@ -139,9 +139,7 @@ func (v *sumView) checkApplied(t *testing.T) {
 	t.Helper()
 	a := v.Applied()
 	for i := 1; i < len(a); i++ {
-		if a[i] <= a[i-1] {
-			t.Fatalf("%s: position %v applied after %v (duplicate or out of order)", v.name, a[i], a[i-1])
-		}
+		require.Greater(t, a[i], a[i-1], "%s: position applied out of order or twice", v.name)
 	}
 }
 
@@ -182,9 +180,7 @@ func appendN(t testing.TB, st *store.Memory, n, batch int) event.Position {
 			}
 			return nil
 		})
-		if err != nil {
-			t.Fatalf("append: %v", err)
-		}
+		require.NoError(t, err, "append")
 		done += k
 		pos = p
 	}
@@ -208,47 +204,27 @@ func fast(attempts int) projection.AddOption { return projection.WithRetry(attem
 
 func start(t *testing.T, r *projection.Runner) {
 	t.Helper()
-	if err := r.Start(context.Background()); err != nil {
-		t.Fatalf("Start: %v", err)
-	}
+	require.NoError(t, r.Start(context.Background()), "Start")
 	t.Cleanup(func() { r.Close() })
 }
 
 func add(t *testing.T, r *projection.Runner, p projection.Projector, opts ...projection.AddOption) {
 	t.Helper()
-	if err := r.Add(p, opts...); err != nil {
-		t.Fatalf("Add(%s): %v", p.Name(), err)
-	}
+	require.NoError(t, r.Add(p, opts...), "Add(%s)", p.Name())
 }
 
 func waitFor(t *testing.T, r *projection.Runner, name string, pos event.Position) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if err := r.WaitFor(ctx, name, pos); err != nil {
-		t.Fatalf("WaitFor(%q, %v): %v", name, pos, err)
-	}
+	require.NoError(t, r.WaitFor(ctx, name, pos), "WaitFor(%q, %v)", name, pos)
 }
 
 func statusOf(t *testing.T, r *projection.Runner, name string) projection.Status {
 	t.Helper()
 	s, err := r.StatusOf(context.Background(), name)
-	if err != nil {
-		t.Fatalf("StatusOf(%s): %v", name, err)
-	}
+	require.NoError(t, err, "StatusOf(%s)", name)
 	return s
-}
-
-// eventually polls cond (a test-side check; the runner itself never polls).
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(time.Millisecond)
-	}
 }
 
 // settled waits until every goroutine of the test's synctest bubble is

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"maps"
 	"slices"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -234,7 +233,3 @@ func settled(t *testing.T, what string, cond func() bool) {
 	synctest.Wait()
 	require.True(t, cond(), "not %s once everything settled", what)
 }
-
-// hasText reports whether err is an error whose text contains s (for the
-// plain misuse errors, which have no sentinel).
-func hasText(err error, s string) bool { return err != nil && strings.Contains(err.Error(), s) }

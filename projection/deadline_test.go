@@ -72,6 +72,8 @@ func (l *frozenLog) Wait(ctx context.Context, after event.Position) error {
 }
 
 // within fails the test unless call returns within d plus a small constant.
+// The tests run in synctest bubbles, so d and the fuse pass on the fake
+// clock: a call that ignores its context trips the fuse in no wall time.
 func within(t *testing.T, what string, d time.Duration, call func(ctx context.Context) error) error {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), d)
@@ -93,63 +95,67 @@ func within(t *testing.T, what string, d time.Duration, call func(ctx context.Co
 // TestBlockingCallsHonourDeadlinesOnFrozenLog: every public blocking call
 // returns by its deadline against a frozen log.
 func TestBlockingCallsHonourDeadlinesOnFrozenLog(t *testing.T) {
-	st := newMemory(t)
-	lg := &frozenLog{Memory: st}
-	r := projection.NewRunner(lg)
-	async, inline := newSumView("async"), newSumView("inline")
-	add(t, r, async, projection.AsAsync())
-	add(t, r, inline)
-	start(t, r)
-	head := appendN(t, st, 2, 1)
-	waitFor(t, r, "", head)
-	lg.freeze(true)
-	more := appendN(t, st, 1, 1)
-	const d = 200 * time.Millisecond
-	err := within(t, "WaitFor(async)", d, func(ctx context.Context) error { return r.WaitFor(ctx, "async", more) })
-	assert.ErrorIs(t, err, projection.ErrNotReached, "WaitFor(async) = %v, want ErrNotReached", err)
-	err = within(t, "WaitFor(inline)", d, func(ctx context.Context) error { return r.WaitFor(ctx, "inline", more) })
-	assert.ErrorIs(t, err, projection.ErrNotReached, "WaitFor(inline) = %v, want ErrNotReached", err)
-	err = within(t, "Sync", d, func(ctx context.Context) error { return r.Sync(ctx, more) })
-	assert.Error(t, err, "Sync on a frozen log = nil")
-	within(t, "Status", d, func(ctx context.Context) error { _, err := r.Status(ctx); return err })
-	within(t, "StatusOf", d, func(ctx context.Context) error { _, err := r.StatusOf(ctx, "async"); return err })
-	within(t, "Resume", d, func(ctx context.Context) error { return r.Resume(ctx, "inline") })
-	within(t, "Rebuild", d, func(ctx context.Context) error { return r.Rebuild(ctx, "async") })
-	r2 := projection.NewRunner(lg)
-	add(t, r2, newSumView("inline2"))
-	within(t, "Start", d, func(ctx context.Context) error { return r2.Start(ctx) })
-	assert.NoError(t, within(t, "Close", d, func(context.Context) error { return r2.Close() }))
-	lg.freeze(false)
-	waitFor(t, r, "", more)
+	synctest.Test(t, func(t *testing.T) {
+		st := newMemory(t)
+		lg := &frozenLog{Memory: st}
+		r := projection.NewRunner(lg)
+		async, inline := newSumView("async"), newSumView("inline")
+		add(t, r, async, projection.AsAsync())
+		add(t, r, inline)
+		start(t, r)
+		head := appendN(t, st, 2, 1)
+		waitFor(t, r, "", head)
+		lg.freeze(true)
+		more := appendN(t, st, 1, 1)
+		const d = 200 * time.Millisecond
+		err := within(t, "WaitFor(async)", d, func(ctx context.Context) error { return r.WaitFor(ctx, "async", more) })
+		assert.ErrorIs(t, err, projection.ErrNotReached, "WaitFor(async) = %v, want ErrNotReached", err)
+		err = within(t, "WaitFor(inline)", d, func(ctx context.Context) error { return r.WaitFor(ctx, "inline", more) })
+		assert.ErrorIs(t, err, projection.ErrNotReached, "WaitFor(inline) = %v, want ErrNotReached", err)
+		err = within(t, "Sync", d, func(ctx context.Context) error { return r.Sync(ctx, more) })
+		assert.Error(t, err, "Sync on a frozen log = nil")
+		within(t, "Status", d, func(ctx context.Context) error { _, err := r.Status(ctx); return err })
+		within(t, "StatusOf", d, func(ctx context.Context) error { _, err := r.StatusOf(ctx, "async"); return err })
+		within(t, "Resume", d, func(ctx context.Context) error { return r.Resume(ctx, "inline") })
+		within(t, "Rebuild", d, func(ctx context.Context) error { return r.Rebuild(ctx, "async") })
+		r2 := projection.NewRunner(lg)
+		add(t, r2, newSumView("inline2"))
+		within(t, "Start", d, func(ctx context.Context) error { return r2.Start(ctx) })
+		assert.NoError(t, within(t, "Close", d, func(context.Context) error { return r2.Close() }))
+		lg.freeze(false)
+		waitFor(t, r, "", more)
+	})
 }
 
 // TestStuckInlineProjectorDoesNotBlockOthers: Sync and WaitFor wait for a
 // stuck inline projector only until their own deadline.
 func TestStuckInlineProjectorDoesNotBlockOthers(t *testing.T) {
-	st := newMemory(t)
-	gate, entered := make(chan struct{}), make(chan struct{})
-	var once sync.Once
-	h := event.HandlerFunc(func(context.Context, event.Record) error {
-		once.Do(func() { close(entered) })
-		<-gate
-		return nil
+	synctest.Test(t, func(t *testing.T) {
+		st := newMemory(t)
+		gate, entered := make(chan struct{}), make(chan struct{})
+		var once sync.Once
+		h := event.HandlerFunc(func(context.Context, event.Record) error {
+			once.Do(func() { close(entered) })
+			<-gate
+			return nil
+		})
+		r := projection.NewRunner(st)
+		add(t, r, projection.Named("inline", h))
+		start(t, r)
+		head := appendN(t, st, 1, 1)
+		stuck := make(chan error, 1)
+		go func() { stuck <- r.Sync(context.Background(), head) }()
+		<-entered
+		const d = 300 * time.Millisecond
+		err := within(t, "Sync", d, func(ctx context.Context) error { return r.Sync(ctx, head) })
+		assert.ErrorIs(t, err, context.DeadlineExceeded, "Sync = %v, want DeadlineExceeded", err)
+		err = within(t, "WaitFor", d, func(ctx context.Context) error { return r.WaitFor(ctx, "inline", head) })
+		assert.ErrorIs(t, err, projection.ErrNotReached, "WaitFor = %v, want ErrNotReached", err)
+		within(t, "Replay", d, func(ctx context.Context) error { return r.Replay(ctx, "inline", head) })
+		within(t, "Resume", d, func(ctx context.Context) error { return r.Resume(ctx, "inline") })
+		close(gate)
+		assert.NoError(t, <-stuck)
 	})
-	r := projection.NewRunner(st)
-	add(t, r, projection.Named("inline", h))
-	start(t, r)
-	head := appendN(t, st, 1, 1)
-	stuck := make(chan error, 1)
-	go func() { stuck <- r.Sync(context.Background(), head) }()
-	<-entered
-	const d = 300 * time.Millisecond
-	err := within(t, "Sync", d, func(ctx context.Context) error { return r.Sync(ctx, head) })
-	assert.ErrorIs(t, err, context.DeadlineExceeded, "Sync = %v, want DeadlineExceeded", err)
-	err = within(t, "WaitFor", d, func(ctx context.Context) error { return r.WaitFor(ctx, "inline", head) })
-	assert.ErrorIs(t, err, projection.ErrNotReached, "WaitFor = %v, want ErrNotReached", err)
-	within(t, "Replay", d, func(ctx context.Context) error { return r.Replay(ctx, "inline", head) })
-	within(t, "Resume", d, func(ctx context.Context) error { return r.Resume(ctx, "inline") })
-	close(gate)
-	assert.NoError(t, <-stuck)
 }
 
 // TestCloseTimeout: Close returns within its bound, naming the projector

@@ -31,10 +31,12 @@ func (c *counter) Handle(_ context.Context, _ event.Record) error {
 	return nil
 }
 
-func (c *counter) Shadow(context.Context) (event.Handler, func(), error) {
+func (c *counter) Shadow(context.Context) (projection.Shadow, error) {
 	n := new(int64)
-	return event.HandlerFunc(func(context.Context, event.Record) error { *n++; return nil }),
-		func() { c.cur.Store(n) }, nil
+	return projection.Shadow{
+		Handler: event.HandlerFunc(func(context.Context, event.Record) error { *n++; return nil }),
+		Swap:    func() { c.cur.Store(n) },
+	}, nil
 }
 
 func benchBus(st store.Store, opts ...command.Option) *command.Bus {

@@ -3,9 +3,9 @@ package projection
 import (
 	"cmp"
 	"context"
+	"errors"
 	"slices"
 	"sync"
-	"time"
 
 	"github.com/cqrskit/cqrs/event"
 	"github.com/cqrskit/cqrs/store"
@@ -15,7 +15,7 @@ import (
 // Position has been applied by the projector at Version.
 type Checkpoint struct {
 	Position event.Position
-	// Version is the projector's declared version (see Versioned) when the
+	// Version is the projector's logic version (see WithVersion) when the
 	// checkpoint was written; a mismatch at start-up triggers a rebuild.
 	Version int
 }
@@ -72,23 +72,18 @@ func (s *MemoryCheckpoints) Save(ctx context.Context, name string, cp Checkpoint
 	return nil
 }
 
-// DeadLetter is a parked event as a ParkStore keeps it. The record itself
-// stays in the log, so only its position and the failure are stored.
-type DeadLetter struct {
-	Position event.Position
-	Err      string
-	Attempts int
-	At       time.Time
-}
-
 // ParkStore is an optional CheckpointStore capability that makes dead
-// letters durable. Without it, parked events live in the runner's memory:
+// letters durable. The record stays in the log, so a ParkStore keeps only
+// dl.Record.Position, the text of dl.Err, Attempts and At; LoadParked
+// returns DeadLetters with only Record.Position set and Err an error with
+// the stored text (nil for an empty text), and the runner reads the records
+// back from the log. Without it, parked events live in the runner's memory:
 // after a restart the checkpoint is past them and they are no longer
 // listed. With it, the runner records each parked event before it moves on,
 // reloads the list at Start (reading the records back from the log), and
 // removes an entry when Replay succeeds.
 type ParkStore interface {
-	// Park adds or replaces the dead letter at dl.Position for name.
+	// Park adds or replaces the dead letter at dl.Record.Position for name.
 	Park(ctx context.Context, name string, dl DeadLetter) error
 	// Unpark removes the dead letter at pos; removing a missing one is not
 	// an error.
@@ -111,8 +106,9 @@ func (s *MemoryCheckpoints) Park(ctx context.Context, name string, dl DeadLetter
 	if s.parked == nil {
 		s.parked = make(map[string][]DeadLetter)
 	}
+	dl = stored(dl)
 	list := s.parked[name]
-	i, found := slices.BinarySearchFunc(list, dl.Position, func(d DeadLetter, p event.Position) int { return cmp.Compare(d.Position, p) })
+	i, found := slices.BinarySearchFunc(list, dl.Record.Position, func(d DeadLetter, p event.Position) int { return cmp.Compare(d.Record.Position, p) })
 	if found {
 		list[i] = dl
 	} else {
@@ -130,7 +126,7 @@ func (s *MemoryCheckpoints) Unpark(ctx context.Context, name string, pos event.P
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if list, ok := s.parked[name]; ok {
-		s.parked[name] = slices.DeleteFunc(list, func(d DeadLetter) bool { return d.Position == pos })
+		s.parked[name] = slices.DeleteFunc(list, func(d DeadLetter) bool { return d.Record.Position == pos })
 	}
 	return nil
 }
@@ -145,8 +141,11 @@ func (s *MemoryCheckpoints) ReplaceParked(ctx context.Context, name string, dls 
 	if s.parked == nil {
 		s.parked = make(map[string][]DeadLetter)
 	}
-	list := slices.Clone(dls)
-	slices.SortFunc(list, func(a, b DeadLetter) int { return cmp.Compare(a.Position, b.Position) })
+	list := make([]DeadLetter, len(dls))
+	for i, dl := range dls {
+		list[i] = stored(dl)
+	}
+	slices.SortStableFunc(list, func(a, b DeadLetter) int { return cmp.Compare(a.Record.Position, b.Record.Position) })
 	s.parked[name] = list
 	return nil
 }
@@ -159,4 +158,14 @@ func (s *MemoryCheckpoints) LoadParked(ctx context.Context, name string) ([]Dead
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return slices.Clone(s.parked[name]), nil
+}
+
+// stored is dl as a ParkStore keeps it: the position of the record, and the
+// text of the error.
+func stored(dl DeadLetter) DeadLetter {
+	dl.Record = event.Record{Position: dl.Record.Position}
+	if dl.Err != nil {
+		dl.Err = errors.New(dl.Err.Error())
+	}
+	return dl
 }

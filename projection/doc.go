@@ -18,8 +18,8 @@
 // command.Bus.Dispatch, after the commit, through [Runner.Sync]: a read right
 // after Dispatch returns sees the write, at the price of the projector's work
 // on the command's latency. Use it for cheap views that must be fresh. An
-// inline projector (or an event.Bus subscriber fed inline) must not
-// dispatch commands: the nested dispatch would wait for the delivery it is
+// inline projector (including an event.Router added with [Named], the
+// synchronous in-process bus) must not dispatch commands: the nested dispatch would wait for the delivery it is
 // part of. Process managers that react with commands belong in async
 // projectors.
 //
@@ -40,7 +40,8 @@
 // # Checkpoints and at-least-once delivery
 //
 // After each batch of records the runner saves the projector's [Checkpoint]:
-// the position of the last record applied, and the projector's Version. At
+// the position of the last record applied, and the projector's logic version
+// ([WithVersion]). At
 // Start a projector resumes after its checkpoint; records at or below it are
 // never handed to it again, and [Runner.Close] finishes the record in hand
 // and saves the checkpoint, so a stopped and restarted runner builds the same
@@ -51,12 +52,12 @@
 // the same transaction as the view and get exactly-once effects.
 //
 // A log that reports [store.Contiguous] promises positions without holes. If
-// such a log skips a position, the projector stops with a *[GapError]
-// ([ErrGap]) instead of jumping the hole.
+// such a log skips a position, the projector stops with a *[StoppedError]
+// wrapping a *[GapError] instead of jumping the hole.
 //
 // # Failures
 //
-// A projector that returns an error, or panics (a *[PanicError], [ErrPanic]),
+// A projector that returns an error, or panics (a *[event.PanicError], [event.ErrPanic]),
 // is retried on the same record with backoff ([WithRetry], default three
 // attempts, [DefaultBackoff]). When the attempts are used up its policy
 // applies, and the record is never skipped silently:
@@ -73,8 +74,8 @@
 //     past it and reloaded at Start, so a restart does not forget it; if it
 //     cannot be stored, the projector stops at the record instead. A
 //     projector that keeps its own checkpoint ([SelfCheckpointer]) must
-//     implement [Replayer] to replay; otherwise Replay fails with
-//     [ErrNotReplayable] and the record stays parked.
+//     implement [Replayer] to replay; otherwise Replay fails and the
+//     record stays parked.
 //
 // A record the log cannot return (a *store.RecordError, such as a payload
 // type the reader's registry does not know during a rolling deploy) is a
@@ -100,10 +101,20 @@
 // A projector that implements [Rebuilder] can be rebuilt without downtime:
 // [Runner.Rebuild] replays the whole log into a fresh shadow read model while
 // queries keep reading the live one, pauses live delivery only to catch the
-// shadow up to the head, then swaps it in atomically. A projector that
-// implements [Versioned] is rebuilt automatically at Start when its Version
-// differs from the one saved in its checkpoint; one that is not a Rebuilder
-// makes Start fail with [ErrNotRebuildable] instead.
+// shadow up to the head, then swaps it in atomically. [Rebuilder.Shadow]
+// returns the shadow as a [Shadow] value: its Handler, an optional Flush and
+// the Swap. [View] does all of it for a read model behind one pointer:
+//
+//	prices := projection.NewView("prices", newBoard, func(r *event.Router, b *Board) {
+//		event.On(r, b.priceChanged)
+//	})
+//	runner.Add(prices, projection.WithVersion(2))
+//	...
+//	prices.Load().Lookup("p-1")
+//
+// Added with [WithVersion], a projector is rebuilt automatically at Start
+// when the version differs from the one saved in its checkpoint; Add
+// refuses WithVersion for a projector that is not a Rebuilder.
 //
 // # Status and logging
 //
@@ -134,21 +145,26 @@
 //
 // # Errors
 //
-// Sentinels, matched with errors.Is, and the typed errors that carry detail
-// (errors.As):
+// Two sentinels of its own, matched with errors.Is, the typed errors that
+// carry detail (errors.As), and the store's and event's sentinels:
 //
 //   - [ErrStopped]: *[StoppedError] with the projector, position and cause;
 //     returned by Sync for a stopped inline projector, by Rebuild for a
 //     record failing in replay, and reported by Status.
 //   - [ErrNotReached]: *[NotReachedError] from WaitFor, with the position
-//     reached, the projector's State, the context's error (or [ErrClosed])
+//     reached, the projector's State, the context's error (or
+//     [store.ErrClosed])
 //     and a Cause: the *StoppedError, the infrastructure error being
 //     retried, or a *store.HeldBackError.
-//   - [ErrGap]: *[GapError], wrapped in a *StoppedError.
-//   - [ErrPanic]: *[PanicError], with the panic value and stack.
-//   - [ErrUnknownProjector], [ErrNotRebuildable], [ErrRebuilding],
-//     [ErrNotParked], [ErrNotReplayable], [ErrNotStarted], [ErrClosed].
+//   - *[GapError]: a hole in a contiguous log, wrapped in a *StoppedError.
+//   - [event.ErrPanic]: *[event.PanicError], with the panic value and stack,
+//     the cause of a StoppedError or dead letter when a projector panics.
+//   - [store.ErrClosed]: any method after Close.
 //
-// Each method documents which of them it returns. Checkpoint store and log
+// Misuse (an unknown projector name, Sync before Start, a rebuild of a
+// projector that is not a Rebuilder or is already rebuilding, Replay of a
+// position that is not parked) gives a plain error with a clear text: fix
+// the call rather than branch on it. Each method documents which errors it
+// returns. Checkpoint store and log
 // errors are returned wrapped, so their own sentinels stay reachable.
 package projection

@@ -7,35 +7,26 @@ import (
 	"github.com/cqrskit/cqrs/event"
 )
 
-// Sentinel errors; the typed errors below carry detail and match them with
-// errors.Is.
+// Sentinel errors a caller branches on; the typed errors below carry
+// detail and match them with errors.Is. After Close, methods return
+// store.ErrClosed.
 var (
 	// ErrStopped: a projector halted on a failing event (policy Stop) and
 	// waits for Resume or Rebuild.
 	ErrStopped = errors.New("projection: projector stopped")
-	// ErrNotReached: WaitFor's context ended before the projection reached
-	// the position.
+	// ErrNotReached: WaitFor's context ended (or the runner closed) before
+	// the projection reached the position.
 	ErrNotReached = errors.New("projection: position not reached")
-	// ErrGap: a contiguous log skipped a position; the projector stopped
-	// instead of jumping it.
-	ErrGap = errors.New("projection: gap in log positions")
-	// ErrUnknownProjector: no projector has that name.
-	ErrUnknownProjector = errors.New("projection: unknown projector")
-	// ErrNotRebuildable: the projector does not implement Rebuilder.
-	ErrNotRebuildable = errors.New("projection: projector cannot be rebuilt")
-	// ErrNotStarted: the runner has not been started.
-	ErrNotStarted = errors.New("projection: runner not started")
-	// ErrClosed: the runner has been closed.
-	ErrClosed = errors.New("projection: runner closed")
-	// ErrPanic: a projector panicked; the panic became an error.
-	ErrPanic = errors.New("projection: projector panicked")
-	// ErrNotParked: Replay found no parked event at that position.
-	ErrNotParked = errors.New("projection: no parked event at position")
-	// ErrNotReplayable: Replay cannot apply a parked event to a projector
-	// that keeps its own checkpoint (SelfCheckpointer) without Replayer.
-	ErrNotReplayable = errors.New("projection: projector cannot replay a parked event")
-	// ErrRebuilding: a rebuild of that projector is already in progress.
-	ErrRebuilding = errors.New("projection: rebuild already in progress")
+)
+
+// Misuse: plain errors with clear text, not meant to be matched.
+var (
+	errUnknownProjector = errors.New("projection: unknown projector")
+	errNotRebuildable   = errors.New("projection: projector does not implement projection.Rebuilder")
+	errNotStarted       = errors.New("projection: runner not started (call Start first)")
+	errNotParked        = errors.New("projection: no parked event at position")
+	errNotReplayable    = errors.New("projection: projector keeps its own checkpoint and does not implement projection.Replayer")
+	errRebuilding       = errors.New("projection: rebuild already in progress")
 )
 
 // StoppedError reports a projector halted at Position because of Err. It
@@ -89,7 +80,8 @@ func (e *NotReachedError) Unwrap() []error {
 	return []error{e.Err}
 }
 
-// GapError reports a hole in a contiguous log. It matches ErrGap.
+// GapError reports a hole in a contiguous log: the projector stops (a
+// *StoppedError wrapping the GapError) instead of jumping it.
 type GapError struct {
 	Projector string
 	Expected  event.Position
@@ -98,27 +90,4 @@ type GapError struct {
 
 func (e *GapError) Error() string {
 	return fmt.Sprintf("projection: %s expected position %v, log returned %v", e.Projector, e.Expected, e.Got)
-}
-
-// Is makes GapError match ErrGap.
-func (e *GapError) Is(target error) bool { return target == ErrGap }
-
-// PanicError carries a projector panic. It matches ErrPanic and, when the
-// panic value is an error, unwraps to it.
-type PanicError struct {
-	Value any
-	Stack []byte
-}
-
-func (e *PanicError) Error() string {
-	return fmt.Sprintf("projection: projector panicked: %v", e.Value)
-}
-
-// Is makes PanicError match ErrPanic.
-func (e *PanicError) Is(target error) bool { return target == ErrPanic }
-
-// Unwrap returns the panic value if it is an error.
-func (e *PanicError) Unwrap() error {
-	err, _ := e.Value.(error)
-	return err
 }

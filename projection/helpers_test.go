@@ -9,11 +9,13 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/cqrskit/cqrs/event"
 	"github.com/cqrskit/cqrs/projection"
 	"github.com/cqrskit/cqrs/store"
+	"github.com/stretchr/testify/require"
 )
 
 // added is the test event: add N to the stream's part.
@@ -94,11 +96,13 @@ func (v *sumView) apply(s *sumState, rec event.Record) error {
 	return nil
 }
 
-func (v *sumView) Shadow(context.Context) (event.Handler, func(), error) {
+func (v *sumView) Shadow(context.Context) (projection.Shadow, error) {
 	v.shadows.Add(1)
 	s := newSumState()
-	return event.HandlerFunc(func(_ context.Context, rec event.Record) error { return v.apply(s, rec) }),
-		func() { v.cur.Store(s) }, nil
+	return projection.Shadow{
+		Handler: event.HandlerFunc(func(_ context.Context, rec event.Record) error { return v.apply(s, rec) }),
+		Swap:    func() { v.cur.Store(s) },
+	}, nil
 }
 
 func (v *sumView) Total() int {
@@ -134,29 +138,17 @@ func (v *sumView) checkApplied(t *testing.T) {
 	t.Helper()
 	a := v.Applied()
 	for i := 1; i < len(a); i++ {
-		if a[i] <= a[i-1] {
-			t.Fatalf("%s: position %v applied after %v (duplicate or out of order)", v.name, a[i], a[i-1])
-		}
+		require.Greater(t, a[i], a[i-1], "%s: position applied out of order or twice", v.name)
 	}
 }
 
-// versioned adds a Version to sumView.
-type versioned struct {
-	*sumView
-	v int
-}
-
-func (v versioned) Version() int { return v.v }
-
-// plainVersioned is a versioned projector that cannot be rebuilt.
-type plainVersioned struct {
+// plain is a projector that cannot be rebuilt.
+type plain struct {
 	n atomic.Int64
-	v int
 }
 
-func (p *plainVersioned) Name() string { return "plain" }
-func (p *plainVersioned) Version() int { return p.v }
-func (p *plainVersioned) Handle(context.Context, event.Record) error {
+func (p *plain) Name() string { return "plain" }
+func (p *plain) Handle(context.Context, event.Record) error {
 	p.n.Add(1)
 	return nil
 }
@@ -187,9 +179,7 @@ func appendN(t testing.TB, st *store.Memory, n, batch int) event.Position {
 			}
 			return nil
 		})
-		if err != nil {
-			t.Fatalf("append: %v", err)
-		}
+		require.NoError(t, err, "append")
 		done += k
 		pos = p
 	}
@@ -213,45 +203,33 @@ func fast(attempts int) projection.AddOption { return projection.WithRetry(attem
 
 func start(t *testing.T, r *projection.Runner) {
 	t.Helper()
-	if err := r.Start(context.Background()); err != nil {
-		t.Fatalf("Start: %v", err)
-	}
+	require.NoError(t, r.Start(context.Background()), "Start")
 	t.Cleanup(func() { r.Close() })
 }
 
 func add(t *testing.T, r *projection.Runner, p projection.Projector, opts ...projection.AddOption) {
 	t.Helper()
-	if err := r.Add(p, opts...); err != nil {
-		t.Fatalf("Add(%s): %v", p.Name(), err)
-	}
+	require.NoError(t, r.Add(p, opts...), "Add(%s)", p.Name())
 }
 
 func waitFor(t *testing.T, r *projection.Runner, name string, pos event.Position) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if err := r.WaitFor(ctx, name, pos); err != nil {
-		t.Fatalf("WaitFor(%q, %v): %v", name, pos, err)
-	}
+	require.NoError(t, r.WaitFor(ctx, name, pos), "WaitFor(%q, %v)", name, pos)
 }
 
 func statusOf(t *testing.T, r *projection.Runner, name string) projection.Status {
 	t.Helper()
 	s, err := r.StatusOf(context.Background(), name)
-	if err != nil {
-		t.Fatalf("StatusOf(%s): %v", name, err)
-	}
+	require.NoError(t, err, "StatusOf(%s)", name)
 	return s
 }
 
-// eventually polls cond (a test-side check; the runner itself never polls).
-func eventually(t *testing.T, what string, cond func() bool) {
+// settled waits until every goroutine of the test's synctest bubble is
+// blocked, then requires cond: the state is reached without polling.
+func settled(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(time.Millisecond)
-	}
+	synctest.Wait()
+	require.True(t, cond(), "not %s once everything settled", what)
 }

@@ -2,13 +2,15 @@ package projection_test
 
 import (
 	"context"
-	"errors"
 	"runtime"
 	"testing"
 	"time"
 
 	"github.com/cqrskit/cqrs/event"
 	"github.com/cqrskit/cqrs/projection"
+	"github.com/cqrskit/cqrs/store"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 // settle waits until the goroutine count is back to base.
@@ -47,9 +49,7 @@ func TestNoGoroutineLeaks(t *testing.T) {
 	t.Run("Close", func(t *testing.T) {
 		base := runtime.NumGoroutine()
 		r, more := setup(t)
-		if err := r.Start(context.Background()); err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, r.Start(context.Background()))
 		waitFor(t, r, "a", 500)
 		waitFor(t, r, "c", more())
 		r.Close()
@@ -60,24 +60,19 @@ func TestNoGoroutineLeaks(t *testing.T) {
 		base := runtime.NumGoroutine()
 		r, more := setup(t)
 		ctx, cancel := context.WithCancel(context.Background())
-		if err := r.Start(ctx); err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, r.Start(ctx))
 		waitFor(t, r, "b", more())
 		cancel()
 		settle(t, base, "after cancelling Start's context")
 		// The async projectors are gone and say so; waiters are not left
 		// hanging.
-		if s := statusOf(t, r, "a"); s.State != projection.Closed {
-			t.Errorf("async state after cancel = %v, want Closed", s.State)
-		}
+		s := statusOf(t, r, "a")
+		assert.EqualValues(t, projection.Closed, s.State, "async state after cancel = %v, want Closed", s.State)
 		err := r.WaitFor(context.Background(), "a", 10_000)
-		if !errors.Is(err, projection.ErrNotReached) || !errors.Is(err, projection.ErrClosed) {
-			t.Errorf("WaitFor after cancel = %v", err)
-		}
-		if err := r.Resume(context.Background(), "stopped"); !errors.Is(err, projection.ErrClosed) {
-			t.Errorf("Resume of an async projector after cancel = %v, want ErrClosed", err)
-		}
+		assert.ErrorIs(t, err, projection.ErrNotReached, "WaitFor after cancel = %v", err)
+		assert.ErrorIs(t, err, store.ErrClosed, "WaitFor after cancel = %v", err)
+		err = r.Resume(context.Background(), "stopped")
+		assert.ErrorIs(t, err, store.ErrClosed, "Resume of an async projector after cancel = %v, want ErrClosed", err)
 		r.Close()
 		settle(t, base, "after Close")
 	})
@@ -85,17 +80,12 @@ func TestNoGoroutineLeaks(t *testing.T) {
 	t.Run("WaitersAndRebuild", func(t *testing.T) {
 		base := runtime.NumGoroutine()
 		r, _ := setup(t)
-		if err := r.Start(context.Background()); err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, r.Start(context.Background()))
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
 		defer cancel()
-		if err := r.WaitFor(ctx, "", 10_000); !errors.Is(err, projection.ErrNotReached) {
-			t.Errorf("WaitFor = %v", err)
-		}
-		if err := r.Rebuild(context.Background(), "a"); err != nil {
-			t.Fatal(err)
-		}
+		err := r.WaitFor(ctx, "", 10_000)
+		assert.ErrorIs(t, err, projection.ErrNotReached, "WaitFor = %v", err)
+		require.NoError(t, r.Rebuild(context.Background(), "a"))
 		r.Close()
 		settle(t, base, "after WaitFor timeouts and a rebuild")
 	})

@@ -21,34 +21,31 @@ type Projector interface {
 	event.Handler
 }
 
-// Versioned is an optional Projector capability. When the version differs
-// from the one saved with the checkpoint, the runner rebuilds the projection
-// at start-up: change the number whenever the projector's logic changes.
-type Versioned interface {
-	Version() int
-}
-
 // Rebuilder is an optional Projector capability that enables rebuilds without
-// downtime. Shadow returns a projector writing into a fresh, empty read model
-// that queries do not see, and a swap function that makes that read model the
-// live one atomically (for example by storing a pointer). The runner replays
-// the log into the shadow while the live projector keeps serving, then calls
-// swap while live delivery is paused, so no event is applied to neither or
-// both.
+// downtime: Shadow returns a fresh, empty read model that queries do not
+// see, as a Shadow value. The runner replays the log into Shadow.Handler
+// while the live projector keeps serving, then calls Shadow.Swap while live
+// delivery is paused, so no event is applied to neither or both. View
+// implements it for a read model held behind one pointer.
 type Rebuilder interface {
-	Shadow(ctx context.Context) (shadow event.Handler, swap func(), err error)
+	Shadow(ctx context.Context) (Shadow, error)
 }
 
-// ShadowFlusher is an optional capability of the shadow handler a Rebuilder
-// returns. A shadow is private until the swap, so it may defer work that
-// only queries need (for example, maintain a ranking once per key at the
-// end instead of once per event). Rebuild calls Flush after the bulk
-// replay, outside the pause of live delivery, and again just before the
-// swap, when only the tail replayed during the pause can be pending; after
-// the first Flush the shadow should apply events fully, so that the second
-// one is cheap.
-type ShadowFlusher interface {
-	Flush(ctx context.Context) error
+// Shadow is a read model being rebuilt, as a Rebuilder returns it.
+type Shadow struct {
+	// Handler applies events to the shadow read model (required).
+	Handler event.Handler
+	// Flush, if not nil, completes work the shadow deferred: a shadow is
+	// private until the swap, so it may skip what only queries need (say,
+	// maintain a ranking once per key at the end instead of once per
+	// event). Rebuild calls Flush after the bulk replay, outside the pause
+	// of live delivery, and again just before Swap, when only the tail
+	// replayed during the pause can be pending; after the first Flush the
+	// shadow should apply events fully, so that the second one is cheap.
+	Flush func(ctx context.Context) error
+	// Swap makes the shadow the live read model atomically, for example by
+	// storing a pointer (required).
+	Swap func()
 }
 
 // SelfCheckpointer is an optional Projector capability for projectors whose
@@ -72,8 +69,9 @@ type Replayer interface {
 }
 
 // Named gives a handler a name so it can be added to a Runner; use it for an
-// event.Bus (inline, to deliver committed events to subscribers in commit
-// order) or an event.Router built on the spot.
+// event.Router built on the spot. Added inline, it is the synchronous
+// in-process bus: it receives every committed event in commit order, inside
+// Dispatch.
 func Named(name string, h event.Handler) Projector { return named{name, h} }
 
 type named struct {

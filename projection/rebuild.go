@@ -20,20 +20,22 @@ import (
 // replay (policy Park). It returns when the swap is done. Failing events
 // are retried with the projector's retry settings, as in live delivery.
 //
-// Errors: ErrNotRebuildable; ErrUnknownProjector; ErrRebuilding; a
-// *StoppedError wrapping the failure of an event that failed all its
-// retries during replay, or a *GapError (the live view is untouched);
-// ctx.Err(); ErrNotStarted; ErrClosed (also when Close interrupts it).
+// Errors: a *StoppedError ([ErrStopped]) wrapping the failure of an event
+// that failed all its retries during replay, or a *GapError (the live view
+// is untouched);
+// ctx.Err(); [store.ErrClosed] (also when Close interrupts it); plain
+// errors for misuse: an unknown name, a projector that is not a Rebuilder,
+// a rebuild of it already running, a runner not started.
 func (r *Runner) Rebuild(ctx context.Context, name string) error {
 	if r.closed.Load() {
-		return ErrClosed
+		return store.ErrClosed
 	}
 	pj, err := r.get(name)
 	if err != nil {
 		return err
 	}
 	if !r.ready.Load() {
-		return ErrNotStarted
+		return errNotStarted
 	}
 	return r.rebuild(ctx, pj)
 }
@@ -41,46 +43,48 @@ func (r *Runner) Rebuild(ctx context.Context, name string) error {
 func (r *Runner) rebuild(ctx context.Context, pj *proj) error {
 	rb, ok := pj.p.(Rebuilder)
 	if !ok {
-		return fmt.Errorf("%w: %s", ErrNotRebuildable, pj.name)
+		return fmt.Errorf("%w: %s", errNotRebuildable, pj.name)
 	}
-	pj.st.Lock()
-	if pj.st.rebuilding {
-		pj.st.Unlock()
-		return fmt.Errorf("%w: %s", ErrRebuilding, pj.name)
+	pj.health.Lock()
+	if pj.health.rebuilding {
+		pj.health.Unlock()
+		return fmt.Errorf("%w: %s", errRebuilding, pj.name)
 	}
-	pj.st.rebuilding = true
-	pj.st.Unlock()
+	pj.health.rebuilding = true
+	pj.health.Unlock()
 	defer func() {
-		pj.st.Lock()
-		pj.st.rebuilding = false
-		pj.st.Unlock()
+		pj.health.Lock()
+		pj.health.rebuilding = false
+		pj.health.Unlock()
 	}()
 	start := time.Now()
-	shadow, swap, err := rb.Shadow(ctx)
+	shadow, err := rb.Shadow(ctx)
 	if err != nil {
 		return fmt.Errorf("projection: %s: shadow: %w", pj.name, err)
 	}
+	if shadow.Handler == nil || shadow.Swap == nil {
+		return fmt.Errorf("projection: %s: Shadow returned no Handler or no Swap", pj.name)
+	}
 	buf := make([]event.Record, 0, max(r.batch, 1024))
 	var spos event.Position
-	var parked []Parked
+	var parked []DeadLetter
 	// Phase 1: replay without holding up live delivery.
-	if spos, err = r.replay(ctx, pj, shadow, spos, buf, &parked); err != nil {
+	if spos, err = r.replay(ctx, pj, shadow.Handler, spos, buf, &parked); err != nil {
 		return err
 	}
-	flusher, _ := shadow.(ShadowFlusher)
-	if flusher != nil {
-		if err := flusher.Flush(ctx); err != nil {
+	if shadow.Flush != nil {
+		if err := shadow.Flush(ctx); err != nil {
 			return fmt.Errorf("projection: %s: flush shadow: %w", pj.name, err)
 		}
 	}
 	// Phase 2: pause live delivery, finish the tail, swap.
 	pj.mu.Lock()
 	defer pj.mu.Unlock()
-	if spos, err = r.replay(ctx, pj, shadow, spos, buf, &parked); err != nil {
+	if spos, err = r.replay(ctx, pj, shadow.Handler, spos, buf, &parked); err != nil {
 		return err
 	}
-	if flusher != nil {
-		if err := flusher.Flush(ctx); err != nil {
+	if shadow.Flush != nil {
+		if err := shadow.Flush(ctx); err != nil {
 			return fmt.Errorf("projection: %s: flush shadow: %w", pj.name, err)
 		}
 	}
@@ -90,27 +94,23 @@ func (r *Runner) rebuild(ctx context.Context, pj *proj) error {
 		return fmt.Errorf("projection: %s: shadow at %v is behind live at %v", pj.name, spos, live)
 	}
 	if ps := r.parks; ps != nil {
-		dls := make([]DeadLetter, len(parked))
-		for i, p := range parked {
-			dls[i] = deadLetter(p)
-		}
-		if err := ps.ReplaceParked(ctx, pj.name, dls); err != nil {
+		if err := ps.ReplaceParked(ctx, pj.name, parked); err != nil {
 			return fmt.Errorf("projection: %s: save dead letters of the rebuilt view: %w", pj.name, err)
 		}
 	}
-	swap()
+	shadow.Swap()
 	pj.pos.Store(uint64(spos))
 	wasStopped := pj.stopped.Swap(nil) != nil
-	pj.st.Lock()
-	pj.st.parked = parked
-	pj.st.Unlock()
+	pj.health.Lock()
+	pj.health.parked = parked
+	pj.health.Unlock()
 	pj.saveCheckpoint(context.WithoutCancel(ctx), spos)
-	pj.notify.publish()
+	pj.notify.Publish()
 	if wasStopped {
 		pj.wake() // an async goroutine waits for Resume otherwise
 	}
-	if r.log != nil {
-		r.log.LogAttrs(ctx, slog.LevelInfo, "projection: rebuilt", slog.String("projector", pj.name),
+	if r.logger != nil {
+		r.logger.LogAttrs(ctx, slog.LevelInfo, "projection: rebuilt", slog.String("projector", pj.name),
 			slog.String("position", spos.String()), slog.Duration("took", time.Since(start)))
 	}
 	return nil
@@ -119,15 +119,15 @@ func (r *Runner) rebuild(ctx context.Context, pj *proj) error {
 // replay feeds shadow from after spos until the log has nothing more. Under
 // policy Park, events that fail every try are collected in parked, which
 // becomes the dead-letter list of the swapped-in view.
-func (r *Runner) replay(ctx context.Context, pj *proj, shadow event.Handler, spos event.Position, buf []event.Record, parked *[]Parked) (event.Position, error) {
+func (r *Runner) replay(ctx context.Context, pj *proj, shadow event.Handler, spos event.Position, buf []event.Record, parked *[]DeadLetter) (event.Position, error) {
 	for {
 		if err := ctx.Err(); err != nil {
 			return spos, err
 		}
 		if r.closed.Load() {
-			return spos, ErrClosed
+			return spos, store.ErrClosed
 		}
-		recs, rerr := r.lg.Read(ctx, spos, buf[:0])
+		recs, rerr := r.events.Read(ctx, spos, buf[:0])
 		var bad *store.RecordError
 		if rerr != nil {
 			bad = recordError(rerr)
@@ -155,7 +155,7 @@ func (r *Runner) replay(ctx context.Context, pj *proj, shadow event.Handler, spo
 				clear(recs)
 				return spos, ctx.Err()
 			case pj.cfg.policy == Park:
-				*parked = append(*parked, Parked{Record: *rec, Err: herr, Attempts: pj.cfg.attempts, At: time.Now()})
+				*parked = append(*parked, DeadLetter{Record: *rec, Err: herr, Attempts: pj.cfg.attempts, At: time.Now()})
 			default:
 				err := &StoppedError{Projector: pj.name, Position: rec.Position, Err: herr}
 				clear(recs)
@@ -169,7 +169,7 @@ func (r *Runner) replay(ctx context.Context, pj *proj, shadow event.Handler, spo
 			if pj.cfg.policy != Park {
 				return spos, &StoppedError{Projector: pj.name, Position: bad.Position, Err: rerr}
 			}
-			*parked = append(*parked, Parked{Record: event.Record{Position: bad.Position, Type: bad.Type}, Err: rerr, Attempts: 1, At: time.Now()})
+			*parked = append(*parked, DeadLetter{Record: event.Record{Position: bad.Position, Type: bad.Type}, Err: rerr, Attempts: 1, At: time.Now()})
 			spos = bad.Position
 		}
 	}

@@ -72,7 +72,7 @@ func Open(ctx context.Context, st store.Store, lg store.Log, cfg Config) (*App, 
 	if cfg.Async {
 		mode = append(mode, projection.AsAsync())
 	}
-	if err := a.Runner.Add(a.Views, mode...); err != nil {
+	if err := a.Runner.Add(a.Views, append([]projection.AddOption{projection.WithVersion(ViewsVersion)}, mode...)...); err != nil {
 		return nil, err
 	}
 	if err := a.Runner.Add(a.Trending, mode...); err != nil {

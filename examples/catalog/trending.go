@@ -2,7 +2,6 @@ package catalog
 
 import (
 	"context"
-	"sync/atomic"
 	"time"
 
 	"github.com/cqrskit/cqrs/event"
@@ -19,13 +18,13 @@ type Trending struct {
 	// how many reviews in it earn the badge.
 	Window    time.Duration
 	Threshold int
-	cur       atomic.Pointer[trendSet]
+	// The View gives Trending its Name, Handle and Shadow: it is a
+	// rebuildable projector over the map of recent review times.
+	*projection.View[recentReviews]
 }
 
-type trendSet struct {
-	recent *readmodel.Map[string, readmodel.Recent[time.Time]]
-	router event.Router
-}
+// recentReviews holds, per product, the times of its latest reviews.
+type recentReviews = readmodel.Map[string, readmodel.Recent[time.Time]]
 
 var (
 	_ projection.Projector = (*Trending)(nil)
@@ -39,42 +38,25 @@ func NewTrending(window time.Duration, threshold int) *Trending {
 		threshold = 1
 	}
 	t := &Trending{Window: window, Threshold: threshold}
-	t.cur.Store(t.newSet())
-	return t
-}
-
-func (t *Trending) newSet() *trendSet {
-	ts := &trendSet{recent: readmodel.NewMap[string, readmodel.Recent[time.Time]]()}
-	event.On(&ts.router, func(_ context.Context, rec event.Record, e ReviewSubmitted) error {
-		ts.recent.Update(e.ProductID, func(r readmodel.Recent[time.Time], ok bool) (readmodel.Recent[time.Time], bool) {
-			if !ok {
-				r = readmodel.NewRecent[time.Time](t.Threshold)
-			}
-			return r.Push(rec.Time), true
+	t.View = projection.NewView("catalog.trending", readmodel.NewMap[string, readmodel.Recent[time.Time]],
+		func(r *event.Router, m *recentReviews) {
+			event.On(r, func(_ context.Context, rec event.Record, e ReviewSubmitted) error {
+				m.Update(e.ProductID, func(r readmodel.Recent[time.Time], ok bool) (readmodel.Recent[time.Time], bool) {
+					if !ok {
+						r = readmodel.NewRecent[time.Time](t.Threshold)
+					}
+					return r.Push(rec.Time), true
+				})
+				return nil
+			})
 		})
-		return nil
-	})
-	return ts
-}
-
-// Name implements projection.Projector.
-func (t *Trending) Name() string { return "catalog.trending" }
-
-// Handle implements projection.Projector.
-func (t *Trending) Handle(ctx context.Context, rec event.Record) error {
-	return t.cur.Load().router.Handle(ctx, rec)
-}
-
-// Shadow implements projection.Rebuilder.
-func (t *Trending) Shadow(context.Context) (event.Handler, func(), error) {
-	ts := t.newSet()
-	return &ts.router, func() { t.cur.Store(ts) }, nil
+	return t
 }
 
 // IsTrending reports whether the product had at least Threshold reviews in
 // the Window before now.
 func (t *Trending) IsTrending(productID string, now time.Time) bool {
-	r, ok := t.cur.Load().recent.Load(productID)
+	r, ok := t.View.Load().Load(productID)
 	if !ok || r.Len() < t.Threshold {
 		return false
 	}

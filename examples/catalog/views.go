@@ -158,8 +158,11 @@ type Views struct {
 var (
 	_ projection.Projector = (*Views)(nil)
 	_ projection.Rebuilder = (*Views)(nil)
-	_ projection.Versioned = (*Views)(nil)
 )
+
+// ViewsVersion is the logic version of Views: add it with
+// projection.WithVersion(ViewsVersion), and bump it when the fold changes.
+const ViewsVersion = 2
 
 // NewViews returns empty views.
 func NewViews() *Views {
@@ -171,37 +174,24 @@ func NewViews() *Views {
 // Name implements projection.Projector.
 func (v *Views) Name() string { return "catalog.views" }
 
-// Version implements projection.Versioned; bump it when the fold changes.
-func (v *Views) Version() int { return 2 }
-
 // Handle implements projection.Projector.
 func (v *Views) Handle(ctx context.Context, rec event.Record) error {
 	return v.cur.Load().router.Handle(ctx, rec)
 }
 
 // Shadow implements projection.Rebuilder. The shadow defers the ranking
-// and in-stock indexes until Flush (projection.ShadowFlusher), which makes a
-// rebuild update them once per product rather than once per event.
-func (v *Views) Shadow(context.Context) (event.Handler, func(), error) {
+// and in-stock indexes until its Flush, which makes a rebuild update them
+// once per product rather than once per event.
+func (v *Views) Shadow(context.Context) (projection.Shadow, error) {
 	vs := newViewSet()
 	vs.bulk = true
 	vs.pendingRank = make(map[string]float64)
 	vs.pendingStock = make(map[string]bool)
-	return shadowSet{vs}, func() { v.cur.Store(vs) }, nil
+	return projection.Shadow{Handler: &vs.router, Flush: vs.flush, Swap: func() { v.cur.Store(vs) }}, nil
 }
 
-// shadowSet is the handler of a view set being rebuilt.
-type shadowSet struct{ vs *viewSet }
-
-var _ projection.ShadowFlusher = shadowSet{}
-
-func (s shadowSet) Handle(ctx context.Context, rec event.Record) error {
-	return s.vs.router.Handle(ctx, rec)
-}
-
-// Flush applies the deferred index updates and ends bulk mode.
-func (s shadowSet) Flush(context.Context) error {
-	vs := s.vs
+// flush applies the deferred index updates and ends bulk mode.
+func (vs *viewSet) flush(context.Context) error {
 	for id, score := range vs.pendingRank {
 		vs.topRated.Set(id, score)
 	}

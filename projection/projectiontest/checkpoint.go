@@ -12,13 +12,14 @@ import (
 	"github.com/cqrskit/cqrs/store"
 )
 
-// TestCheckpointStore is the conformance suite for projection.CheckpointStore.
+// RunCheckpointStore is the conformance suite for projection.CheckpointStore,
+// shaped like testing/slogtest.Run: call it from a test of your own.
 // newStore returns an empty store for one subtest (register cleanup with
 // t.Cleanup). The in-memory projection.MemoryCheckpoints and every durable
 // adapter must pass it:
 //
 //	func TestCheckpoints(t *testing.T) {
-//		projectiontest.TestCheckpointStore(t, func(t *testing.T) projection.CheckpointStore {
+//		projectiontest.RunCheckpointStore(t, func(t *testing.T) projection.CheckpointStore {
 //			return pgstore.NewCheckpoints(testDB(t))
 //		})
 //	}
@@ -34,8 +35,9 @@ import (
 //
 // When the store also implements projection.ParkStore, the ParkStore
 // subtests check it the same way (otherwise they are skipped): an unknown
-// name has no dead letters; Park then LoadParked round-trips Position
-// (including one above 1<<63), Err, Attempts and At (given at microsecond
+// name has no dead letters; Park then LoadParked round-trips Record.Position
+// (including one above 1<<63), the text of Err (nil stays nil), Attempts
+// and At (given at microsecond
 // precision and compared with time.Equal, so a store may keep times in UTC
 // and to the microsecond); Park at a parked position replaces it; LoadParked
 // lists in position order, whatever the order of the calls that parked;
@@ -45,7 +47,7 @@ import (
 // each other and of checkpoints; concurrent parks are safe; and a cancelled
 // context is ignored or fails the call with context.Canceled, writing
 // nothing.
-func TestCheckpointStore(t *testing.T, newStore func(t *testing.T) projection.CheckpointStore) {
+func RunCheckpointStore(t *testing.T, newStore func(t *testing.T) projection.CheckpointStore) {
 	ctx := context.Background()
 	load := func(t *testing.T, s projection.CheckpointStore, name string) projection.Checkpoint {
 		t.Helper()

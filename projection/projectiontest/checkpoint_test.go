@@ -10,7 +10,7 @@ import (
 // TestCheckpointStoreWithoutParkStore runs the suite on a store that has only
 // the CheckpointStore methods: its ParkStore subtests are skipped.
 func TestCheckpointStoreWithoutParkStore(t *testing.T) {
-	projectiontest.TestCheckpointStore(t, func(*testing.T) projection.CheckpointStore {
+	projectiontest.RunCheckpointStore(t, func(*testing.T) projection.CheckpointStore {
 		return struct{ projection.CheckpointStore }{&projection.MemoryCheckpoints{}}
 	})
 }

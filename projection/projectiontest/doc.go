@@ -1,7 +1,8 @@
 // Package projectiontest helps test projections: a given/when/then fixture
 // that feeds a projector committed records without a store or a runner, and
-// TestCheckpointStore, the conformance suite every projection.CheckpointStore
-// must pass. It uses only the standard library's testing package.
+// two conformance suites shaped like testing/slogtest.Run: RunCheckpointStore,
+// which every projection.CheckpointStore must pass, and RunReplay, for
+// Runner.Replay over any projector kind. It uses only the standard library's testing package.
 //
 // A projector test states the events, then checks the view:
 //

@@ -3,12 +3,12 @@ package projectiontest
 import (
 	"context"
 	"reflect"
-	"runtime/debug"
 	"time"
 
 	"github.com/google/uuid"
 
 	"github.com/cqrskit/cqrs/event"
+	"github.com/cqrskit/cqrs/internal/safe"
 	"github.com/cqrskit/cqrs/projection"
 )
 
@@ -55,7 +55,7 @@ func (f *Fixture) When(events ...event.Event) *Fixture {
 }
 
 // Try feeds one event and returns the projector's error instead of failing
-// the test; a panic comes back as a *projection.PanicError. The event counts
+// the test; a panic comes back as a *event.PanicError. The event counts
 // as committed either way: the next one gets the next position.
 func (f *Fixture) Try(e event.Event) error {
 	return handle(f.h, f.record(e))
@@ -94,13 +94,17 @@ func (f *Fixture) Rebuild(view func() any) *Fixture {
 		return f
 	}
 	before := view()
-	shadow, swap, err := rb.Shadow(context.Background())
+	shadow, err := rb.Shadow(context.Background())
 	if err != nil {
 		f.t.Fatalf("projectiontest: Shadow: %v", err)
 		return f
 	}
+	if shadow.Handler == nil || shadow.Swap == nil {
+		f.t.Fatalf("projectiontest: Shadow returned no Handler or no Swap")
+		return f
+	}
 	for _, rec := range f.recs {
-		if err := handle(shadow, rec); err != nil {
+		if err := handle(shadow.Handler, rec); err != nil {
 			f.t.Fatalf("projectiontest: shadow: %s at position %v on %s: %v", rec.Type, rec.Position, rec.Stream, err)
 			return f
 		}
@@ -108,7 +112,13 @@ func (f *Fixture) Rebuild(view func() any) *Fixture {
 	if got := view(); !reflect.DeepEqual(got, before) {
 		f.t.Errorf("projectiontest: feeding the shadow changed the live view:\n got %#v\nwant %#v", got, before)
 	}
-	swap()
+	if shadow.Flush != nil {
+		if err := safe.Call(func() error { return shadow.Flush(context.Background()) }); err != nil {
+			f.t.Fatalf("projectiontest: Shadow.Flush: %v", err)
+			return f
+		}
+	}
+	shadow.Swap()
 	if got := view(); !reflect.DeepEqual(got, before) {
 		f.t.Errorf("projectiontest: rebuilt view differs from the live one:\n got %#v\nwant %#v", got, before)
 	}
@@ -140,13 +150,8 @@ func (f *Fixture) record(e event.Event) event.Record {
 	return rec
 }
 
-func handle(h event.Handler, rec event.Record) (err error) {
-	defer func() {
-		if v := recover(); v != nil {
-			err = &projection.PanicError{Value: v, Stack: debug.Stack()}
-		}
-	}()
-	return h.Handle(context.Background(), rec)
+func handle(h event.Handler, rec event.Record) error {
+	return safe.Call(func() error { return h.Handle(context.Background(), rec) })
 }
 
 // spec is an event with envelope settings; On, At and WithMetadata make

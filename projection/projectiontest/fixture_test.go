@@ -108,7 +108,7 @@ func TestFailuresAreReported(t *testing.T) {
 	if err := f.Try(Reviewed{Stars: 0}); !errors.Is(err, boom) {
 		t.Errorf("Try = %v, want boom", err)
 	}
-	if err := f.Try(Reviewed{Stars: -1}); !errors.Is(err, projection.ErrPanic) {
+	if err := f.Try(Reviewed{Stars: -1}); !errors.Is(err, event.ErrPanic) {
 		t.Errorf("Try of a panicking event = %v, want ErrPanic", err)
 	}
 	if f.Position() != 4 {
@@ -145,14 +145,16 @@ func (v *shadowView) apply(m *map[string]int, rec event.Record) error {
 	return nil
 }
 
-func (v *shadowView) Shadow(context.Context) (event.Handler, func(), error) {
+func (v *shadowView) Shadow(context.Context) (projection.Shadow, error) {
 	m := &map[string]int{}
 	target := m
 	if v.leaky {
 		target = v.cur.Load()
 	}
-	return event.HandlerFunc(func(_ context.Context, rec event.Record) error { return v.apply(target, rec) }),
-		func() { v.cur.Store(m) }, nil
+	return projection.Shadow{
+		Handler: event.HandlerFunc(func(_ context.Context, rec event.Record) error { return v.apply(target, rec) }),
+		Swap:    func() { v.cur.Store(m) },
+	}, nil
 }
 
 func (v *shadowView) snapshot() any {

@@ -19,7 +19,7 @@ import (
 // integers must still round-trip it and sort it last.
 const bigPosition = event.Position(1<<63 + 5)
 
-// testParkStore runs the projection.ParkStore subtests of TestCheckpointStore.
+// testParkStore runs the projection.ParkStore subtests of RunCheckpointStore.
 // Times are given at microsecond precision (PostgreSQL's), in a zone other
 // than UTC, and compared with time.Equal.
 func testParkStore(t *testing.T, newStore func(t *testing.T) projection.CheckpointStore) {
@@ -34,12 +34,12 @@ func testParkStore(t *testing.T, newStore func(t *testing.T) projection.Checkpoi
 	}
 	t0 := time.Date(2024, 3, 1, 12, 30, 15, 123456000, time.FixedZone("UTC+2", 2*60*60))
 	dl := func(pos event.Position, msg string, attempts int) projection.DeadLetter {
-		return projection.DeadLetter{Position: pos, Err: msg, Attempts: attempts, At: t0.Add(time.Duration(pos%1000) * time.Millisecond)}
+		return projection.DeadLetter{Record: event.Record{Position: pos}, Err: errOf(msg), Attempts: attempts, At: t0.Add(time.Duration(pos%1000) * time.Millisecond)}
 	}
 	park := func(t *testing.T, ps projection.ParkStore, name string, d projection.DeadLetter) {
 		t.Helper()
 		if err := ps.Park(ctx, name, d); err != nil {
-			t.Fatalf("Park(%q, %v): %v", name, d.Position, err)
+			t.Fatalf("Park(%q, %v): %v", name, d.Record.Position, err)
 		}
 	}
 	unpark := func(t *testing.T, ps projection.ParkStore, name string, pos event.Position) {
@@ -74,14 +74,14 @@ func testParkStore(t *testing.T, newStore func(t *testing.T) projection.Checkpoi
 	t.Run("RoundTrip", func(t *testing.T) {
 		ps := newPS(t)
 		want := projection.DeadLetter{
-			Position: 42,
-			Err:      "apply: price of \"p1\" < 0: ungültig ✗\n\tsecond line",
+			Record:   event.Record{Position: 42},
+			Err:      errors.New("apply: price of \"p1\" < 0: ungültig ✗\n\tsecond line"),
 			Attempts: 3,
 			At:       t0,
 		}
 		park(t, ps, "p", want)
 		expect(t, ps, "p", want)
-		edge := projection.DeadLetter{Position: bigPosition, Err: "", Attempts: 1, At: time.Date(1999, 12, 31, 23, 59, 59, 999999000, time.UTC)}
+		edge := projection.DeadLetter{Record: event.Record{Position: bigPosition}, Err: nil, Attempts: 1, At: time.Date(1999, 12, 31, 23, 59, 59, 999999000, time.UTC)}
 		park(t, ps, "edge", edge)
 		expect(t, ps, "edge", edge)
 
@@ -90,7 +90,7 @@ func testParkStore(t *testing.T, newStore func(t *testing.T) projection.Checkpoi
 			t.Fatalf("LoadParked: %v", err)
 		}
 		if len(got) == 1 {
-			got[0].Err = "changed by the caller" // the result is the caller's
+			got[0].Err = errors.New("changed by the caller") // the result is the caller's
 		}
 		expect(t, ps, "p", want)
 	})
@@ -98,7 +98,7 @@ func testParkStore(t *testing.T, newStore func(t *testing.T) projection.Checkpoi
 	t.Run("ParkTwiceReplaces", func(t *testing.T) {
 		ps := newPS(t)
 		park(t, ps, "p", dl(5, "first failure", 3))
-		second := projection.DeadLetter{Position: 5, Err: "second failure", Attempts: 4, At: t0.Add(time.Hour)}
+		second := projection.DeadLetter{Record: event.Record{Position: 5}, Err: errors.New("second failure"), Attempts: 4, At: t0.Add(time.Hour)}
 		park(t, ps, "p", second)
 		expect(t, ps, "p", second)
 	})
@@ -111,7 +111,7 @@ func testParkStore(t *testing.T, newStore func(t *testing.T) projection.Checkpoi
 			park(t, ps, "p", d)
 			want = append(want, d)
 		}
-		slices.SortFunc(want, func(a, b projection.DeadLetter) int { return cmp.Compare(a.Position, b.Position) })
+		slices.SortFunc(want, func(a, b projection.DeadLetter) int { return cmp.Compare(a.Record.Position, b.Record.Position) })
 		expect(t, ps, "p", want...)
 	})
 
@@ -147,7 +147,7 @@ func testParkStore(t *testing.T, newStore func(t *testing.T) projection.Checkpoi
 		replace(t, ps, "p", in)
 		want := []projection.DeadLetter{dl(10, "new", 2), dl(20, "new", 3), dl(30, "new", 1)}
 		expect(t, ps, "p", want...)
-		in[0].Err = "changed by the caller" // the store keeps no reference to it
+		in[0].Err = errors.New("changed by the caller") // the store keeps no reference to it
 		expect(t, ps, "p", want...)
 
 		replace(t, ps, "p", []projection.DeadLetter{})
@@ -273,7 +273,7 @@ func testParkStore(t *testing.T, newStore func(t *testing.T) projection.Checkpoi
 
 func sameDeadLetters(got, want []projection.DeadLetter) bool {
 	return slices.EqualFunc(got, want, func(g, w projection.DeadLetter) bool {
-		return g.Position == w.Position && g.Err == w.Err && g.Attempts == w.Attempts && g.At.Equal(w.At)
+		return g.Record.Position == w.Record.Position && errText(g.Err) == errText(w.Err) && g.Attempts == w.Attempts && g.At.Equal(w.At)
 	})
 }
 
@@ -286,7 +286,23 @@ func formatDeadLetters(dls []projection.DeadLetter) string {
 		if i > 0 {
 			b.WriteByte('\n')
 		}
-		fmt.Fprintf(&b, "\t%v: err %q, attempts %d, at %s", d.Position, d.Err, d.Attempts, d.At.Format(time.RFC3339Nano))
+		fmt.Fprintf(&b, "\t%v: err %q, attempts %d, at %s", d.Record.Position, errText(d.Err), d.Attempts, d.At.Format(time.RFC3339Nano))
 	}
 	return b.String()
+}
+
+// errOf is the error a ParkStore returns for the stored text msg.
+func errOf(msg string) error {
+	if msg == "" {
+		return nil
+	}
+	return errors.New(msg)
+}
+
+// errText is the text a ParkStore stores for err.
+func errText(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
 }

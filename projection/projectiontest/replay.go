@@ -13,7 +13,7 @@ import (
 	"github.com/cqrskit/cqrs/store"
 )
 
-// ReplayEvent is the event TestReplay records. A store whose log decodes
+// ReplayEvent is the event RunReplay records. A store whose log decodes
 // payloads through a registry must register it.
 type ReplayEvent struct {
 	N int `json:"n"`
@@ -22,7 +22,7 @@ type ReplayEvent struct {
 // EventType implements event.Event.
 func (ReplayEvent) EventType() string { return "projectiontest.replay" }
 
-// ReplayHarness is what TestReplay needs from one projector kind.
+// ReplayHarness is what RunReplay needs from one projector kind.
 type ReplayHarness struct {
 	// Store records the events; Log is its log.
 	Store store.Store
@@ -37,7 +37,8 @@ type ReplayHarness struct {
 	NewProjector func(t *testing.T, name string, check func(ctx context.Context, rec event.Record) error) (p projection.Projector, applied func() []event.Position)
 }
 
-// TestReplay is the conformance case for Runner.Replay: any projector kind
+// RunReplay is the conformance case for Runner.Replay, shaped like
+// testing/slogtest.Run: any projector kind
 // (plain, self-checkpointing such as pgstore.NewProjector, ...) runs it. A
 // projector under policy Park fails on the second of three events, so that
 // event is parked while the third moves the projector (and its checkpoint)
@@ -45,7 +46,7 @@ type ReplayHarness struct {
 // parked; Replay after the fault is fixed must apply the event to the read
 // model and only then unpark it. It runs once with the projector inline and
 // once async.
-func TestReplay(t *testing.T, newHarness func(t *testing.T) ReplayHarness) {
+func RunReplay(t *testing.T, newHarness func(t *testing.T) ReplayHarness) {
 	for _, mode := range []projection.Mode{projection.Inline, projection.Async} {
 		t.Run(mode.String(), func(t *testing.T) {
 			testReplay(t, newHarness(t), mode)

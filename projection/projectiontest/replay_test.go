@@ -15,7 +15,7 @@ import (
 // TestReplayMemory runs the Replay case on a plain projector over the
 // in-memory store.
 func TestReplayMemory(t *testing.T) {
-	projectiontest.TestReplay(t, func(t *testing.T) projectiontest.ReplayHarness {
+	projectiontest.RunReplay(t, func(t *testing.T) projectiontest.ReplayHarness {
 		st := store.NewMemory()
 		t.Cleanup(func() { _ = st.Close() })
 		return projectiontest.ReplayHarness{

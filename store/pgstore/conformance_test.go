@@ -22,7 +22,7 @@ func TestConformance(t *testing.T) {
 // ParkStore subtests, on a fresh schema per subtest.
 func TestCheckpointStoreConformance(t *testing.T) {
 	pool := newPool(t, 0)
-	projectiontest.TestCheckpointStore(t, func(t *testing.T) projection.CheckpointStore {
+	projectiontest.RunCheckpointStore(t, func(t *testing.T) projection.CheckpointStore {
 		return newStore(t, pool)
 	})
 }

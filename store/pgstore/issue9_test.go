@@ -25,7 +25,7 @@ import (
 // checkpoint is already past the parked event when it is replayed.
 func TestReplayConformance(t *testing.T) {
 	pool := newPool(t, 0)
-	projectiontest.TestReplay(t, func(t *testing.T) projectiontest.ReplayHarness {
+	projectiontest.RunReplay(t, func(t *testing.T) projectiontest.ReplayHarness {
 		st := newStore(t, pool)
 		view := pgx.Identifier{st.Schema(), "replay_view"}.Sanitize()
 		_, err := pool.Exec(context.Background(), `CREATE TABLE `+view+` (name text, position bigint)`)

@@ -3,6 +3,7 @@ package pgstore
 import (
 	"cmp"
 	"context"
+	"errors"
 	"hash/fnv"
 	"slices"
 	"time"
@@ -14,8 +15,9 @@ import (
 )
 
 // Park implements projection.ParkStore: it adds or replaces the dead letter
-// at dl.Position in the dead_letters table. Times are kept to the
-// microsecond.
+// at dl.Record.Position in the dead_letters table: the position, the text
+// of dl.Err, Attempts and At (the record stays in the log). Times are kept
+// to the microsecond.
 //
 // Errors: store.ErrClosed; errors matching ctx.Err(); the driver error,
 // wrapped.
@@ -24,7 +26,7 @@ func (s *Store) Park(ctx context.Context, name string, dl projection.DeadLetter)
 		return err
 	}
 	defer s.leave()
-	_, err := s.pool.Exec(ctx, s.q.park, name, int64(dl.Position), dl.Err, dl.Attempts, dl.At)
+	_, err := s.pool.Exec(ctx, s.q.park, name, int64(dl.Record.Position), errText(dl.Err), dl.Attempts, dl.At)
 	return wrap(ctx, "park", err)
 }
 
@@ -57,18 +59,18 @@ func (s *Store) ReplaceParked(ctx context.Context, name string, dls []projection
 	// Sort stably by position and keep the last entry of each position: one
 	// INSERT cannot write a key twice.
 	list := slices.Clone(dls)
-	slices.SortStableFunc(list, func(a, b projection.DeadLetter) int { return cmp.Compare(a.Position, b.Position) })
+	slices.SortStableFunc(list, func(a, b projection.DeadLetter) int { return cmp.Compare(a.Record.Position, b.Record.Position) })
 	n := len(list)
 	positions := make([]int64, 0, n)
 	errs := make([]string, 0, n)
 	attempts := make([]int, 0, n)
 	ats := make([]time.Time, 0, n)
 	for i, dl := range list {
-		if i+1 < n && list[i+1].Position == dl.Position {
+		if i+1 < n && list[i+1].Record.Position == dl.Record.Position {
 			continue
 		}
-		positions = append(positions, int64(dl.Position))
-		errs = append(errs, dl.Err)
+		positions = append(positions, int64(dl.Record.Position))
+		errs = append(errs, errText(dl.Err))
 		attempts = append(attempts, dl.Attempts)
 		ats = append(ats, dl.At)
 	}
@@ -89,7 +91,9 @@ func (s *Store) ReplaceParked(ctx context.Context, name string, dls []projection
 }
 
 // LoadParked implements projection.ParkStore: name's dead letters in
-// position order, none (and nil error) for a name that has none.
+// position order, none (and nil error) for a name that has none. Each has
+// only Record.Position set, and Err an error with the stored text (nil for
+// an empty one).
 //
 // Errors: store.ErrClosed; errors matching ctx.Err(); the driver error,
 // wrapped.
@@ -105,10 +109,15 @@ func (s *Store) LoadParked(ctx context.Context, name string) ([]projection.DeadL
 	var (
 		dl  projection.DeadLetter
 		pos int64
+		msg string
 	)
 	dls, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (projection.DeadLetter, error) {
-		err := row.Scan(&pos, &dl.Err, &dl.Attempts, &dl.At)
-		dl.Position = event.Position(pos)
+		err := row.Scan(&pos, &msg, &dl.Attempts, &dl.At)
+		dl.Record = event.Record{Position: event.Position(pos)}
+		dl.Err = nil
+		if msg != "" {
+			dl.Err = errors.New(msg)
+		}
 		return dl, err
 	})
 	if err != nil {
@@ -124,4 +133,12 @@ func parkLockKey(schema, name string) int64 {
 	h := fnv.New64a()
 	h.Write([]byte("cqrskit/pgstore/dead_letters:" + schema + "\x00" + name))
 	return int64(h.Sum64())
+}
+
+// errText is the text stored for a dead letter's error.
+func errText(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
 }

@@ -271,7 +271,7 @@ func TestCheckpoints(t *testing.T) {
 	_, err = st.Load(ctx, "p")
 	assert.ErrorIs(t, err, store.ErrClosed)
 	assert.ErrorIs(t, st.Save(ctx, "p", cp), store.ErrClosed)
-	assert.ErrorIs(t, st.Park(ctx, "p", projection.DeadLetter{Position: 1}), store.ErrClosed)
+	assert.ErrorIs(t, st.Park(ctx, "p", projection.DeadLetter{Record: event.Record{Position: 1}}), store.ErrClosed)
 	assert.ErrorIs(t, st.Unpark(ctx, "p", 1), store.ErrClosed)
 	assert.ErrorIs(t, st.ReplaceParked(ctx, "p", nil), store.ErrClosed)
 	_, err = st.LoadParked(ctx, "p")

@@ -1,0 +1,133 @@
+package projection
+
+import (
+	"errors"
+	"log/slog"
+	"time"
+
+	"github.com/cqrskit/cqrs/store"
+)
+
+// Policy decides what happens to an event whose retries are exhausted.
+type Policy int
+
+const (
+	// Stop halts the projector at the failing event (the default). It
+	// reports the error and position in Status and resumes from that same
+	// event after Resume. Other projectors go on.
+	Stop Policy = iota
+	// Park moves the failing event to the projector's dead-letter list
+	// (see Runner.Parked and Runner.Replay) and goes on with the next one.
+	Park
+)
+
+func (p Policy) String() string {
+	if p == Park {
+		return "park"
+	}
+	return "stop"
+}
+
+// Option configures a Runner.
+type Option func(*Runner)
+
+// WithCheckpoints sets where checkpoints are saved (default: a new
+// MemoryCheckpoints).
+func WithCheckpoints(cs CheckpointStore) Option { return func(r *Runner) { r.cps = cs } }
+
+// WithLogger sets the logger for failures, parks and rebuilds. Nothing is
+// logged on the per-event path. Default: no logging.
+func WithLogger(l *slog.Logger) Option { return func(r *Runner) { r.logger = l } }
+
+// WithBatchSize sets how many records a projector reads from the log at a
+// time and applies between checkpoint saves (default 256).
+func WithBatchSize(n int) Option {
+	return func(r *Runner) {
+		if n > 0 {
+			r.batch = n
+		}
+	}
+}
+
+// WithCloseTimeout bounds Close (default 10s): after d it cancels the
+// contexts of the handlers still running and returns an error naming their
+// projectors, without waiting for them any longer.
+func WithCloseTimeout(d time.Duration) Option {
+	return func(r *Runner) {
+		if d > 0 {
+			r.closeTimeout = d
+		}
+	}
+}
+
+// AddOption configures one projector in Runner.Add.
+type AddOption func(*config)
+
+type config struct {
+	mode     Mode
+	policy   Policy
+	attempts int
+	backoff  func(n int) time.Duration
+	classify func(error) bool
+
+	version    int
+	versionSet bool
+}
+
+// WithClassifier sets how the projector's errors are told apart: an error
+// for which infrastructure returns true is a failure of the infrastructure
+// (a database or broker that is down), retried indefinitely with capped
+// backoff (InfraBackoff) in state Unavailable, without counting as an
+// attempt and never triggering the Stop or Park policy. Other errors are
+// failures of the event. The default is IsInfrastructure.
+func WithClassifier(infrastructure func(err error) bool) AddOption {
+	return func(c *config) {
+		if infrastructure != nil {
+			c.classify = infrastructure
+		}
+	}
+}
+
+// IsInfrastructure is the default classifier: errors matching
+// store.ErrUnavailable.
+func IsInfrastructure(err error) bool { return errors.Is(err, store.ErrUnavailable) }
+
+// InfraBackoff is the pause before retry n (n >= 1) of an infrastructure
+// failure: 10ms doubling up to 2s.
+func InfraBackoff(n int) time.Duration {
+	d := 10 * time.Millisecond << min(max(n-1, 0), 8)
+	return min(d, 2*time.Second)
+}
+
+// WithVersion sets the projector's logic version, saved with each
+// checkpoint: when it differs from the saved one at Start, the runner
+// rebuilds the projector before delivering to it. Bump it whenever the
+// projector's logic changes. Add fails at once when the projector is not a
+// Rebuilder. The default is 0.
+func WithVersion(n int) AddOption {
+	return func(c *config) { c.version, c.versionSet = n, true }
+}
+
+// AsAsync feeds the projector asynchronously from the log instead of inline.
+func AsAsync() AddOption { return func(c *config) { c.mode = Async } }
+
+// WithPolicy sets the failure policy (default Stop).
+func WithPolicy(p Policy) AddOption { return func(c *config) { c.policy = p } }
+
+// WithRetry sets how often an event is tried before the policy applies
+// (attempts >= 1, default 3) and the pause before try n+1 (default
+// exponential from 10ms, capped at 1s; nil means no pause).
+func WithRetry(attempts int, backoff func(n int) time.Duration) AddOption {
+	return func(c *config) {
+		if attempts < 1 {
+			attempts = 1
+		}
+		c.attempts, c.backoff = attempts, backoff
+	}
+}
+
+// DefaultBackoff doubles from 10ms up to 1s.
+func DefaultBackoff(n int) time.Duration {
+	d := 10 * time.Millisecond << min(n-1, 7)
+	return min(d, time.Second)
+}

@@ -10,6 +10,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/cqrskit/cqrs/event"
+	"github.com/cqrskit/cqrs/store"
 )
 
 // Read implements store.Log. It returns only records below the gap-safe
@@ -34,7 +35,7 @@ func (s *Store) Read(ctx context.Context, after event.Position, dst []event.Reco
 	}
 	limit := cap(dst) - len(dst)
 	if limit <= 0 {
-		limit = 1
+		limit = store.DefaultReadBatch
 	}
 	rows, err := s.pool.Query(ctx, s.q.read, int64(after), limit)
 	if err != nil {

@@ -2,6 +2,7 @@ package catalog
 
 import (
 	"context"
+	"errors"
 
 	"github.com/cqrskit/cqrs/command"
 	"github.com/cqrskit/cqrs/event"
@@ -108,7 +109,7 @@ func (d *Domain) ownedProduct(tx store.Tx, id, seller string) (Product, uint64, 
 
 func (d *Domain) registerSeller(_ context.Context, tx store.Tx, c RegisterSeller) error {
 	if err := d.Sellers.Insert(tx, c.SellerID, Seller{ID: c.SellerID, Name: c.Name, Rating: c.Rating}); err != nil {
-		if store.IsConflict(err) {
+		if errors.Is(err, store.ErrAlreadyExists) {
 			return command.Invalid("SellerID", "seller "+c.SellerID+" already exists")
 		}
 		return err
@@ -159,7 +160,7 @@ func (d *Domain) listProduct(_ context.Context, tx store.Tx, c ListProduct) erro
 	}
 	p := Product{ID: c.ProductID, SellerID: c.SellerID, Title: c.Title, Description: c.Description, PriceCents: c.PriceCents, Stock: c.Stock, PriceSeq: 1}
 	if err := d.Products.Insert(tx, c.ProductID, p); err != nil {
-		if store.IsConflict(err) {
+		if errors.Is(err, store.ErrAlreadyExists) {
 			return command.Invalid("ProductID", "product "+c.ProductID+" already exists")
 		}
 		return err
@@ -233,7 +234,7 @@ func (d *Domain) submitReview(_ context.Context, tx store.Tx, c SubmitReview) er
 	}
 	r := Review{ID: c.ReviewID, ProductID: c.ProductID, Author: c.Author, Rating: c.Rating, Text: c.Text}
 	if err := d.Reviews.Insert(tx, c.ReviewID, r); err != nil {
-		if store.IsConflict(err) {
+		if errors.Is(err, store.ErrAlreadyExists) {
 			return command.Invalid("ReviewID", "review "+c.ReviewID+" already exists")
 		}
 		return err

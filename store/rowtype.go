@@ -106,7 +106,7 @@ func analyze(t reflect.Type, key bool) *typeInfo {
 				if !f.IsExported() {
 					return nil, "unexported field " + fp + " would not survive a durable store (JSON)"
 				}
-				if tag, _, _ := strings.Cut(f.Tag.Get("json"), ","); tag == "-" && f.Tag.Get("json") == "-" {
+				if f.Tag.Get("json") == "-" {
 					return nil, `field ` + fp + ` tagged json:"-" would not survive a durable store`
 				}
 				c, bad := walk(f.Type, fp, off+f.Offset, direct)

@@ -8,7 +8,6 @@ import (
 	"github.com/cqrskit/cqrs/store"
 )
 
-
 // countedRow is a row whose Clone method reports each call.
 type countedRow struct {
 	Tags []string

@@ -30,6 +30,7 @@ type Memory struct {
 	tables  map[string]bool
 	pending []pendingEvent // reused across units of work
 	touched []participant  // tables written in the current unit of work
+	recErr  error          // the first invalid Record of the current unit of work; it fails it
 	log     memLog
 	ids     idSource
 }
@@ -78,7 +79,6 @@ type memTx struct {
 	s    *Memory
 	ctx  context.Context
 	done bool
-	err  error // the first invalid Record; it fails the unit of work
 }
 
 var _ Tx = (*memTx)(nil)
@@ -87,11 +87,11 @@ func (t *memTx) Context() context.Context { return t.ctx }
 
 func (t *memTx) Record(stream string, e event.Event) {
 	t.check()
-	if t.err != nil {
+	if t.s.recErr != nil {
 		return
 	}
 	if err := checkRecord(stream, e); err != nil {
-		t.err = err
+		t.s.recErr = err
 		return
 	}
 	t.s.pending = append(t.s.pending, pendingEvent{stream: stream, data: e})
@@ -178,8 +178,8 @@ func (m *Memory) Update(ctx context.Context, fn func(tx Tx) error) (event.Positi
 	if err := fn(tx); err != nil {
 		return 0, err
 	}
-	if tx.err != nil {
-		return 0, tx.err
+	if err := m.recErr; err != nil {
+		return 0, err
 	}
 	pos := m.commit(ctx)
 	ok = true
@@ -194,6 +194,7 @@ func (m *Memory) rollback() {
 	m.touched = m.touched[:0]
 	clear(m.pending)
 	m.pending = m.pending[:0]
+	m.recErr = nil
 }
 
 func (m *Memory) commit(ctx context.Context) event.Position {

@@ -28,6 +28,11 @@
 // maps are copied deeply on Memory (through a Clone method when V has one),
 // so rolling back undoes in-place edits too. See Table.
 //
+// Event payloads are not inspected by Memory: a durable store refuses a
+// payload it cannot hold (a NUL byte in text) with a *InvalidError, while
+// encoding/json turns invalid UTF-8 in a payload into U+FFFD. Validate text
+// in commands, before it reaches an event.
+//
 // # Optimistic concurrency
 //
 // Rows and streams are versioned. Table.PutIf and Tx.ExpectVersion fail with

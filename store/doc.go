@@ -16,6 +16,23 @@
 // interfaces; their Tx implements RowTx so that Table works unchanged, and
 // domain code does not change when the backend does.
 //
+// # What a table can hold
+//
+// The same program must see the same rows on every store. Table therefore
+// refuses, with a *InvalidError (ErrInvalid), row and key types that JSON
+// cannot round-trip faithfully (unexported or json:"-" fields, interfaces,
+// funcs, chans, complex numbers), non-finite floats, and text that
+// PostgreSQL cannot hold (a NUL byte, invalid UTF-8) in keys, row strings and
+// stream names, on Memory as on durable stores. Non-string keys are encoded
+// as JSON, so composite keys never collide. Rows holding pointers, slices or
+// maps are copied deeply on Memory (through a Clone method when V has one),
+// so rolling back undoes in-place edits too. See Table.
+//
+// Event payloads are not inspected by Memory: a durable store refuses a
+// payload it cannot hold (a NUL byte in text) with a *InvalidError, while
+// encoding/json turns invalid UTF-8 in a payload into U+FFFD. Validate text
+// in commands, before it reaches an event.
+//
 // # Optimistic concurrency
 //
 // Rows and streams are versioned. Table.PutIf and Tx.ExpectVersion fail with
@@ -33,9 +50,12 @@
 // # Errors
 //
 // Update returns the handler's error unchanged, *ConflictError (ErrConflict),
+// *InvalidError (ErrInvalid) for a nil event or an invalid stream name,
 // ErrClosed after Close, or the context's error if it is done before the
-// handler runs. Table methods return *NotFoundError (ErrNotFound) and
-// *ConflictError (ErrConflict). Log methods return ErrClosed after Close and
+// handler runs. Table methods return *NotFoundError (ErrNotFound),
+// *ConflictError (ErrConflict, from PutIf: a version check that a retry
+// may pass), *AlreadyExistsError (ErrAlreadyExists, from Insert: permanent,
+// never retried) and *InvalidError (ErrInvalid: permanent). Log methods return ErrClosed after Close and
 // the context's error. IsNotFound and IsConflict are fast shorthands for
 // errors.Is.
 package store

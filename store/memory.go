@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"crypto/rand"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -29,6 +30,7 @@ type Memory struct {
 	tables  map[string]bool
 	pending []pendingEvent // reused across units of work
 	touched []participant  // tables written in the current unit of work
+	recErr  error          // the first invalid Record of the current unit of work; it fails it
 	log     memLog
 	ids     idSource
 }
@@ -85,11 +87,21 @@ func (t *memTx) Context() context.Context { return t.ctx }
 
 func (t *memTx) Record(stream string, e event.Event) {
 	t.check()
+	if t.s.recErr != nil {
+		return
+	}
+	if err := checkRecord(stream, e); err != nil {
+		t.s.recErr = err
+		return
+	}
 	t.s.pending = append(t.s.pending, pendingEvent{stream: stream, data: e})
 }
 
 func (t *memTx) StreamVersion(stream string) (uint64, error) {
 	t.check()
+	if err := checkStream(stream); err != nil {
+		return 0, err
+	}
 	v := t.s.streams[stream]
 	for _, p := range t.s.pending {
 		if p.stream == stream {
@@ -102,7 +114,10 @@ func (t *memTx) StreamVersion(stream string) (uint64, error) {
 func (t *memTx) ExpectVersion(stream string, version uint64) error {
 	// The writer lock is held for the whole unit of work, so a check now is
 	// as good as a check at commit.
-	v, _ := t.StreamVersion(stream)
+	v, err := t.StreamVersion(stream)
+	if err != nil {
+		return err
+	}
 	if v != version {
 		return &ConflictError{Key: stream, Expected: version, Actual: v}
 	}
@@ -121,6 +136,23 @@ func (t *memTx) join(p participant, in *bool) {
 		*in = true
 		t.s.touched = append(t.s.touched, p)
 	}
+}
+
+// checkStream refuses a stream name that PostgreSQL text cannot hold, so
+// that Memory accepts exactly the streams durable stores accept.
+func checkStream(stream string) error {
+	if r := checkText(stream); r != "" {
+		return &InvalidError{What: "stream", Reason: r}
+	}
+	return nil
+}
+
+// checkRecord refuses a nil event and an invalid stream name.
+func checkRecord(stream string, e event.Event) error {
+	if e == nil {
+		return &InvalidError{What: "event", Reason: fmt.Sprintf("nil event recorded for stream %q", stream)}
+	}
+	return checkStream(stream)
 }
 
 // Update implements Store. See Store.Update for the contract. fn runs under
@@ -146,6 +178,9 @@ func (m *Memory) Update(ctx context.Context, fn func(tx Tx) error) (event.Positi
 	if err := fn(tx); err != nil {
 		return 0, err
 	}
+	if err := m.recErr; err != nil {
+		return 0, err
+	}
 	pos := m.commit(ctx)
 	ok = true
 	return pos, nil
@@ -159,6 +194,7 @@ func (m *Memory) rollback() {
 	m.touched = m.touched[:0]
 	clear(m.pending)
 	m.pending = m.pending[:0]
+	m.recErr = nil
 }
 
 func (m *Memory) commit(ctx context.Context) event.Position {
@@ -313,7 +349,7 @@ func (l *memLog) read(after event.Position, dst []event.Record) []event.Record {
 	segs := *l.segs.Load()
 	max := cap(dst) - len(dst)
 	if max <= 0 {
-		max = 1
+		max = DefaultReadBatch
 	}
 	for p := uint64(after) + 1; p <= head && max > 0; p++ {
 		i := p - 1

@@ -124,10 +124,14 @@ type Tx interface {
 	// it for I/O on durable stores.
 	Context() context.Context
 	// Record adds an event to stream; it is appended to the log at the
-	// stream's next version when the unit of work commits.
+	// stream's next version when the unit of work commits. A nil event, or
+	// a stream name that is not valid UTF-8 or holds a NUL byte, makes the
+	// unit of work fail: Update returns a *InvalidError (ErrInvalid) and
+	// commits nothing, even if fn returns nil.
 	Record(stream string, e event.Event)
 	// StreamVersion returns the stream's current version, counting events
-	// recorded earlier in this unit of work; 0 for a new stream.
+	// recorded earlier in this unit of work; 0 for a new stream. An invalid
+	// stream name (see Record) gives a *InvalidError.
 	StreamVersion(stream string) (uint64, error)
 	// ExpectVersion fails with a *ConflictError unless StreamVersion(stream)
 	// equals version. Stores re-check it at commit, so it also guards
@@ -146,15 +150,22 @@ type Store interface {
 	// and a panic is re-raised after the rollback.
 	//
 	// Errors: fn's error; *ConflictError (ErrConflict) when a version check
-	// fails at commit; ErrClosed; ctx.Err() when ctx is done before fn runs.
+	// fails at commit; *InvalidError (ErrInvalid) when fn recorded a nil
+	// event or used an invalid stream name; ErrClosed; ctx.Err() when ctx
+	// is done before fn runs.
 	Update(ctx context.Context, fn func(tx Tx) error) (event.Position, error)
 }
+
+// DefaultReadBatch is how many records Log.Read returns at most when dst has
+// no spare capacity.
+const DefaultReadBatch = 256
 
 // Log is the ordered, committed event log with global positions.
 type Log interface {
 	// Read appends to dst the committed records with position > after, in
-	// position order, at most cap(dst)-len(dst) of them (at least one when
-	// cap(dst) == len(dst)), and returns the extended slice. It returns no
+	// position order, at most cap(dst)-len(dst) of them, and returns the
+	// extended slice. When dst has no spare capacity (nil, say), Read
+	// returns up to DefaultReadBatch records in a newly grown slice. It returns no
 	// record that could still be preceded by a later commit, so a reader
 	// that resumes from the last position it saw never skips an event.
 	Read(ctx context.Context, after event.Position, dst []event.Record) ([]event.Record, error)

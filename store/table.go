@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
+	"unsafe"
 )
 
 // RowTx is the byte-level row interface that the Tx of a durable store
@@ -29,19 +31,81 @@ type RowTx interface {
 // commits. On Memory the rows are native Go values; on a durable store whose
 // Tx implements RowTx they are stored as JSON.
 //
-// Values are copied in and out, so a handler may modify what Get returns
-// without touching the stored row; a V holding slices or maps must not be
-// mutated after Put, because the store keeps that memory.
+// # Rows are the same on every store
+//
+// A program must see the same rows whatever the store, so V is limited to
+// what JSON round-trips faithfully: NewTable inspects V once and every
+// method of a table whose V contains an unexported field, a field tagged
+// json:"-", an interface, a func, a chan or a complex number, or a map whose
+// keys are not strings or integers, returns a *InvalidError (ErrInvalid).
+// A type that implements both json.Marshaler and json.Unmarshaler (on its
+// pointer), such as time.Time, is trusted to round-trip and not looked into.
+// At every write, non-finite floats (NaN, ±Inf) and strings that PostgreSQL
+// text cannot hold (a NUL byte, invalid UTF-8) are refused the same way, on
+// every store; the fields to check are worked out from the type once, so a
+// row without strings or floats costs nothing and a flat struct costs a
+// pass over its string fields.
+//
+// # Keys
+//
+// Keys of a string kind are used as they are, so they must be valid UTF-8
+// without NUL bytes. Other keys are encoded as their JSON (-7, {"A":"x",
+// "B":"y"}), which is unambiguous for numbers, booleans, arrays and structs
+// of them; K must not contain pointers, interfaces, slices or maps, and a
+// struct key follows the rules for rows above. Error values (NotFoundError,
+// ConflictError, AlreadyExistsError) name keys in this encoding on every
+// store, and durable stores store them under it.
+//
+// # Copies
+//
+// Values are copied in and out, so a handler may modify what Get returns,
+// and what it passed to Put, without touching the stored row; if the unit
+// of work then fails, nothing it did remains. For a V without pointers,
+// slices or maps a copy is a plain assignment. Otherwise Memory copies
+// deeply on Get and on Put: with V's Clone method when V has one
+//
+//	func (v V) Clone() V // returns a value that shares no mutable memory with v
+//
+// and with a reflection-based deep copy (several times slower, see the
+// store benchmarks) when it has not. Durable stores copy by encoding.
 type Table[K comparable, V any] struct {
-	name string
-	mem  *memTable[K, V] // set when the table lives in a Memory store
-	s    Store
+	name  string
+	mem   *memTable[K, V] // set when the table lives in a Memory store
+	s     Store
+	kinfo *typeInfo
+	vinfo *typeInfo
+	terr  error // the key or row type is refused
+	clone func(V) V
 }
+
+// cloner is the optional Clone method of a row type; see Table.
+type cloner[V any] interface{ Clone() V }
 
 // NewTable declares a table named name in s. On Memory it panics if the name
 // is already taken, because two handles over one table name is a wiring bug.
+// A key or row type that stores cannot hold faithfully (see Table) makes
+// every method of the table return a *InvalidError.
 func NewTable[K comparable, V any](s Store, name string) *Table[K, V] {
 	t := &Table[K, V]{name: name, s: s}
+	t.kinfo = analyze(reflect.TypeFor[K](), true)
+	t.vinfo = analyze(reflect.TypeFor[V](), false)
+	switch {
+	case t.kinfo.err != "":
+		t.terr = &InvalidError{What: name + " key type " + reflect.TypeFor[K]().String(), Reason: t.kinfo.err}
+	case t.vinfo.err != "":
+		t.terr = &InvalidError{What: name + " row type " + reflect.TypeFor[V]().String(), Reason: t.vinfo.err}
+	}
+	if t.vinfo.refs {
+		var zero V
+		if _, ok := any(zero).(cloner[V]); ok {
+			t.clone = func(v V) V { return any(v).(cloner[V]).Clone() }
+		} else {
+			t.clone = func(v V) V {
+				deepCopy(reflect.ValueOf(&v).Elem())
+				return v
+			}
+		}
+	}
 	if m, ok := s.(*Memory); ok {
 		m.mu.Lock()
 		defer m.mu.Unlock()
@@ -54,27 +118,76 @@ func NewTable[K comparable, V any](s Store, name string) *Table[K, V] {
 	return t
 }
 
+// keyString encodes a key: see Table.
+func (t *Table[K, V]) keyString(k K) string {
+	if t.kinfo.isText {
+		return *(*string)(unsafe.Pointer(&k))
+	}
+	b, err := json.Marshal(k)
+	if err != nil {
+		return fmt.Sprint(k) // only for a key checkKey refuses
+	}
+	return string(b)
+}
+
+// checkKey returns the type's error, or a *InvalidError for a key no store
+// can hold.
+func (t *Table[K, V]) checkKey(k K) error {
+	if t.terr != nil {
+		return t.terr
+	}
+	r := checkFlat(t.kinfo.flat, unsafe.Pointer(&k))
+	if r == "" && t.kinfo.check != nil {
+		kk := k
+		r = t.kinfo.check(reflect.ValueOf(&kk).Elem())
+	}
+	if r != "" {
+		return &InvalidError{What: t.name + " key", Reason: r}
+	}
+	return nil
+}
+
+// checkRow returns a *InvalidError for a row no store can hold faithfully.
+func (t *Table[K, V]) checkRow(k K, v V) error {
+	r := checkFlat(t.vinfo.flat, unsafe.Pointer(&v))
+	if r == "" && t.vinfo.check != nil {
+		vv := v
+		r = t.vinfo.check(reflect.ValueOf(&vv).Elem())
+	}
+	if r != "" {
+		return &InvalidError{What: fmt.Sprintf("%s row %s", t.name, t.keyString(k)), Reason: r}
+	}
+	return nil
+}
+
 // Name returns the table name.
 func (t *Table[K, V]) Name() string { return t.name }
 
-// Get returns the row and its version (>= 1), or a *NotFoundError.
+// Get returns the row and its version (>= 1), or a *NotFoundError. It
+// returns a *InvalidError for a key no store can hold (see Table).
 func (t *Table[K, V]) Get(tx Tx, key K) (V, uint64, error) {
+	var zero V
+	if err := t.checkKey(key); err != nil {
+		return zero, 0, err
+	}
 	if mt := t.memTx(tx); mt != nil {
 		r, ok := t.mem.rows[key]
 		if !ok {
-			var zero V
-			return zero, 0, &NotFoundError{Table: t.name, Key: keyString(key)}
+			return zero, 0, &NotFoundError{Table: t.name, Key: t.keyString(key)}
+		}
+		if t.clone != nil {
+			return t.clone(r.val), r.ver, nil
 		}
 		return r.val, r.ver, nil
 	}
 	rt := t.rowTx(tx)
-	data, ver, err := rt.GetRow(tx.Context(), t.name, keyString(key))
+	data, ver, err := rt.GetRow(tx.Context(), t.name, t.keyString(key))
 	var v V
 	if err != nil {
 		return v, 0, err
 	}
 	if err := json.Unmarshal(data, &v); err != nil {
-		return v, 0, fmt.Errorf("store: decode %s row %v: %w", t.name, key, err)
+		return v, 0, fmt.Errorf("store: decode %s row %s: %w", t.name, t.keyString(key), err)
 	}
 	return v, ver, nil
 }
@@ -91,28 +204,46 @@ func (t *Table[K, V]) Exists(tx Tx, key K) (bool, error) {
 	return false, err
 }
 
-// Put inserts or replaces the row and returns its new version.
+// Put inserts or replaces the row and returns its new version. It returns
+// a *InvalidError for a key or row no store can hold (see Table).
 func (t *Table[K, V]) Put(tx Tx, key K, v V) (uint64, error) {
-	return t.put(tx, key, v, false, 0)
+	return t.put(tx, key, v, false, false, 0)
 }
 
 // PutIf writes the row only if its current version is expected (0: the row
-// must not exist yet); otherwise it returns a *ConflictError.
+// must not exist yet); otherwise it returns a *ConflictError, also when
+// expected is 0 and the row exists: PutIf is a version check, which a
+// retry after re-reading may pass. Use Insert to create a row that must be
+// new.
 func (t *Table[K, V]) PutIf(tx Tx, key K, v V, expected uint64) (uint64, error) {
-	return t.put(tx, key, v, true, expected)
+	return t.put(tx, key, v, true, false, expected)
 }
 
-// Insert writes a new row, or returns a *ConflictError if it exists.
+// Insert writes a new row, or returns a *AlreadyExistsError
+// (ErrAlreadyExists, not ErrConflict) if it exists: a duplicate is
+// permanent, and retry-on-conflict middleware does not re-run it.
 func (t *Table[K, V]) Insert(tx Tx, key K, v V) error {
-	_, err := t.put(tx, key, v, true, 0)
+	_, err := t.put(tx, key, v, true, true, 0)
 	return err
 }
 
-func (t *Table[K, V]) put(tx Tx, key K, v V, check bool, expected uint64) (uint64, error) {
+func (t *Table[K, V]) put(tx Tx, key K, v V, check, insert bool, expected uint64) (uint64, error) {
+	if err := t.checkKey(key); err != nil {
+		return 0, err
+	}
+	if err := t.checkRow(key, v); err != nil {
+		return 0, err
+	}
 	if mt := t.memTx(tx); mt != nil {
 		old, existed := t.mem.rows[key]
+		if insert && existed {
+			return 0, &AlreadyExistsError{Table: t.name, Key: t.keyString(key)}
+		}
 		if check && old.ver != expected {
-			return 0, &ConflictError{Table: t.name, Key: keyString(key), Expected: expected, Actual: old.ver}
+			return 0, &ConflictError{Table: t.name, Key: t.keyString(key), Expected: expected, Actual: old.ver}
+		}
+		if t.clone != nil {
+			v = t.clone(v)
 		}
 		mt.join(t.mem, &t.mem.inTx)
 		t.mem.undo = append(t.mem.undo, undoRec[K, V]{key: key, old: old, existed: existed})
@@ -122,24 +253,33 @@ func (t *Table[K, V]) put(tx Tx, key K, v V, check bool, expected uint64) (uint6
 	}
 	data, err := json.Marshal(v)
 	if err != nil {
-		return 0, fmt.Errorf("store: encode %s row %v: %w", t.name, key, err)
+		return 0, &InvalidError{What: fmt.Sprintf("%s row %s", t.name, t.keyString(key)), Reason: "cannot encode it as JSON", Err: err}
 	}
-	return t.rowTx(tx).PutRow(tx.Context(), t.name, keyString(key), data, check, expected)
+	ks := t.keyString(key)
+	ver, err := t.rowTx(tx).PutRow(tx.Context(), t.name, ks, data, check, expected)
+	var ce *ConflictError
+	if insert && errors.As(err, &ce) && ce.Expected == 0 && ce.Actual != 0 {
+		return 0, &AlreadyExistsError{Table: t.name, Key: ks}
+	}
+	return ver, err
 }
 
 // Delete removes the row, or returns a *NotFoundError.
 func (t *Table[K, V]) Delete(tx Tx, key K) error {
+	if err := t.checkKey(key); err != nil {
+		return err
+	}
 	if mt := t.memTx(tx); mt != nil {
 		old, existed := t.mem.rows[key]
 		if !existed {
-			return &NotFoundError{Table: t.name, Key: keyString(key)}
+			return &NotFoundError{Table: t.name, Key: t.keyString(key)}
 		}
 		mt.join(t.mem, &t.mem.inTx)
 		t.mem.undo = append(t.mem.undo, undoRec[K, V]{key: key, old: old, existed: true})
 		delete(t.mem.rows, key)
 		return nil
 	}
-	return t.rowTx(tx).DeleteRow(tx.Context(), t.name, keyString(key))
+	return t.rowTx(tx).DeleteRow(tx.Context(), t.name, t.keyString(key))
 }
 
 func (t *Table[K, V]) memTx(tx Tx) *memTx {
@@ -160,16 +300,6 @@ func (t *Table[K, V]) rowTx(tx Tx) RowTx {
 		panic(fmt.Sprintf("store: table %q: unit of work %T does not implement store.RowTx", t.name, tx))
 	}
 	return rt
-}
-
-func keyString[K comparable](k K) string {
-	switch v := any(k).(type) {
-	case string:
-		return v
-	case fmt.Stringer:
-		return v.String()
-	}
-	return fmt.Sprint(k)
 }
 
 // IsNotFound reports whether err matches ErrNotFound. It is a shorthand for

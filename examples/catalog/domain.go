@@ -115,20 +115,8 @@ func (d *Domain) ownedProduct(tx store.Tx, id, seller string) (Product, uint64, 
 	return p, ver, nil
 }
 
-// insertNew inserts a row that must not exist yet. A duplicate is a
-// *store.AlreadyExistsError (command.ErrAlreadyExists): permanent, never
-// retried, whatever the store reports for an Insert of an existing key.
-func insertNew[K comparable, V any](tx store.Tx, t *store.Table[K, V], key K, keyText string, v V) error {
-	if ok, err := t.Exists(tx, key); err != nil {
-		return err
-	} else if ok {
-		return &store.AlreadyExistsError{Table: t.Name(), Key: keyText}
-	}
-	return t.Insert(tx, key, v)
-}
-
 func (d *Domain) registerSeller(_ context.Context, tx store.Tx, c RegisterSeller) error {
-	if err := insertNew(tx, d.Sellers, c.SellerID, c.SellerID, Seller{ID: c.SellerID, Name: c.Name, Rating: c.Rating}); err != nil {
+	if err := d.Sellers.Insert(tx, c.SellerID, Seller{ID: c.SellerID, Name: c.Name, Rating: c.Rating}); err != nil {
 		return err
 	}
 	tx.Record(sellerStream(c.SellerID), SellerRegistered{SellerID: c.SellerID, Name: c.Name, Rating: c.Rating})
@@ -179,7 +167,7 @@ func (d *Domain) listProduct(_ context.Context, tx store.Tx, c ListProduct) erro
 		return err
 	}
 	p := Product{ID: c.ProductID, SellerID: c.SellerID, Title: c.Title, Description: c.Description, PriceCents: c.PriceCents, Stock: c.Stock, PriceSeq: 1}
-	if err := insertNew(tx, d.Products, c.ProductID, c.ProductID, p); err != nil {
+	if err := d.Products.Insert(tx, c.ProductID, p); err != nil {
 		return err
 	}
 	if err := d.Prices.Insert(tx, PriceKey{ProductID: c.ProductID, Seq: 1}, PriceRow{Cents: c.PriceCents}); err != nil {
@@ -294,7 +282,7 @@ func (d *Domain) submitReview(_ context.Context, tx store.Tx, c SubmitReview) er
 		return command.NotFound("product", c.ProductID)
 	}
 	r := Review{ID: c.ReviewID, ProductID: c.ProductID, Author: c.Author, Rating: c.Rating, Text: c.Text}
-	if err := insertNew(tx, d.Reviews, c.ReviewID, c.ReviewID, r); err != nil {
+	if err := d.Reviews.Insert(tx, c.ReviewID, r); err != nil {
 		return err
 	}
 	tx.Record(productStream(c.ProductID), ReviewSubmitted{

@@ -160,6 +160,21 @@
 // their context ends, and *store.ConflictError / store.ErrConflict for
 // failed version checks (serialization failures and deadlocks also match
 // store.ErrConflict, since re-running may succeed). Driver errors are wrapped
-// with %w, so errors.As finds *pgconn.PgError next to the sentinel. Each
-// method documents what it returns.
+// with %w, so errors.As finds *pgconn.PgError next to the sentinel.
+// PostgreSQL data exceptions (SQLSTATE class 22: a NUL byte in text, invalid
+// UTF-8, a value out of range), in row writes and reads, event appends and
+// stream lookups, become a *store.InvalidError (store.ErrInvalid) wrapping
+// the driver error: permanent, so neither ErrConflict nor ErrUnavailable.
+// store.Table refuses such text, and non-finite floats, before they reach
+// the database, exactly as store.Memory does, so both stores accept the same
+// rows. Table.Insert of an existing key returns *store.AlreadyExistsError.
+// Each method documents what it returns.
+//
+// # Rows and keys
+//
+// Rows are stored as JSON (jsonb) under their table name and encoded key:
+// string keys as they are (rows written by earlier versions stay readable),
+// other keys as their JSON encoding, e.g. {"ProductID":"p1","Seq":2}. Rows
+// with non-string keys written before this encoding (fmt.Sprint, e.g.
+// "{p1 2}") are not found under the new one and must be migrated.
 package pgstore

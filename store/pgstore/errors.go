@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/jackc/pgx/v5/pgconn"
 
@@ -27,6 +28,9 @@ var ErrTooManyEvents = errors.New("pgstore: too many events in one unit of work"
 //
 //   - a failure while ctx is done matches ctx.Err(), whatever the driver
 //     made of the cancellation;
+//   - data exceptions (SQLSTATE class 22: a NUL byte, invalid UTF-8, a
+//     number out of range) become a *store.InvalidError wrapping the driver
+//     error: the value can never be stored, so the error is permanent;
 //   - infrastructure failures (see isUnavailable) match
 //     store.ErrUnavailable;
 //   - serialization failures and deadlocks match store.ErrConflict, because
@@ -35,6 +39,9 @@ var ErrTooManyEvents = errors.New("pgstore: too many events in one unit of work"
 func wrap(ctx context.Context, op string, err error) error {
 	if err == nil {
 		return nil
+	}
+	if isDataException(err) {
+		return &store.InvalidError{What: "value", Reason: "PostgreSQL refused it (" + op + ")", Err: err}
 	}
 	if cerr := ctx.Err(); cerr != nil && !errors.Is(err, cerr) {
 		return fmt.Errorf("pgstore: %s: %w: %w", op, cerr, err)
@@ -46,6 +53,12 @@ func wrap(ctx context.Context, op string, err error) error {
 		return fmt.Errorf("pgstore: %s: %w: %w", op, store.ErrConflict, err)
 	}
 	return fmt.Errorf("pgstore: %s: %w", op, err)
+}
+
+// isDataException reports a PostgreSQL data exception (SQLSTATE class 22).
+// pgx reports text it cannot encode for the server in the same terms.
+func isDataException(err error) bool {
+	return strings.HasPrefix(sqlState(err), "22")
 }
 
 func sqlState(err error) string {

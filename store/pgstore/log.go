@@ -39,7 +39,7 @@ func (s *Store) Read(ctx context.Context, after event.Position, dst []event.Reco
 	}
 	limit := cap(dst) - len(dst)
 	if limit <= 0 {
-		limit = 1
+		limit = store.DefaultReadBatch
 	}
 	rows, err := s.pool.Query(ctx, s.q.read, int64(after), limit)
 	if err != nil {

@@ -37,7 +37,9 @@ const rollbackTimeout = 5 * time.Second
 // Errors: fn's error, unchanged; *store.ConflictError (store.ErrConflict)
 // when a stream version or row version check fails at commit, wrapped with
 // the unique_violation that revealed it; store.ErrConflict also for
-// serialization failures and deadlocks; store.ErrClosed; errors matching
+// serialization failures and deadlocks; *store.InvalidError
+// (store.ErrInvalid) for a nil event, a payload JSON cannot encode, or text
+// PostgreSQL refuses (see the package doc); store.ErrClosed; errors matching
 // ctx.Err(); event.ErrUnknownType for a payload type missing from the
 // registry; ErrTooManyEvents; otherwise the driver error, wrapped.
 func (s *Store) Update(ctx context.Context, fn func(tx store.Tx) error) (event.Position, error) {
@@ -74,6 +76,9 @@ func (s *Store) Update(ctx context.Context, fn func(tx store.Tx) error) (event.P
 	}()
 	if err := fn(t); err != nil {
 		return 0, err
+	}
+	if t.err != nil {
+		return 0, t.err
 	}
 	pos, err := t.commit()
 	if err != nil {
@@ -122,6 +127,7 @@ type pgTx struct {
 	pending []pendingEvent
 	streams map[string]*streamState
 	order   []string // streams in order of first use, for stable errors
+	err     error    // the first invalid Record; it fails the unit of work
 }
 
 var (
@@ -146,9 +152,17 @@ func (t *pgTx) state(stream string) *streamState {
 
 // Record implements store.Tx. Events are buffered and inserted by one
 // statement at commit. It panics with store.ErrTxDone after Update returned.
+// A nil event fails the unit of work with a *store.InvalidError; so does a
+// stream name PostgreSQL text cannot hold (at commit, from the database).
 func (t *pgTx) Record(stream string, e event.Event) {
 	if t.done {
 		panic(store.ErrTxDone)
+	}
+	if e == nil {
+		if t.err == nil {
+			t.err = &store.InvalidError{What: "event", Reason: fmt.Sprintf("nil event recorded for stream %q", stream)}
+		}
+		return
 	}
 	t.pending = append(t.pending, pendingEvent{stream: stream, data: e})
 	t.state(stream).recorded++
@@ -304,11 +318,12 @@ func (t *pgTx) commit() (event.Position, error) {
 	blind := false
 	for j, i := range order {
 		p := t.pending[i]
-		if p.data == nil {
-			return 0, fmt.Errorf("pgstore: nil event recorded for stream %q", p.stream)
-		}
 		b, err := t.s.reg.Marshal(p.data)
 		if err != nil {
+			var ue *json.UnsupportedValueError
+			if errors.As(err, &ue) {
+				return 0, &store.InvalidError{What: "event", Reason: "cannot encode it as JSON", Err: err}
+			}
 			return 0, fmt.Errorf("pgstore: %w", err)
 		}
 		idxs[j], ks[j] = int64(i), k[i]

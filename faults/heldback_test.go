@@ -77,7 +77,7 @@ func TestHeldBackOtherDatabase(t *testing.T) {
 	}
 	blockerPID := int(other.PgConn().PID())
 
-	const deadline = 3 * time.Second
+	const deadline = 10 * time.Second // the runner gives up once the blocker is 2 s old
 	dctx, dcancel := context.WithTimeout(ctx, deadline)
 	start := time.Now()
 	res, dispatchErr := bus.Dispatch(dctx, TickCmd{Tick{Seq: 1}})

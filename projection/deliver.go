@@ -81,9 +81,15 @@ func (pj *proj) deliver(ctx, handlerCtx context.Context, upTo event.Position) er
 	}
 }
 
-// heldBackGrace is how long Sync waits for a commit to become readable
-// before it asks a store.HorizonReporter log whether it is held back.
-const heldBackGrace = 500 * time.Millisecond
+// A held-back log makes Sync give up early (see waitReadable) only once the
+// blocking transaction has been open for heldBackGrace: ordinary write
+// transactions elsewhere in the cluster hold the horizon for milliseconds,
+// and failing a dispatch for them would be noise. heldBackPoll is how often
+// Sync asks the log while it waits.
+const (
+	heldBackGrace = 2 * time.Second
+	heldBackPoll  = 250 * time.Millisecond
+)
 
 // step applies one batch of records towards upTo, saves the checkpoint and
 // reports whether there may be more to do. pj.mu must be held.
@@ -184,27 +190,34 @@ func recordError(err error) *store.RecordError {
 }
 
 // waitReadable waits for the log to move past pos on the way to upTo. On a
-// log that reports a held-back horizon it gives up after heldBackGrace when
-// upTo is held back, with a *store.HeldBackError.
+// log that reports a held-back horizon it gives up, with a
+// *store.HeldBackError, once upTo is held back by a transaction open for
+// heldBackGrace or more (or, when the store cannot tell the age, once Sync
+// itself has waited that long).
 func (pj *proj) waitReadable(ctx context.Context, pos, upTo event.Position) error {
 	hr, ok := pj.r.events.(store.HorizonReporter)
 	if !ok {
 		return pj.r.events.Wait(ctx, pos)
 	}
-	wctx, cancel := context.WithTimeout(ctx, heldBackGrace)
-	err := pj.r.events.Wait(wctx, pos)
-	cancel()
-	if err == nil || ctx.Err() != nil || !errors.Is(err, context.DeadlineExceeded) {
-		return err
+	start := time.Now()
+	for {
+		wctx, cancel := context.WithTimeout(ctx, heldBackPoll)
+		err := pj.r.events.Wait(wctx, pos)
+		cancel()
+		if err == nil || ctx.Err() != nil || !errors.Is(err, context.DeadlineExceeded) {
+			return err
+		}
+		hb, err := hr.HeldBack(ctx)
+		if err != nil {
+			return err
+		}
+		if hb == nil || hb.Readable >= upTo {
+			return nil
+		}
+		if max(hb.Age, time.Since(start)) >= heldBackGrace {
+			return &store.HeldBackError{HeldBack: *hb}
+		}
 	}
-	hb, err := hr.HeldBack(ctx)
-	if err != nil {
-		return err
-	}
-	if hb != nil && hb.Readable < upTo {
-		return &store.HeldBackError{HeldBack: *hb}
-	}
-	return nil
 }
 
 // apply runs the projector on rec with retries, then applies the policy. It

@@ -81,6 +81,12 @@ func TestUnknownTypeMidBatch(t *testing.T) {
 		return nil
 	})
 	require.NoError(t, err)
+	// Another test's transaction may hold the horizon back for a moment:
+	// wait until the unit of work is readable (its records become readable
+	// together).
+	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	require.NoError(t, writer.Wait(wctx, 0))
 	all, err := writer.Read(ctx, 0, make([]event.Record, 0, 10))
 	require.NoError(t, err)
 	for _, r := range all {

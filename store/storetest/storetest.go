@@ -293,11 +293,11 @@ func testPositionsAndVersions(t *testing.T, h Harness) {
 
 func testExpectVersion(t *testing.T, h Harness) {
 	ctx := context.Background()
-	mustUpdate(t, h, func(tx store.Tx) error {
+	waitFor(t, h, mustUpdate(t, h, func(tx store.Tx) error {
 		tx.Record("s", Added{N: 1})
 		tx.Record("s", Added{N: 2})
 		return nil
-	})
+	}))
 	head := mustHead(t, h)
 
 	var called bool

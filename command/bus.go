@@ -99,8 +99,10 @@ func New(st store.Store, opts ...Option) *Bus {
 //
 // Register a value type (UpdatePrice, not *UpdatePrice): Dispatch accepts
 // the value and a pointer to it alike. If C's Validate method has a pointer
-// receiver, Dispatch still calls it (on a copy). Register panics if C
-// already has a handler, or if C is an interface type (a dispatched
+// receiver, Dispatch still calls it (on a copy).
+//
+// Register returns no error: wiring mistakes panic at start-up. It panics if
+// C already has a handler, or if C is an interface type (a dispatched
 // command always has a concrete type, so such a handler could never run).
 func Register[C any](b *Bus, h func(ctx context.Context, tx store.Tx, cmd C) error) {
 	t := reflect.TypeFor[C]()
@@ -134,14 +136,23 @@ func Register[C any](b *Bus, h func(ctx context.Context, tx store.Tx, cmd C) err
 // handler registered for C (unless *C has a handler of its own), and the
 // middleware sees the C. A nil *C is rejected with ErrValidation.
 //
-// Errors (all leave no state change and no event, except ErrAfterCommit):
-// ErrNoHandler (*NoHandlerError); ErrValidation (*ValidationError) from
-// Validate or the handler; whatever the handler returns, typically
-// ErrNotFound, ErrForbidden, ErrAlreadyExists (*store.AlreadyExistsError),
-// ErrRejected (*RejectedError) or ErrConflict (*store.ConflictError,
-// *StaleError); store.ErrClosed; ctx.Err(). ErrAfterCommit
-// (*AfterCommitError) means the command did commit, at the position it
-// carries, and the returned Result is valid.
+// Errors (none leaves a state change or an event, except ErrAfterCommit):
+//   - *NoHandlerError: no handler is registered for cmd's type, a wiring
+//     mistake; it matches no sentinel (errors.As reaches it);
+//   - ErrValidation (*ValidationError): Validate failed, the handler found
+//     the input invalid, or cmd is a nil pointer;
+//   - whatever the handler returns, typically store.ErrNotFound
+//     (*store.NotFoundError, *NotFoundError), ErrForbidden
+//     (*ForbiddenError), store.ErrAlreadyExists (*store.AlreadyExistsError),
+//     ErrRejected (*RejectedError) or store.ErrConflict
+//     (*store.ConflictError, *StaleError);
+//   - the store's own: store.ErrClosed, store.ErrUnavailable (a durable
+//     store's infrastructure failure), ctx.Err();
+//   - a Syncer's Ready error, returned before the unit of work starts;
+//   - ErrAfterCommit (*AfterCommitError): the command did commit, at the
+//     position it carries, and the returned Result is valid.
+//
+// Middleware adds its own: see Authorize, Retry and Recover.
 func (b *Bus) Dispatch(ctx context.Context, cmd any) (Result, error) {
 	return b.chain(ctx, b.deref(cmd))
 }

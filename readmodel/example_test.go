@@ -7,6 +7,7 @@ import (
 	"slices"
 
 	"github.com/cqrskit/cqrs/readmodel"
+	"github.com/cqrskit/cqrs/store"
 )
 
 // A product view as a projection maintains it: each field answers part of
@@ -30,7 +31,7 @@ func ExampleMap() {
 		fmt.Println(v.Name)
 	}
 	_, err := products.Get(ctx, "p2")
-	fmt.Println(errors.Is(err, readmodel.ErrNotFound))
+	fmt.Println(errors.Is(err, store.ErrNotFound))
 	// Output:
 	// Espresso machine
 	// true

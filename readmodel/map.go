@@ -6,6 +6,8 @@ import (
 	"iter"
 	"sync"
 	"sync/atomic"
+
+	"github.com/cqrskit/cqrs/store"
 )
 
 // Map layout, and why.
@@ -166,12 +168,12 @@ func (m *Map[K, V]) lookup(key K) *pair[K, V] {
 	return nil
 }
 
-// Get implements [Store]. It returns an error matching [ErrNotFound] when
-// key is absent. Map never blocks, so it ignores ctx.
+// Get implements [Store]. It returns [store.ErrNotFound] when key is
+// absent. Map never blocks, so it ignores ctx.
 func (m *Map[K, V]) Get(_ context.Context, key K) (V, error) {
 	v, ok := m.Load(key)
 	if !ok {
-		return v, ErrNotFound
+		return v, store.ErrNotFound
 	}
 	return v, nil
 }

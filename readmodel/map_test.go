@@ -11,6 +11,7 @@ import (
 
 	"github.com/cqrskit/cqrs/readmodel"
 	"github.com/cqrskit/cqrs/readmodel/readmodeltest"
+	"github.com/cqrskit/cqrs/store"
 )
 
 func TestMapConformance(t *testing.T) {
@@ -24,7 +25,7 @@ func TestMapLoadGet(t *testing.T) {
 	if v, ok := m.Load("a"); ok || v != 0 {
 		t.Fatalf("Load on empty map = %v, %v", v, ok)
 	}
-	if _, err := m.Get(context.Background(), "a"); !errors.Is(err, readmodel.ErrNotFound) {
+	if _, err := m.Get(context.Background(), "a"); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("Get on empty map: %v", err)
 	}
 	if err := m.Put(context.Background(), "a", 1); err != nil {

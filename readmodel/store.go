@@ -2,12 +2,7 @@ package readmodel
 
 import (
 	"context"
-	"errors"
 )
-
-// ErrNotFound is returned by [Store.Get] when no view is stored under the key.
-// Implementations may wrap it to add detail; match it with [errors.Is].
-var ErrNotFound = errors.New("readmodel: not found")
 
 // Store is the pluggable store for one collection of views of type V, keyed
 // by K. Projections write views with Put and Delete; queries read them with
@@ -20,7 +15,8 @@ var ErrNotFound = errors.New("readmodel: not found")
 // interfaces that callers discover with a type assertion.
 type Store[K comparable, V any] interface {
 	// Get returns the view stored under key, or an error matching
-	// ErrNotFound when there is none. A store that does I/O returns an
+	// store.ErrNotFound when there is none (implementations may wrap it
+	// to add detail). A store that does I/O returns an
 	// error matching ctx.Err() once ctx is done; a store that never blocks
 	// may ignore ctx.
 	Get(ctx context.Context, key K) (V, error)

@@ -116,7 +116,7 @@ func (d *Domain) ownedProduct(tx store.Tx, id, seller string) (Product, uint64, 
 }
 
 // insertNew inserts a row that must not exist yet. A duplicate is a
-// *store.AlreadyExistsError (command.ErrAlreadyExists): permanent, never
+// *store.AlreadyExistsError (store.ErrAlreadyExists): permanent, never
 // retried, whatever the store reports for an Insert of an existing key.
 func insertNew[K comparable, V any](tx store.Tx, t *store.Table[K, V], key K, keyText string, v V) error {
 	if ok, err := t.Exists(tx, key); err != nil {

@@ -23,7 +23,7 @@
 // # Errors
 //
 // The suite checks the error contract of [readmodel.Store]: Get of a
-// missing key returns an error matching [readmodel.ErrNotFound], Put and
+// missing key returns an error matching [store.ErrNotFound], Put and
 // Delete succeed (deleting a missing key included), and with a cancelled
 // context an operation either ignores the context or returns an error
 // matching [context.Canceled].

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/cqrskit/cqrs/readmodel"
+	"github.com/cqrskit/cqrs/store"
 )
 
 // Doc is the view type the suite stores: a string, a slice (so that a
@@ -66,8 +67,8 @@ func mustGet(t *testing.T, s readmodel.Store[string, Doc], key string, want Doc)
 func mustMiss(t *testing.T, s readmodel.Store[string, Doc], key string) {
 	t.Helper()
 	got, err := s.Get(context.Background(), key)
-	if !errors.Is(err, readmodel.ErrNotFound) {
-		t.Fatalf("Get(%q) = %+v, %v; want an error matching ErrNotFound", key, got, err)
+	if !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("Get(%q) = %+v, %v; want an error matching store.ErrNotFound", key, got, err)
 	}
 }
 
@@ -217,7 +218,7 @@ func testConcurrent(t *testing.T, s readmodel.Store[string, Doc]) {
 				}
 				k := key(i%writers, i/writers%keysPer)
 				d, err := s.Get(ctx, k)
-				if errors.Is(err, readmodel.ErrNotFound) {
+				if errors.Is(err, store.ErrNotFound) {
 					continue // not written yet
 				}
 				if err == nil {
@@ -262,7 +263,7 @@ func testCancelled(t *testing.T, s readmodel.Store[string, Doc]) {
 	if err == nil && !equal(d, Doc{Title: "stored"}) {
 		t.Errorf("Get with a cancelled context = %+v, want the stored value", d)
 	}
-	if _, err := s.Get(ctx, "missing"); err != nil && !errors.Is(err, readmodel.ErrNotFound) {
+	if _, err := s.Get(ctx, "missing"); err != nil && !errors.Is(err, store.ErrNotFound) {
 		ctxErr("Get of a missing key", err)
 	}
 

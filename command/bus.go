@@ -26,12 +26,15 @@ type Result struct {
 	Position event.Position
 }
 
-// Handler is the untyped form of a dispatch, as seen by middleware.
-type Handler func(ctx context.Context, cmd any) (Result, error)
+// DispatchFunc is the dispatch chain as middleware sees it: a call that
+// dispatches cmd (validation, the unit of work and the post-commit work, or
+// the middleware below) and returns its result. It is not a command handler:
+// handlers are registered with Register and run inside the unit of work.
+type DispatchFunc func(ctx context.Context, cmd any) (Result, error)
 
 // Middleware wraps every dispatch: validation, the unit of work, and the
 // post-commit work. Middleware registered first is outermost.
-type Middleware func(next Handler) Handler
+type Middleware func(next DispatchFunc) DispatchFunc
 
 // Syncer is post-commit work that Dispatch runs before returning, such as a
 // projection runner bringing inline projectors up to the commit's position.
@@ -65,7 +68,7 @@ type Bus struct {
 	syncers  []Syncer
 	mu       sync.RWMutex
 	handlers map[reflect.Type]*entry
-	chain    Handler
+	chain    DispatchFunc
 }
 
 // entry is what Register records for one command type.

@@ -348,7 +348,7 @@ func (c *priced) Validate() error {
 // value type.
 func TestDispatchPointerToValueCommand(t *testing.T) {
 	var seen []string
-	st, b, tbl := newCounter(t, command.WithMiddleware(func(next command.Handler) command.Handler {
+	st, b, tbl := newCounter(t, command.WithMiddleware(func(next command.DispatchFunc) command.DispatchFunc {
 		return func(ctx context.Context, cmd any) (command.Result, error) {
 			seen = append(seen, fmt.Sprintf("%T", cmd))
 			return next(ctx, cmd)

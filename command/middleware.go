@@ -30,7 +30,7 @@ func Retry(attempts int, backoff func(n int) time.Duration) Middleware {
 	if attempts < 1 {
 		attempts = 1
 	}
-	return func(next Handler) Handler {
+	return func(next DispatchFunc) DispatchFunc {
 		return func(ctx context.Context, cmd any) (Result, error) {
 			for n := 1; ; n++ {
 				res, err := next(ctx, cmd)
@@ -84,7 +84,7 @@ func (e *retryStopped) Unwrap() []error { return []error{e.ctx, e.last} }
 // matches ErrForbidden, else a *ForbiddenError whose Reason is its text);
 // otherwise next's error, unchanged.
 func Authorize(allow func(ctx context.Context, cmd any) error) Middleware {
-	return func(next Handler) Handler {
+	return func(next DispatchFunc) DispatchFunc {
 		return func(ctx context.Context, cmd any) (Result, error) {
 			if err := allow(ctx, cmd); err != nil {
 				if !errors.Is(err, ErrForbidden) {
@@ -101,7 +101,7 @@ func Authorize(allow func(ctx context.Context, cmd any) error) Middleware {
 // successes at Debug, so a production logger at Info stays quiet on the hot
 // path. It returns next's result and error unchanged.
 func Logging(logger *slog.Logger) Middleware {
-	return func(next Handler) Handler {
+	return func(next DispatchFunc) DispatchFunc {
 		return func(ctx context.Context, cmd any) (Result, error) {
 			start := time.Now()
 			res, err := next(ctx, cmd)
@@ -125,7 +125,7 @@ func Logging(logger *slog.Logger) Middleware {
 // its error; wire it to a metrics library. It returns next's result and
 // error unchanged.
 func Observe(fn func(cmd any, took time.Duration, err error)) Middleware {
-	return func(next Handler) Handler {
+	return func(next DispatchFunc) DispatchFunc {
 		return func(ctx context.Context, cmd any) (Result, error) {
 			start := time.Now()
 			res, err := next(ctx, cmd)
@@ -141,7 +141,7 @@ func Observe(fn func(cmd any, took time.Duration, err error)) Middleware {
 // panicking handler's unit of work is rolled back by the store before the
 // panic reaches Recover. Any other error from next is returned unchanged.
 func Recover() Middleware {
-	return func(next Handler) Handler {
+	return func(next DispatchFunc) DispatchFunc {
 		return func(ctx context.Context, cmd any) (Result, error) {
 			var res Result
 			err := safe.Call(func() (err error) {

@@ -72,8 +72,8 @@ type Replayer interface {
 }
 
 // Named gives a handler a name so it can be added to a Runner; use it for an
-// event.Bus (inline, to deliver committed events to subscribers in commit
-// order) or an event.Router built on the spot.
+// event.Router built on the spot (inline, it is the synchronous in-process
+// bus: committed events reach it in commit order).
 func Named(name string, h event.Handler) Projector { return named{name, h} }
 
 type named struct {

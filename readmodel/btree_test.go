@@ -136,7 +136,7 @@ func checkPages(t *testing.T, o ordering[int], root *bnode[int], ref []int, rng 
 	pivot := rng.IntN(3100) - 50
 	limit := rng.IntN(70)
 	prefix := []int{-7} // appending must keep what dst holds
-	got := pageOf(o, root, pivot, false, limit, slices.Clone(prefix))
+	got := pageOf(o, root, &pivot, limit, slices.Clone(prefix))
 	start, found := slices.BinarySearch(ref, pivot)
 	if found {
 		start++
@@ -145,20 +145,20 @@ func checkPages(t *testing.T, o ordering[int], root *bnode[int], ref []int, rng 
 	if !slices.Equal(got, want) {
 		t.Fatalf("page after %d limit %d = %v, want %v", pivot, limit, got, want)
 	}
-	got = pageOf(o, root, 0, true, limit, nil)
+	got = pageOf(o, root, nil, limit, nil)
 	if want := ref[:min(len(ref), limit)]; !slices.Equal(got, want) && len(want) > 0 {
 		t.Fatalf("first page limit %d = %v, want %v", limit, got, want)
 	}
 	// Walking all pages visits every item once.
 	var walked []int
-	cursor, first := 0, true
+	var cursor *int
 	for {
-		page := pageOf(o, root, cursor, first, 1+rng.IntN(40), nil)
+		page := pageOf(o, root, cursor, 1+rng.IntN(40), nil)
 		if len(page) == 0 {
 			break
 		}
 		walked = append(walked, page...)
-		cursor, first = page[len(page)-1], false
+		cursor = &page[len(page)-1]
 	}
 	if !slices.Equal(walked, ref) && len(ref) > 0 {
 		t.Fatalf("paging visited %d items, want %d", len(walked), len(ref))

@@ -216,9 +216,10 @@ func (m *Map[K, V]) remove(key K) {
 }
 
 // Update atomically replaces the value under key with the result of fn.
-// fn receives the current value and whether it exists; it returns the new
-// value and whether to keep it: keep == false deletes the key (or leaves it
-// absent). Updates of the same key are serialised, so a read-modify-write
+// fn maps the current entry to the new one in the comma-ok form of Load:
+// it receives the current value and whether the key is present, and
+// returns the new value and whether the key is present afterwards, so
+// returning false deletes the key (or leaves it absent). Updates of the same key are serialised, so a read-modify-write
 // in fn never loses a concurrent update; readers are not blocked and see
 // the old value until fn returns.
 //

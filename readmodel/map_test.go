@@ -15,7 +15,7 @@ import (
 )
 
 func TestMapConformance(t *testing.T) {
-	readmodeltest.TestStore(t, func(*testing.T) readmodel.Store[string, readmodeltest.Doc] {
+	readmodeltest.Run(t, func(*testing.T) readmodel.Store[string, readmodeltest.Doc] {
 		return readmodel.NewMap[string, readmodeltest.Doc]()
 	})
 }

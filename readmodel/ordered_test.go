@@ -197,19 +197,19 @@ func TestSortedSetBasics(t *testing.T) {
 	if !s.Contains("q") || s.Contains("b") || s.Len() != 5 {
 		t.Fatalf("Contains/Len wrong")
 	}
-	if got := s.Page("", true, 2, nil); !slices.Equal(got, []string{"a", "c"}) {
+	if got := s.Page(2, nil); !slices.Equal(got, []string{"a", "c"}) {
 		t.Fatalf("first page = %v", got)
 	}
-	if got := s.Page("c", false, 2, nil); !slices.Equal(got, []string{"m", "q"}) {
+	if got := s.PageAfter("c", 2, nil); !slices.Equal(got, []string{"m", "q"}) {
 		t.Fatalf("page after c = %v", got)
 	}
-	if got := s.Page("d", false, 10, nil); !slices.Equal(got, []string{"m", "q", "x"}) {
+	if got := s.PageAfter("d", 10, nil); !slices.Equal(got, []string{"m", "q", "x"}) {
 		t.Fatalf("page after an absent cursor = %v", got)
 	}
-	if got := s.Page("x", false, 10, nil); len(got) != 0 {
+	if got := s.PageAfter("x", 10, nil); len(got) != 0 {
 		t.Fatalf("page after the last key = %v", got)
 	}
-	if got := s.Page("", true, 0, nil); len(got) != 0 {
+	if got := s.Page(0, nil); len(got) != 0 {
 		t.Fatalf("limit 0 = %v", got)
 	}
 	if !s.Remove("m") || s.Remove("m") {
@@ -219,7 +219,7 @@ func TestSortedSetBasics(t *testing.T) {
 		t.Fatalf("All = %v", got)
 	}
 	s.Clear()
-	if s.Len() != 0 || len(s.Page("", true, 10, nil)) != 0 {
+	if s.Len() != 0 || len(s.Page(10, nil)) != 0 {
 		t.Fatalf("not empty after Clear")
 	}
 }
@@ -230,7 +230,7 @@ func TestSortedSetPageDoesNotAllocate(t *testing.T) {
 		s.Add(i * 3)
 	}
 	buf := make([]int, 0, 20)
-	if n := testing.AllocsPerRun(100, func() { buf = s.Page(4000, false, 20, buf[:0]) }); n != 0 {
+	if n := testing.AllocsPerRun(100, func() { buf = s.PageAfter(4000, 20, buf[:0]) }); n != 0 {
 		t.Fatalf("Page allocates %v times", n)
 	}
 	if want := []int{4002, 4005}; !slices.Equal(buf[:2], want) {
@@ -265,7 +265,7 @@ func TestSortedSetAgainstReference(t *testing.T) {
 			if found {
 				i++
 			}
-			if got := s.Page(after, false, limit, nil); !slices.Equal(got, want[i:min(len(want), i+limit)]) {
+			if got := s.PageAfter(after, limit, nil); !slices.Equal(got, want[i:min(len(want), i+limit)]) {
 				t.Fatalf("step %d: Page(%d, %d) differs", step, after, limit)
 			}
 			if s.Len() != len(want) {
@@ -296,10 +296,10 @@ func TestIndexBasics(t *testing.T) {
 	if !x.Contains("acme", "p2") || x.Contains("globex", "p2") || x.Contains("nobody", "p2") {
 		t.Fatalf("Contains wrong")
 	}
-	if got := x.Page("acme", "p1", false, 1, nil); !slices.Equal(got, []string{"p2"}) {
+	if got := x.PageAfter("acme", "p1", 1, nil); !slices.Equal(got, []string{"p2"}) {
 		t.Fatalf("Page = %v", got)
 	}
-	if got := x.Page("acme", "", true, 2, nil); !slices.Equal(got, []string{"p1", "p2"}) {
+	if got := x.Page("acme", 2, nil); !slices.Equal(got, []string{"p1", "p2"}) {
 		t.Fatalf("first Page = %v", got)
 	}
 	if got := slices.Collect(x.All("acme")); !slices.Equal(got, []string{"p1", "p2", "p3"}) {

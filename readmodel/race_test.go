@@ -212,15 +212,11 @@ func TestSortedSetConcurrentPaging(t *testing.T) {
 		s.Add(k)
 	}
 	stop := runReaders(t, 2, func(r int) error {
-		var page []int
-		next, first := 0, true
+		limit := 7 + r*31
+		page := s.Page(limit, nil)
 		evens := 0
 		prev := -1
-		for {
-			page = s.Page(next, first, 7+r*31, page[:0])
-			if len(page) == 0 {
-				break
-			}
+		for len(page) > 0 {
 			for _, k := range page {
 				if k <= prev {
 					return fmt.Errorf("page went from %d to %d", prev, k)
@@ -230,7 +226,7 @@ func TestSortedSetConcurrentPaging(t *testing.T) {
 					evens++
 				}
 			}
-			next, first = page[len(page)-1], false
+			page = s.PageAfter(page[len(page)-1], limit, page[:0])
 		}
 		if evens != n/2 {
 			return fmt.Errorf("paging saw %d of %d stable keys", evens, n/2)

@@ -6,7 +6,7 @@
 // Use it from a test of the implementation:
 //
 //	func TestConformance(t *testing.T) {
-//		readmodeltest.TestStore(t, func(t *testing.T) readmodel.Store[string, readmodeltest.Doc] {
+//		readmodeltest.Run(t, func(t *testing.T) readmodel.Store[string, readmodeltest.Doc] {
 //			return newTestStore(t) // empty, isolated, cleaned up with t.Cleanup
 //		})
 //	}

@@ -27,10 +27,12 @@ func equal(a, b Doc) bool {
 	return a.Title == b.Title && a.N == b.N && slices.Equal(a.Tags, b.Tags)
 }
 
-// TestStore runs the conformance suite as subtests of t. newStore must
-// return an empty store, isolated from every other store it returns; it
-// is called once per subtest and may register cleanup with t.Cleanup.
-func TestStore(t *testing.T, newStore func(t *testing.T) readmodel.Store[string, Doc]) {
+// Run runs the conformance suite as subtests of t, one per property, in the
+// shape of testing/slogtest.Run. newStore must return an empty store,
+// isolated from every other store it returns; it is called once per
+// subtest and may register cleanup with t.Cleanup. A failure is reported
+// in the subtest that names the broken property.
+func Run(t *testing.T, newStore func(t *testing.T) readmodel.Store[string, Doc]) {
 	t.Helper()
 	for _, tc := range []struct {
 		name string

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/stretchr/testify/assert"
@@ -253,59 +254,94 @@ func TestRegisterTwicePanics(t *testing.T) {
 	})
 }
 
+// The tests below run in a synctest bubble: timers and context deadlines
+// use its fake clock, so an hour-long backoff takes no wall time and the
+// time a dispatch took is exact.
+
 func TestRetryStopsWaitingWhenContextEnds(t *testing.T) {
-	st := store.NewMemory()
-	defer st.Close()
-	tbl := store.NewTable[string, int](st, "t")
-	b := command.New(st, command.WithMiddleware(command.Retry(100, func(int) time.Duration { return time.Hour })))
-	command.Register(b, func(ctx context.Context, tx store.Tx, c setIfVersion) error {
-		_, err := tbl.PutIf(tx, c.Key, 1, 77)
-		return err
+	synctest.Test(t, func(t *testing.T) {
+		st := store.NewMemory()
+		defer st.Close()
+		tbl := store.NewTable[string, int](st, "t")
+		b := command.New(st, command.WithMiddleware(command.Retry(100, func(int) time.Duration { return time.Hour })))
+		command.Register(b, func(ctx context.Context, tx store.Tx, c setIfVersion) error {
+			_, err := tbl.PutIf(tx, c.Key, 1, 77)
+			return err
+		})
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+		defer cancel()
+		start := time.Now()
+		_, err := b.Dispatch(ctx, setIfVersion{Key: "k"})
+		assert.ErrorIs(t, err, store.ErrConflict)
+		assert.Equal(t, 20*time.Millisecond, time.Since(start), "Retry returns when ctx ends, not after the backoff")
 	})
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
-	defer cancel()
-	start := time.Now()
-	_, err := b.Dispatch(ctx, setIfVersion{Key: "k"})
-	assert.ErrorIs(t, err, store.ErrConflict)
-	assert.Less(t, time.Since(start), 5*time.Second)
+}
+
+// Retry sleeps backoff(n) before run n+1, and only that long.
+func TestRetryWaitsTheBackoff(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		st := store.NewMemory()
+		defer st.Close()
+		tbl := store.NewTable[string, int](st, "t")
+		var ns []int
+		b := command.New(st, command.WithMiddleware(command.Retry(4, func(n int) time.Duration {
+			ns = append(ns, n)
+			return time.Duration(n) * 10 * time.Millisecond
+		})))
+		var runs atomic.Int32
+		command.Register(b, func(ctx context.Context, tx store.Tx, c setIfVersion) error {
+			runs.Add(1)
+			_, err := tbl.PutIf(tx, c.Key, 1, 77)
+			return err
+		})
+		start := time.Now()
+		_, err := b.Dispatch(context.Background(), setIfVersion{Key: "k"})
+		var ce *store.ConflictError
+		require.ErrorAs(t, err, &ce, "the attempts are used up")
+		assert.EqualValues(t, 4, runs.Load())
+		assert.Equal(t, []int{1, 2, 3}, ns)
+		assert.Equal(t, (10+20+30)*time.Millisecond, time.Since(start))
+	})
 }
 
 // When ctx ends while Retry waits between attempts, the error says so
 // (ctx.Err()) and still carries the last conflict.
 func TestRetryReturnsContextErrorWithLastConflict(t *testing.T) {
-	st := store.NewMemory()
-	defer st.Close()
-	tbl := store.NewTable[string, int](st, "t")
-	var runs atomic.Int32
-	b := command.New(st, command.WithMiddleware(command.Retry(100, func(int) time.Duration { return time.Hour })))
-	command.Register(b, func(ctx context.Context, tx store.Tx, c setIfVersion) error {
-		runs.Add(1)
-		_, err := tbl.PutIf(tx, c.Key, 1, 77)
-		return err
-	})
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
-	defer cancel()
-	_, err := b.Dispatch(ctx, setIfVersion{Key: "k"})
-	assert.ErrorIs(t, err, context.DeadlineExceeded)
-	var ce *store.ConflictError
-	assert.ErrorAs(t, err, &ce, "the last conflict stays reachable")
-	assert.EqualValues(t, 1, runs.Load())
+	synctest.Test(t, func(t *testing.T) {
+		st := store.NewMemory()
+		defer st.Close()
+		tbl := store.NewTable[string, int](st, "t")
+		var runs atomic.Int32
+		b := command.New(st, command.WithMiddleware(command.Retry(100, func(int) time.Duration { return time.Hour })))
+		command.Register(b, func(ctx context.Context, tx store.Tx, c setIfVersion) error {
+			runs.Add(1)
+			_, err := tbl.PutIf(tx, c.Key, 1, 77)
+			return err
+		})
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+		defer cancel()
+		_, err := b.Dispatch(ctx, setIfVersion{Key: "k"})
+		assert.ErrorIs(t, err, context.DeadlineExceeded)
+		var ce *store.ConflictError
+		assert.ErrorAs(t, err, &ce, "the last conflict stays reachable")
+		assert.EqualValues(t, 1, runs.Load())
 
-	// A context that is already done when a conflict comes back (no backoff
-	// to wait in) ends the loop too, instead of running again.
-	runs.Store(0)
-	nb := command.New(st, command.WithMiddleware(command.Retry(5, nil)))
-	done, cancelDone := context.WithCancel(context.Background())
-	command.Register(nb, func(ctx context.Context, tx store.Tx, c setIfVersion) error {
-		runs.Add(1)
-		cancelDone()
-		_, err := tbl.PutIf(tx, c.Key, 1, 77)
-		return err
+		// A context that is already done when a conflict comes back (no
+		// backoff to wait in) ends the loop too, instead of running again.
+		runs.Store(0)
+		nb := command.New(st, command.WithMiddleware(command.Retry(5, nil)))
+		done, cancelDone := context.WithCancel(context.Background())
+		command.Register(nb, func(ctx context.Context, tx store.Tx, c setIfVersion) error {
+			runs.Add(1)
+			cancelDone()
+			_, err := tbl.PutIf(tx, c.Key, 1, 77)
+			return err
+		})
+		_, err = nb.Dispatch(done, setIfVersion{Key: "k"})
+		assert.ErrorIs(t, err, context.Canceled)
+		assert.ErrorIs(t, err, store.ErrConflict)
+		assert.EqualValues(t, 1, runs.Load())
 	})
-	_, err = nb.Dispatch(done, setIfVersion{Key: "k"})
-	assert.ErrorIs(t, err, context.Canceled)
-	assert.ErrorIs(t, err, store.ErrConflict)
-	assert.EqualValues(t, 1, runs.Load())
 }
 
 // Permanent failures are never retried: a duplicate, a business-rule

@@ -40,8 +40,8 @@ type Middleware func(next DispatchFunc) DispatchFunc
 // projection runner bringing inline projectors up to the commit's position.
 // projection.Runner implements it. A Syncer may also have a method
 // Ready() error: Dispatch calls it before the unit of work and returns its
-// error without committing (projection.Runner returns ErrNotStarted before
-// Start).
+// error without committing (projection.Runner refuses before Start and
+// after Close).
 type Syncer interface {
 	Sync(ctx context.Context, pos event.Position) error
 }
@@ -162,7 +162,7 @@ func (b *Bus) Dispatch(ctx context.Context, cmd any) (Result, error) {
 
 // Dispatch is a typed shorthand for b.Dispatch; it lets the compiler check
 // that cmd is the type the caller meant. C may be the registered type or a
-// pointer to it, exactly as for b.Dispatch.
+// pointer to it, exactly as for b.Dispatch, and it returns the same errors.
 func Dispatch[C any](ctx context.Context, b *Bus, cmd C) (Result, error) {
 	return b.chain(ctx, b.deref(cmd))
 }

@@ -243,6 +243,13 @@ func TestAuthorizeLoggingRecover(t *testing.T) {
 	assert.ErrorIs(t, err, event.ErrPanic)
 	assert.Equal(t, "kaput", pe.Value)
 	assert.NotEmpty(t, pe.Stack)
+
+	cause := errors.New("disk on fire")
+	type boomErr struct{}
+	command.Register(b, func(context.Context, store.Tx, boomErr) error { panic(cause) })
+	_, err = b.Dispatch(ctx, boomErr{})
+	assert.ErrorIs(t, err, event.ErrPanic)
+	assert.ErrorIs(t, err, cause, "a panic with an error value unwraps to it")
 	head, _ := st.Head(ctx)
 	assert.EqualValues(t, 1, head)
 }

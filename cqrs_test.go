@@ -134,36 +134,41 @@ func TestRejectionsLeaveNothingBehind(t *testing.T) {
 			assert.True(t, title && price, "every invalid field is reported: %v", ve.Fields)
 		}},
 		{catalog.UpdatePrice{ProductID: "p1", SellerID: "s2", PriceCents: 10}, command.ErrForbidden, nil},
-		{catalog.UpdatePrice{ProductID: "nope", SellerID: "s1", PriceCents: 10}, command.ErrNotFound, func(t *testing.T, err error) {
+		{catalog.UpdatePrice{ProductID: "nope", SellerID: "s1", PriceCents: 10}, store.ErrNotFound, func(t *testing.T, err error) {
 			var nf *command.NotFoundError
 			require.ErrorAs(t, err, &nf)
 			assert.Equal(t, "product", nf.Kind)
 		}},
-		{catalog.ListProduct{ProductID: "p1", SellerID: "s1", Title: "dup", PriceCents: 1}, command.ErrAlreadyExists, func(t *testing.T, err error) {
+		{catalog.ListProduct{ProductID: "p1", SellerID: "s1", Title: "dup", PriceCents: 1}, store.ErrAlreadyExists, func(t *testing.T, err error) {
 			var ae *store.AlreadyExistsError
 			require.ErrorAs(t, err, &ae)
 			assert.NotErrorIs(t, err, command.ErrValidation)
-			assert.NotErrorIs(t, err, command.ErrConflict)
+			assert.NotErrorIs(t, err, store.ErrConflict)
 		}},
 		{catalog.ReserveStock{ProductID: "p1", Quantity: 4}, command.ErrRejected, func(t *testing.T, err error) {
 			var re *command.RejectedError
 			require.ErrorAs(t, err, &re)
 			assert.Equal(t, catalog.CodeInsufficientStock, re.Code)
 		}},
-		{catalog.UpdateStock{ProductID: "p1", SellerID: "s1", Stock: 9, ExpectedVersion: 7}, command.ErrConflict, func(t *testing.T, err error) {
+		{catalog.UpdateStock{ProductID: "p1", SellerID: "s1", Stock: 9, ExpectedVersion: 7}, store.ErrConflict, func(t *testing.T, err error) {
 			var se *command.StaleError
 			require.ErrorAs(t, err, &se)
 			assert.EqualValues(t, 1, se.Actual)
 		}},
 		{catalog.ListProduct{ProductID: "p2", SellerID: "s1", Title: "bad \xff", PriceCents: 1}, command.ErrValidation, nil},
-		{catalog.ListProduct{ProductID: "p9", SellerID: "ghost", Title: "x", PriceCents: 1}, command.ErrNotFound, nil},
-		{struct{ X int }{1}, command.ErrNoHandler, nil},
+		{catalog.ListProduct{ProductID: "p9", SellerID: "ghost", Title: "x", PriceCents: 1}, store.ErrNotFound, nil},
+		{struct{ X int }{1}, nil, func(t *testing.T, err error) {
+			var nh *command.NoHandlerError
+			require.ErrorAs(t, err, &nh, "a wiring mistake, matching no sentinel")
+		}},
 	}
 	for _, c := range cases {
 		t.Run(fmt.Sprintf("%T", c.cmd), func(t *testing.T) {
 			res, err := app.Dispatch(ctx, c.cmd)
 			require.Error(t, err)
-			assert.ErrorIs(t, err, c.is)
+			if c.is != nil {
+				assert.ErrorIs(t, err, c.is)
+			}
 			assert.Zero(t, res.Position)
 			if c.want != nil {
 				c.want(t, err)
@@ -204,7 +209,7 @@ func TestUnitOfWorkRollsBackOnErrorAndPanic(t *testing.T) {
 	_, err := bus.Dispatch(ctx, write{Mode: "error"})
 	assert.ErrorIs(t, err, boom)
 	_, err = bus.Dispatch(ctx, write{Mode: "panic"})
-	assert.ErrorIs(t, err, command.ErrPanic)
+	assert.ErrorIs(t, err, event.ErrPanic)
 	head, _ := st.Head(ctx)
 	assert.Zero(t, head)
 	_, err = st.Update(ctx, func(tx store.Tx) error {
@@ -316,22 +321,23 @@ func TestTopRatedAndInStockMatchBruteForce(t *testing.T) {
 	assert.Equal(t, inStock, paged)
 }
 
-// The event bus, fed inline by the runner, delivers committed events to
-// typed subscribers in commit order with the dispatching context's metadata.
-func TestBusDeliversInCommitOrderWithMetadata(t *testing.T) {
+// An inline projector is the synchronous in-process event bus: a Router
+// added with projection.Named gets committed events, typed, in commit order,
+// with the dispatching context's metadata, before Dispatch returns.
+func TestInlineProjectorDeliversInCommitOrderWithMetadata(t *testing.T) {
 	st := store.NewMemory()
 	defer st.Close()
-	var bus event.Bus
 	var mu sync.Mutex
 	var got []event.Record
-	event.Subscribe(&bus, func(_ context.Context, rec event.Record, e catalog.ReviewSubmitted) error {
+	var subscriber event.Router
+	event.On(&subscriber, func(_ context.Context, rec event.Record, e catalog.ReviewSubmitted) error {
 		mu.Lock()
 		got = append(got, rec)
 		mu.Unlock()
 		return nil
 	})
 	runner := projection.NewRunner(st)
-	require.NoError(t, runner.Add(projection.Named("bus", &bus)))
+	require.NoError(t, runner.Add(projection.Named("reviews", &subscriber)))
 	require.NoError(t, runner.Start(context.Background()))
 	defer runner.Close()
 	cmds := command.New(st, command.WithSyncer(runner))
@@ -359,6 +365,102 @@ func TestBusDeliversInCommitOrderWithMetadata(t *testing.T) {
 		if i > 0 {
 			assert.Greater(t, rec.Position, got[i-1].Position)
 		}
+	}
+}
+
+// deliveries counts, per record position, the tries a handler got and the
+// ones it applied; it fails each record's first failFirst tries, and every
+// try while failing is set.
+type deliveries struct {
+	mu        sync.Mutex
+	failFirst int
+	failing   bool // fail every try while set
+	tries     map[event.Position]int
+	applied   map[event.Position]int
+}
+
+func (d *deliveries) Handle(_ context.Context, rec event.Record) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.tries == nil {
+		d.tries, d.applied = map[event.Position]int{}, map[event.Position]int{}
+	}
+	d.tries[rec.Position]++
+	if d.failing || d.tries[rec.Position] <= d.failFirst {
+		return fmt.Errorf("projector down at %v", rec.Position)
+	}
+	d.applied[rec.Position]++
+	return nil
+}
+
+func (d *deliveries) counts(pos event.Position) (tries, applied int) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.tries[pos], d.applied[pos]
+}
+
+func (d *deliveries) setFailing(on bool) {
+	d.mu.Lock()
+	d.failing = on
+	d.mu.Unlock()
+}
+
+// The guarantee of issue 8, now that event.Bus is gone: two inline
+// projectors on one runner are delivered to independently, so while one
+// fails and is retried (within WithRetry, or later through Resume after it
+// stopped) the healthy one sees each record exactly once.
+func TestHealthyInlineProjectorSeesEachRecordOnceWhileAnotherIsRetried(t *testing.T) {
+	st := store.NewMemory()
+	defer st.Close()
+	healthy := &deliveries{}
+	flaky := &deliveries{failFirst: 2}
+	runner := projection.NewRunner(st)
+	require.NoError(t, runner.Add(projection.Named("healthy", healthy)))
+	require.NoError(t, runner.Add(projection.Named("flaky", flaky), projection.WithRetry(3, nil)))
+	ctx := context.Background()
+	require.NoError(t, runner.Start(ctx))
+	defer runner.Close()
+	cmds := command.New(st, command.WithSyncer(runner))
+	catalog.NewDomain(st).Register(cmds)
+
+	// Each record fails twice on flaky and succeeds on its third try.
+	var positions []event.Position
+	for i := range 5 {
+		res, err := cmds.Dispatch(ctx, catalog.RegisterSeller{SellerID: fmt.Sprint("s", i), Name: "S"})
+		require.NoError(t, err)
+		positions = append(positions, res.Position)
+	}
+	for _, pos := range positions {
+		tries, applied := flaky.counts(pos)
+		assert.Equal(t, 3, tries, "flaky was retried at %v", pos)
+		assert.Equal(t, 1, applied, "flaky applied %v once", pos)
+		tries, applied = healthy.counts(pos)
+		assert.Equal(t, 1, tries, "healthy was delivered %v once", pos)
+		assert.Equal(t, 1, applied)
+	}
+
+	// Beyond its retries flaky stops (the default policy): the command has
+	// committed, healthy has the record, and Dispatch says post-commit work
+	// failed.
+	flaky.setFailing(true)
+	res, err := cmds.Dispatch(ctx, catalog.RegisterSeller{SellerID: "late", Name: "L"})
+	require.ErrorIs(t, err, command.ErrAfterCommit)
+	require.ErrorIs(t, err, projection.ErrStopped)
+	tries, applied := healthy.counts(res.Position)
+	assert.Equal(t, [2]int{1, 1}, [2]int{tries, applied})
+	tries, applied = flaky.counts(res.Position)
+	assert.Equal(t, [2]int{3, 0}, [2]int{tries, applied})
+
+	// A Resume retries flaky alone; healthy is not delivered to again.
+	flaky.setFailing(false)
+	require.NoError(t, runner.Resume(ctx, "flaky"))
+	_, applied = flaky.counts(res.Position)
+	assert.Equal(t, 1, applied, "flaky applied the record after Resume")
+	tries, applied = healthy.counts(res.Position)
+	assert.Equal(t, [2]int{1, 1}, [2]int{tries, applied}, "healthy saw the record once")
+	for _, pos := range positions {
+		tries, _ := healthy.counts(pos)
+		assert.Equal(t, 1, tries, "healthy saw %v once", pos)
 	}
 }
 

@@ -14,6 +14,7 @@ import (
 	"github.com/cqrskit/cqrs/command"
 	"github.com/cqrskit/cqrs/examples/catalog"
 	"github.com/cqrskit/cqrs/projection"
+	"github.com/cqrskit/cqrs/store"
 )
 
 // snapshot is everything the catalog's read models answer, in a comparable
@@ -86,8 +87,8 @@ func TestPropertyInlineAsyncRestartRebuildAgree(t *testing.T) {
 			for i, c := range cmds {
 				if _, err := app.Dispatch(ctx, c); err != nil {
 					rejected++
-					for _, s := range []error{command.ErrValidation, command.ErrNotFound, command.ErrForbidden,
-						command.ErrAlreadyExists, command.ErrRejected, command.ErrConflict} {
+					for _, s := range []error{command.ErrValidation, store.ErrNotFound, command.ErrForbidden,
+						store.ErrAlreadyExists, command.ErrRejected, store.ErrConflict} {
 						if errors.Is(err, s) {
 							why[s]++
 						}
@@ -105,8 +106,8 @@ func TestPropertyInlineAsyncRestartRebuildAgree(t *testing.T) {
 				catalog.Restock{}, catalog.UpdateDetails{}, catalog.SubmitReview{}, catalog.SetShipping{}} {
 				assert.Positive(t, accepted[fmt.Sprintf("%T", c)], "the mix exercises %T", c)
 			}
-			for _, s := range []error{command.ErrValidation, command.ErrNotFound, command.ErrForbidden,
-				command.ErrAlreadyExists, command.ErrRejected, command.ErrConflict} {
+			for _, s := range []error{command.ErrValidation, store.ErrNotFound, command.ErrForbidden,
+				store.ErrAlreadyExists, command.ErrRejected, store.ErrConflict} {
 				assert.Positive(t, why[s], "the mix includes rejections matching %v", s)
 			}
 			head, _ := st.Head(ctx)

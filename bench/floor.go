@@ -461,7 +461,10 @@ func (v *FloorView) TopRated(n int, dst []catalog.Rated) []catalog.Rated {
 // InStock appends to dst up to limit in-stock product IDs after the cursor,
 // from the maintained in-stock set.
 func (v *FloorView) InStock(after string, limit int, dst []string) []string {
-	return v.inStock.Page(after, after == "", limit, dst)
+	if after == "" {
+		return v.inStock.Page(limit, dst)
+	}
+	return v.inStock.PageAfter(after, limit, dst)
 }
 
 // BySeller appends to dst the IDs of the seller's products in ID order.

@@ -26,19 +26,22 @@ type Result struct {
 	Position event.Position
 }
 
-// Handler is the untyped form of a dispatch, as seen by middleware.
-type Handler func(ctx context.Context, cmd any) (Result, error)
+// DispatchFunc is the dispatch chain as middleware sees it: a call that
+// dispatches cmd (validation, the unit of work and the post-commit work, or
+// the middleware below) and returns its result. It is not a command handler:
+// handlers are registered with Register and run inside the unit of work.
+type DispatchFunc func(ctx context.Context, cmd any) (Result, error)
 
 // Middleware wraps every dispatch: validation, the unit of work, and the
 // post-commit work. Middleware registered first is outermost.
-type Middleware func(next Handler) Handler
+type Middleware func(next DispatchFunc) DispatchFunc
 
 // Syncer is post-commit work that Dispatch runs before returning, such as a
 // projection runner bringing inline projectors up to the commit's position.
 // projection.Runner implements it. A Syncer may also have a method
 // Ready() error: Dispatch calls it before the unit of work and returns its
-// error without committing (projection.Runner returns ErrNotStarted before
-// Start).
+// error without committing (projection.Runner refuses before Start and
+// after Close).
 type Syncer interface {
 	Sync(ctx context.Context, pos event.Position) error
 }
@@ -65,7 +68,7 @@ type Bus struct {
 	syncers  []Syncer
 	mu       sync.RWMutex
 	handlers map[reflect.Type]*entry
-	chain    Handler
+	chain    DispatchFunc
 }
 
 // entry is what Register records for one command type.
@@ -99,8 +102,10 @@ func New(st store.Store, opts ...Option) *Bus {
 //
 // Register a value type (UpdatePrice, not *UpdatePrice): Dispatch accepts
 // the value and a pointer to it alike. If C's Validate method has a pointer
-// receiver, Dispatch still calls it (on a copy). Register panics if C
-// already has a handler, or if C is an interface type (a dispatched
+// receiver, Dispatch still calls it (on a copy).
+//
+// Register returns no error: wiring mistakes panic at start-up. It panics if
+// C already has a handler, or if C is an interface type (a dispatched
 // command always has a concrete type, so such a handler could never run).
 func Register[C any](b *Bus, h func(ctx context.Context, tx store.Tx, cmd C) error) {
 	t := reflect.TypeFor[C]()
@@ -134,21 +139,30 @@ func Register[C any](b *Bus, h func(ctx context.Context, tx store.Tx, cmd C) err
 // handler registered for C (unless *C has a handler of its own), and the
 // middleware sees the C. A nil *C is rejected with ErrValidation.
 //
-// Errors (all leave no state change and no event, except ErrAfterCommit):
-// ErrNoHandler (*NoHandlerError); ErrValidation (*ValidationError) from
-// Validate or the handler; whatever the handler returns, typically
-// ErrNotFound, ErrForbidden, ErrAlreadyExists (*store.AlreadyExistsError),
-// ErrRejected (*RejectedError) or ErrConflict (*store.ConflictError,
-// *StaleError); store.ErrClosed; ctx.Err(). ErrAfterCommit
-// (*AfterCommitError) means the command did commit, at the position it
-// carries, and the returned Result is valid.
+// Errors (none leaves a state change or an event, except ErrAfterCommit):
+//   - *NoHandlerError: no handler is registered for cmd's type, a wiring
+//     mistake; it matches no sentinel (errors.As reaches it);
+//   - ErrValidation (*ValidationError): Validate failed, the handler found
+//     the input invalid, or cmd is a nil pointer;
+//   - whatever the handler returns, typically store.ErrNotFound
+//     (*store.NotFoundError, *NotFoundError), ErrForbidden
+//     (*ForbiddenError), store.ErrAlreadyExists (*store.AlreadyExistsError),
+//     ErrRejected (*RejectedError) or store.ErrConflict
+//     (*store.ConflictError, *StaleError);
+//   - the store's own: store.ErrClosed, store.ErrUnavailable (a durable
+//     store's infrastructure failure), ctx.Err();
+//   - a Syncer's Ready error, returned before the unit of work starts;
+//   - ErrAfterCommit (*AfterCommitError): the command did commit, at the
+//     position it carries, and the returned Result is valid.
+//
+// Middleware adds its own: see Authorize, Retry and Recover.
 func (b *Bus) Dispatch(ctx context.Context, cmd any) (Result, error) {
 	return b.chain(ctx, b.deref(cmd))
 }
 
 // Dispatch is a typed shorthand for b.Dispatch; it lets the compiler check
 // that cmd is the type the caller meant. C may be the registered type or a
-// pointer to it, exactly as for b.Dispatch.
+// pointer to it, exactly as for b.Dispatch, and it returns the same errors.
 func Dispatch[C any](ctx context.Context, b *Bus, cmd C) (Result, error) {
 	return b.chain(ctx, b.deref(cmd))
 }

@@ -37,26 +37,32 @@
 // Every rejection matches a sentinel with errors.Is and carries detail for
 // errors.As. Pick the one that tells the caller what to do next:
 //
-//   - ErrNoHandler (*NoHandlerError): a wiring mistake.
 //   - ErrValidation (*ValidationError with per-field errors, built with
 //     Invalid and Add): the command itself is malformed, whatever the state;
 //     the caller must fix its input.
-//   - ErrNotFound (*NotFoundError, or the store's *store.NotFoundError): an
+//   - store.ErrNotFound (*store.NotFoundError, or *NotFoundError): an
 //     entity the command refers to does not exist.
 //   - ErrForbidden (*ForbiddenError): the caller may not do this.
-//   - ErrAlreadyExists (*store.AlreadyExistsError): the command would create
-//     something that exists already. Permanent: Retry never re-runs it.
+//   - store.ErrAlreadyExists (*store.AlreadyExistsError): the command would
+//     create something that exists already. Permanent: Retry never re-runs
+//     it.
 //   - ErrRejected (*RejectedError, built with Reject): the command is well
 //     formed and allowed, but the current state breaks a business rule ("no
 //     seats left", "copy already on loan", "insufficient stock"). Its Code is
 //     stable and machine-readable (branch on it, map it to an HTTP 409 or
 //     422); its Message is for people. Permanent for this state: Retry never
 //     re-runs it.
-//   - ErrConflict: a concurrent change won. A *store.ConflictError from an
-//     optimistic write is transient: Retry re-runs the handler, which
-//     re-reads. A *StaleError (from ExpectVersion) means the command carried
-//     the version its client last saw and the entity has moved on: the
-//     client must re-read, so Retry does not re-run it.
+//   - store.ErrConflict: a concurrent change won. A *store.ConflictError
+//     from an optimistic write is transient: Retry re-runs the handler,
+//     which re-reads. A *StaleError (from ExpectVersion) means the command
+//     carried the version its client last saw and the entity has moved on:
+//     the client must re-read, so Retry does not re-run it.
+//   - event.ErrPanic (*event.PanicError), from Recover: the handler
+//     panicked; the unit of work was rolled back.
+//
+// A command type with no handler is a wiring mistake, reported as a
+// *NoHandlerError (with a Hint when the bus can tell what is wrong) that
+// matches no sentinel.
 //
 // A rejected command leaves no state change and no event. The one error
 // after which the command did commit is ErrAfterCommit (*AfterCommitError):

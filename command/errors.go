@@ -9,24 +9,17 @@ import (
 	"github.com/cqrskit/cqrs/store"
 )
 
-// Sentinel errors. Every rejection Dispatch returns matches one of them with
-// errors.Is; the typed errors below carry the detail (errors.As).
+// Sentinel errors: the rejections a caller branches on. Each typed error
+// below matches one of them with errors.Is and carries the detail
+// (errors.As). Rows that do not exist, that exist already, or that a
+// concurrent change won are reported with the store's sentinels
+// (store.ErrNotFound, store.ErrAlreadyExists, store.ErrConflict): command
+// has no second name for them.
 var (
-	// ErrNoHandler: no handler is registered for the command's type.
-	ErrNoHandler = errors.New("command: no handler")
 	// ErrValidation: the command is invalid (stateless or stateful check).
 	ErrValidation = errors.New("command: validation failed")
 	// ErrForbidden: the caller may not perform the command.
 	ErrForbidden = errors.New("command: forbidden")
-	// ErrNotFound is store.ErrNotFound, so rows missing in a handler and
-	// NotFoundError both match it.
-	ErrNotFound = store.ErrNotFound
-	// ErrConflict is store.ErrConflict: a concurrent change won; retrying
-	// may succeed (see Retry).
-	ErrConflict = store.ErrConflict
-	// ErrAlreadyExists is store.ErrAlreadyExists: the command would create
-	// something that exists already. It is permanent and never retried.
-	ErrAlreadyExists = store.ErrAlreadyExists
 	// ErrRejected: the command broke a business rule ("no seats left");
 	// see RejectedError for the machine-readable code.
 	ErrRejected = errors.New("command: rejected")
@@ -36,7 +29,9 @@ var (
 	ErrAfterCommit = errors.New("command: committed, but post-commit work failed")
 )
 
-// NoHandlerError names the command type that has no handler.
+// NoHandlerError reports a dispatch of a command type that has no handler: a
+// wiring mistake, fixed in code rather than handled at run time, so it
+// matches no sentinel (use errors.As).
 type NoHandlerError struct {
 	// Type is the dispatched command's Go type.
 	Type string
@@ -51,9 +46,6 @@ func (e *NoHandlerError) Error() string {
 	}
 	return "command: no handler for " + e.Type
 }
-
-// Is makes NoHandlerError match ErrNoHandler.
-func (e *NoHandlerError) Is(target error) bool { return target == ErrNoHandler }
 
 // FieldError is one invalid field.
 type FieldError struct {
@@ -113,7 +105,7 @@ func (v *ValidationError) Error() string {
 func (v *ValidationError) Is(target error) bool { return target == ErrValidation }
 
 // NotFoundError reports that an entity the command refers to does not exist.
-// It matches ErrNotFound (and so store.ErrNotFound).
+// It matches store.ErrNotFound.
 type NotFoundError struct {
 	Kind string
 	ID   string
@@ -124,8 +116,8 @@ func NotFound(kind, id string) *NotFoundError { return &NotFoundError{Kind: kind
 
 func (e *NotFoundError) Error() string { return fmt.Sprintf("command: %s %q not found", e.Kind, e.ID) }
 
-// Is makes NotFoundError match ErrNotFound.
-func (e *NotFoundError) Is(target error) bool { return target == ErrNotFound }
+// Is makes NotFoundError match store.ErrNotFound.
+func (e *NotFoundError) Is(target error) bool { return target == store.ErrNotFound }
 
 // ForbiddenError says why the caller may not perform the command. It matches
 // ErrForbidden.
@@ -161,7 +153,7 @@ func (e *RejectedError) Is(target error) bool { return target == ErrRejected }
 
 // StaleError reports that a command carried the version it expected an
 // entity's stream to be at (the version a client read, such as an HTTP
-// If-Match) and the stream has moved on since. It matches ErrConflict, so a
+// If-Match) and the stream has moved on since. It matches store.ErrConflict, so a
 // caller handles it like any conflict (re-read, then decide), but Retry
 // never re-runs it: re-running cannot make the client's version current.
 // ExpectVersion returns it.
@@ -178,8 +170,8 @@ func (e *StaleError) Error() string {
 	return fmt.Sprintf("command: stale version: %s is at version %d, the command expected %d", e.Stream, e.Actual, e.Expected)
 }
 
-// Is makes StaleError match ErrConflict.
-func (e *StaleError) Is(target error) bool { return target == ErrConflict }
+// Is makes StaleError match store.ErrConflict.
+func (e *StaleError) Is(target error) bool { return target == store.ErrConflict }
 
 // ExpectVersion checks, inside a handler, that stream is at the version a
 // command carried (tx.ExpectVersion, which stores re-check at commit) and

@@ -51,7 +51,7 @@ func Example() {
 	fmt.Println(errors.Is(err, command.ErrValidation), errors.As(err, &ve) && ve.Fields[0].Field == "Title")
 
 	_, err = bus.Dispatch(ctx, RenameProduct{ID: "p2", Title: "x"})
-	fmt.Println(errors.Is(err, command.ErrNotFound), err)
+	fmt.Println(errors.Is(err, store.ErrNotFound), err)
 	// Output:
 	// token 1 <nil>
 	// true true

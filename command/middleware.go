@@ -5,28 +5,32 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"runtime/debug"
 	"time"
+
+	"github.com/cqrskit/cqrs/internal/safe"
+	"github.com/cqrskit/cqrs/store"
 )
 
-// Retry re-runs a dispatch that failed with a transient ErrConflict, up to
-// attempts runs in all, sleeping backoff(n) before run n+1 (n starts at 1; a
-// nil backoff retries at once). A failed unit of work leaves nothing behind,
-// so a re-run re-reads current state.
+// Retry re-runs a dispatch that failed with a transient store.ErrConflict,
+// up to attempts runs in all, sleeping backoff(n) before run n+1 (n starts
+// at 1; a nil backoff retries at once). A failed unit of work leaves nothing
+// behind, so a re-run re-reads current state.
 //
 // It never retries what re-running cannot fix: ErrAfterCommit (the command
 // has already committed), a *StaleError (the command carried an outdated
-// version), ErrAlreadyExists, ErrRejected, or any error that does not match
-// ErrConflict.
+// version), store.ErrAlreadyExists, ErrRejected, or any error that does not
+// match store.ErrConflict.
 //
-// When ctx is done after a conflict (while Retry waits, or before it would
-// run again), Retry stops and returns an error that matches both ctx.Err()
-// and the last conflict (errors.Is and errors.As reach either).
+// Errors: the last run's error, unchanged (after the attempts are used up it
+// matches store.ErrConflict). When ctx is done after a conflict (while Retry
+// waits, or before it would run again), Retry stops and returns an error
+// that matches both ctx.Err() and the last conflict (errors.Is and errors.As
+// reach either).
 func Retry(attempts int, backoff func(n int) time.Duration) Middleware {
 	if attempts < 1 {
 		attempts = 1
 	}
-	return func(next Handler) Handler {
+	return func(next DispatchFunc) DispatchFunc {
 		return func(ctx context.Context, cmd any) (Result, error) {
 			for n := 1; ; n++ {
 				res, err := next(ctx, cmd)
@@ -54,8 +58,8 @@ func Retry(attempts int, backoff func(n int) time.Duration) Middleware {
 
 // retryable reports whether re-running the command may succeed.
 func retryable(err error) bool {
-	if !errors.Is(err, ErrConflict) || errors.Is(err, ErrAfterCommit) ||
-		errors.Is(err, ErrAlreadyExists) || errors.Is(err, ErrRejected) {
+	if !errors.Is(err, store.ErrConflict) || errors.Is(err, ErrAfterCommit) ||
+		errors.Is(err, store.ErrAlreadyExists) || errors.Is(err, ErrRejected) {
 		return false
 	}
 	var stale *StaleError
@@ -74,10 +78,13 @@ func (e *retryStopped) Error() string {
 
 func (e *retryStopped) Unwrap() []error { return []error{e.ctx, e.last} }
 
-// Authorize rejects a command when allow returns an error. An error that does
-// not already match ErrForbidden is wrapped in a *ForbiddenError.
+// Authorize rejects a command when allow returns an error, before next runs.
+//
+// Errors: ErrForbidden when allow refuses (allow's error if it already
+// matches ErrForbidden, else a *ForbiddenError whose Reason is its text);
+// otherwise next's error, unchanged.
 func Authorize(allow func(ctx context.Context, cmd any) error) Middleware {
-	return func(next Handler) Handler {
+	return func(next DispatchFunc) DispatchFunc {
 		return func(ctx context.Context, cmd any) (Result, error) {
 			if err := allow(ctx, cmd); err != nil {
 				if !errors.Is(err, ErrForbidden) {
@@ -92,9 +99,9 @@ func Authorize(allow func(ctx context.Context, cmd any) error) Middleware {
 
 // Logging logs each dispatch to logger: rejections and failures at Info,
 // successes at Debug, so a production logger at Info stays quiet on the hot
-// path.
+// path. It returns next's result and error unchanged.
 func Logging(logger *slog.Logger) Middleware {
-	return func(next Handler) Handler {
+	return func(next DispatchFunc) DispatchFunc {
 		return func(ctx context.Context, cmd any) (Result, error) {
 			start := time.Now()
 			res, err := next(ctx, cmd)
@@ -115,9 +122,10 @@ func Logging(logger *slog.Logger) Middleware {
 }
 
 // Observe calls fn after each dispatch with the command, its duration and
-// its error; wire it to a metrics library.
+// its error; wire it to a metrics library. It returns next's result and
+// error unchanged.
 func Observe(fn func(cmd any, took time.Duration, err error)) Middleware {
-	return func(next Handler) Handler {
+	return func(next DispatchFunc) DispatchFunc {
 		return func(ctx context.Context, cmd any) (Result, error) {
 			start := time.Now()
 			res, err := next(ctx, cmd)
@@ -127,32 +135,20 @@ func Observe(fn func(cmd any, took time.Duration, err error)) Middleware {
 	}
 }
 
-// ErrPanic is matched by the error Recover returns for a panicking handler.
-var ErrPanic = errors.New("command: handler panicked")
-
-// PanicError carries a recovered panic value and the stack. It matches
-// ErrPanic.
-type PanicError struct {
-	Value any
-	Stack []byte
-}
-
-func (e *PanicError) Error() string { return fmt.Sprintf("command: handler panicked: %v", e.Value) }
-
-// Is makes PanicError match ErrPanic.
-func (e *PanicError) Is(target error) bool { return target == ErrPanic }
-
-// Recover turns a panic below it into a *PanicError. The store has already
-// rolled the unit of work back by the time the panic reaches it.
+// Recover turns a panic below it (in a handler, in middleware after it, or
+// in post-commit work) into a *event.PanicError, which matches
+// event.ErrPanic and unwraps to the panic value when that is an error. A
+// panicking handler's unit of work is rolled back by the store before the
+// panic reaches Recover. Any other error from next is returned unchanged.
 func Recover() Middleware {
-	return func(next Handler) Handler {
-		return func(ctx context.Context, cmd any) (res Result, err error) {
-			defer func() {
-				if v := recover(); v != nil {
-					res, err = Result{}, &PanicError{Value: v, Stack: debug.Stack()}
-				}
-			}()
-			return next(ctx, cmd)
+	return func(next DispatchFunc) DispatchFunc {
+		return func(ctx context.Context, cmd any) (Result, error) {
+			var res Result
+			err := safe.Call(func() (err error) {
+				res, err = next(ctx, cmd)
+				return err
+			})
+			return res, err
 		}
 	}
 }

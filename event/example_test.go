@@ -24,19 +24,6 @@ func ExampleOn() {
 	// Output: kettle now costs 4200 (position 7)
 }
 
-func ExampleSubscribe() {
-	var bus event.Bus
-	event.Subscribe(&bus, func(_ context.Context, rec event.Record, e PriceChanged) error {
-		fmt.Println("notify watchers of", e.SKU, "from", rec.Metadata.CorrelationID)
-		return nil
-	})
-	_ = bus.Publish(context.Background(), event.Record{
-		Type: "shop.PriceChanged", Data: PriceChanged{SKU: "kettle"},
-		Metadata: event.Metadata{CorrelationID: "req-42"},
-	})
-	// Output: notify watchers of kettle from req-42
-}
-
 func ExampleParsePosition() {
 	token := event.Position(1234).String() // send it to the client
 	p, err := event.ParsePosition(token)   // and read it back

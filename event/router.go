@@ -6,7 +6,8 @@ import (
 	"sort"
 )
 
-// Handler consumes records. Projectors and bus subscribers are Handlers.
+// Handler consumes records. Every projector is a Handler; a Router is the
+// usual one.
 type Handler interface {
 	Handle(ctx context.Context, rec Record) error
 }
@@ -48,7 +49,9 @@ func On[E Event](r *Router, fn func(ctx context.Context, rec Record, e E) error)
 	}
 }
 
-// Handle calls the route for rec.Type, if any.
+// Handle calls the route for rec.Type, if any, and returns its error. A
+// record whose payload is not the Go type routed for its name is an error
+// that matches no sentinel (a corrupt or mis-registered record).
 func (r *Router) Handle(ctx context.Context, rec Record) error {
 	if fn := r.routes[rec.Type]; fn != nil {
 		return fn(ctx, rec)

@@ -18,10 +18,9 @@
 // command.Bus.Dispatch, after the commit, through [Runner.Sync]: a read right
 // after Dispatch returns sees the write, at the price of the projector's work
 // on the command's latency. Use it for cheap views that must be fresh. An
-// inline projector (including an event.Router added with [Named], the
-// synchronous in-process bus) must not dispatch commands: the nested dispatch would wait for the delivery it is
-// part of. Process managers that react with commands belong in async
-// projectors.
+// inline projector must not dispatch commands: the nested dispatch would
+// wait for the delivery it is part of. Process managers that react with
+// commands belong in async projectors.
 //
 // An async projector follows the log on its own goroutine: it catches up from
 // its checkpoint, then sleeps in [store.Log.Wait] until a commit wakes it (no

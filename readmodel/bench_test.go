@@ -297,7 +297,7 @@ func BenchmarkSortedSet(b *testing.B) {
 		b.ReportAllocs()
 		buf := make([]string, 0, 20)
 		for i := 0; b.Loop(); i++ {
-			buf = s.Page(f.keys[f.order[i%benchKeys]], false, 20, buf[:0])
+			buf = s.PageAfter(f.keys[f.order[i%benchKeys]], 20, buf[:0])
 		}
 	})
 	b.Run("Page20/n=100000/parallel", func(b *testing.B) {
@@ -307,7 +307,7 @@ func BenchmarkSortedSet(b *testing.B) {
 			buf := make([]string, 0, 20)
 			i := int(seed.Add(1)) * 7919
 			for ; pb.Next(); i++ {
-				buf = s.Page(f.keys[f.order[i%benchKeys]], false, 20, buf[:0])
+				buf = s.PageAfter(f.keys[f.order[i%benchKeys]], 20, buf[:0])
 			}
 		})
 	})

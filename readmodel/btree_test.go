@@ -6,6 +6,8 @@ import (
 	"math/rand/v2"
 	"slices"
 	"testing"
+
+	"github.com/stretchr/testify/require"
 )
 
 // checkTree verifies the B-tree invariants of the tree rooted at root and
@@ -13,56 +15,41 @@ import (
 func checkTree[T any](t *testing.T, o ordering[T], root *bnode[T], want []T) {
 	t.Helper()
 	if root == nil {
-		if len(want) != 0 {
-			t.Fatalf("empty tree, want %d items", len(want))
-		}
+		require.Empty(t, want, "the tree is empty")
 		return
 	}
-	if len(root.items) == 0 {
-		t.Fatalf("root has no items")
-	}
+	require.NotEmpty(t, root.items, "root has no items")
 	leafDepth := -1
 	var walk func(n *bnode[T], depth int, isRoot bool) int
 	walk = func(n *bnode[T], depth int, isRoot bool) int {
-		if len(n.items) > btMaxItems || (!isRoot && len(n.items) < btMinItems) {
-			t.Fatalf("node at depth %d has %d items", depth, len(n.items))
+		require.LessOrEqual(t, len(n.items), btMaxItems, "items of a node at depth %d", depth)
+		if !isRoot {
+			require.GreaterOrEqual(t, len(n.items), btMinItems, "items of a node at depth %d", depth)
 		}
 		for i := 1; i < len(n.items); i++ {
 			if o.cmp(n.items[i-1], n.items[i]) >= 0 {
-				t.Fatalf("node items out of order at depth %d", depth)
+				require.Failf(t, "node items out of order", "at depth %d: %v then %v", depth, n.items[i-1], n.items[i])
 			}
 		}
 		total := len(n.items)
 		if n.kids == nil {
 			if leafDepth == -1 {
 				leafDepth = depth
-			} else if leafDepth != depth {
-				t.Fatalf("leaves at depths %d and %d", leafDepth, depth)
 			}
+			require.Equal(t, leafDepth, depth, "every leaf at the same depth")
 		} else {
-			if len(n.kids) != len(n.items)+1 {
-				t.Fatalf("inner node with %d items has %d kids", len(n.items), len(n.kids))
-			}
+			require.Len(t, n.kids, len(n.items)+1, "kids of an inner node")
 			for _, k := range n.kids {
 				total += walk(k, depth+1, false)
 			}
 		}
-		if n.size != total {
-			t.Fatalf("node size %d, counted %d", n.size, total)
-		}
+		require.Equal(t, total, n.size, "node size")
 		return total
 	}
 	walk(root, 0, true)
 	var got []T
 	all(root, func(x T) bool { got = append(got, x); return true })
-	if len(got) != len(want) {
-		t.Fatalf("tree holds %d items, want %d", len(got), len(want))
-	}
-	for i := range got {
-		if o.cmp(got[i], want[i]) != 0 {
-			t.Fatalf("item %d = %v, want %v", i, got[i], want[i])
-		}
-	}
+	require.Equal(t, want, got, "items in the tree")
 }
 
 // TestBTreeAgainstReference applies random inserts and removes to the tree
@@ -88,8 +75,8 @@ func TestBTreeAgainstReference(t *testing.T) {
 				if rng.IntN(100) < 55 { // grow first, then churn around a steady size
 					var added bool
 					root, added = o.insert(root, x)
-					if added == present {
-						t.Fatalf("step %d: insert(%d) = %v, present %v", step, x, added, present)
+					if added == present { // hot loop: compare first, then fail
+						require.Failf(t, "insert result wrong", "step %d: insert(%d) = %v, present %v", step, x, added, present)
 					}
 					if !present {
 						ref = slices.Insert(ref, i, x)
@@ -98,14 +85,14 @@ func TestBTreeAgainstReference(t *testing.T) {
 					var removed bool
 					root, removed = o.remove(root, x)
 					if removed != present {
-						t.Fatalf("step %d: remove(%d) = %v, present %v", step, x, removed, present)
+						require.Failf(t, "remove result wrong", "step %d: remove(%d) = %v, present %v", step, x, removed, present)
 					}
 					if present {
 						ref = slices.Delete(ref, i, i+1)
 					}
 				}
-				if o.has(root, x) != slices.Contains(ref, x) {
-					t.Fatalf("step %d: has(%d) wrong", step, x)
+				if has := o.has(root, x); has != slices.Contains(ref, x) {
+					require.Failf(t, "has wrong", "step %d: has(%d) = %v", step, x, has)
 				}
 				if step%500 == 0 {
 					checkTree(t, o, root, ref)
@@ -123,9 +110,7 @@ func TestBTreeAgainstReference(t *testing.T) {
 			for _, x := range slices.Clone(ref) {
 				root, _ = o.remove(root, x)
 			}
-			if root != nil {
-				t.Fatalf("tree not empty after removing everything")
-			}
+			require.Nil(t, root, "tree not empty after removing everything")
 		})
 	}
 }
@@ -136,32 +121,34 @@ func checkPages(t *testing.T, o ordering[int], root *bnode[int], ref []int, rng 
 	pivot := rng.IntN(3100) - 50
 	limit := rng.IntN(70)
 	prefix := []int{-7} // appending must keep what dst holds
-	got := pageOf(o, root, pivot, false, limit, slices.Clone(prefix))
+	got := pageOf(o, root, &pivot, limit, slices.Clone(prefix))
 	start, found := slices.BinarySearch(ref, pivot)
 	if found {
 		start++
 	}
 	want := append(slices.Clone(prefix), ref[start:min(len(ref), start+limit)]...)
-	if !slices.Equal(got, want) {
-		t.Fatalf("page after %d limit %d = %v, want %v", pivot, limit, got, want)
-	}
-	got = pageOf(o, root, 0, true, limit, nil)
-	if want := ref[:min(len(ref), limit)]; !slices.Equal(got, want) && len(want) > 0 {
-		t.Fatalf("first page limit %d = %v, want %v", limit, got, want)
+	require.Equal(t, want, got, "page after %d limit %d", pivot, limit)
+	got = pageOf(o, root, nil, limit, nil)
+	if want := ref[:min(len(ref), limit)]; len(want) > 0 {
+		require.Equal(t, want, got, "first page limit %d", limit)
+	} else {
+		require.Empty(t, got, "first page limit %d", limit)
 	}
 	// Walking all pages visits every item once.
 	var walked []int
-	cursor, first := 0, true
+	var cursor *int
 	for {
-		page := pageOf(o, root, cursor, first, 1+rng.IntN(40), nil)
+		page := pageOf(o, root, cursor, 1+rng.IntN(40), nil)
 		if len(page) == 0 {
 			break
 		}
 		walked = append(walked, page...)
-		cursor, first = page[len(page)-1], false
+		cursor = &page[len(page)-1]
 	}
-	if !slices.Equal(walked, ref) && len(ref) > 0 {
-		t.Fatalf("paging visited %d items, want %d", len(walked), len(ref))
+	if len(ref) > 0 {
+		require.Equal(t, ref, walked, "paging visits every item once")
+	} else {
+		require.Empty(t, walked, "paging an empty tree")
 	}
 }
 

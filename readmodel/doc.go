@@ -57,7 +57,7 @@
 //
 // # Errors
 //
-// [Map.Get] returns an error matching [ErrNotFound] (with [errors.Is]) for
+// [Map.Get] returns an error matching [store.ErrNotFound] (with [errors.Is]) for
 // a missing key; Put and Delete always return nil, and deleting a missing
 // key is not an error. Map never blocks, so it ignores contexts; durable
 // stores return an error matching ctx.Err() when the context is done, and

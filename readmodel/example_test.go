@@ -7,6 +7,7 @@ import (
 	"slices"
 
 	"github.com/cqrskit/cqrs/readmodel"
+	"github.com/cqrskit/cqrs/store"
 )
 
 // A product view as a projection maintains it: each field answers part of
@@ -30,7 +31,7 @@ func ExampleMap() {
 		fmt.Println(v.Name)
 	}
 	_, err := products.Get(ctx, "p2")
-	fmt.Println(errors.Is(err, readmodel.ErrNotFound))
+	fmt.Println(errors.Is(err, store.ErrNotFound))
 	// Output:
 	// Espresso machine
 	// true
@@ -129,15 +130,10 @@ func ExampleSortedSet() {
 	inStock.Remove("p4") // sold out
 
 	// Page through with a cursor: the last key of each page.
-	var page []string
-	cursor, first := "", true
-	for {
-		page = inStock.Page(cursor, first, 2, page[:0])
-		if len(page) == 0 {
-			break
-		}
+	page := inStock.Page(2, nil)
+	for len(page) > 0 {
 		fmt.Println(page)
-		cursor, first = page[len(page)-1], false
+		page = inStock.PageAfter(page[len(page)-1], 2, page[:0])
 	}
 	// Output:
 	// [p1 p2]

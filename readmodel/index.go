@@ -78,16 +78,22 @@ func (x *Index[G, K]) Len(group G) int {
 // extended slice. It allocates nothing when dst has room.
 func (x *Index[G, K]) Keys(group G, dst []K) []K {
 	root, _ := x.groups.Load(group)
-	var none K
-	return pageOf(x.ord, root, none, true, size(root), dst)
+	return pageOf(x.ord, root, nil, size(root), dst)
 }
 
-// Page appends up to limit keys of group to dst in ascending order, with
-// the paging rules of [SortedSet.Page]: if first is true the page starts
-// at the smallest key, otherwise strictly after after.
-func (x *Index[G, K]) Page(group G, after K, first bool, limit int, dst []K) []K {
+// Page appends the first page of group to dst: up to limit keys, the
+// smallest first (see [SortedSet.Page]).
+func (x *Index[G, K]) Page(group G, limit int, dst []K) []K {
 	root, _ := x.groups.Load(group)
-	return pageOf(x.ord, root, after, first, limit, dst)
+	return pageOf(x.ord, root, nil, limit, dst)
+}
+
+// PageAfter appends up to limit keys of group strictly greater than after
+// to dst in ascending order, with the paging rules of
+// [SortedSet.PageAfter].
+func (x *Index[G, K]) PageAfter(group G, after K, limit int, dst []K) []K {
+	root, _ := x.groups.Load(group)
+	return pageOf(x.ord, root, &after, limit, dst)
 }
 
 // All returns an iterator over a snapshot of the keys of group in

@@ -6,6 +6,8 @@ import (
 	"iter"
 	"sync"
 	"sync/atomic"
+
+	"github.com/cqrskit/cqrs/store"
 )
 
 // Map layout, and why.
@@ -166,12 +168,12 @@ func (m *Map[K, V]) lookup(key K) *pair[K, V] {
 	return nil
 }
 
-// Get implements [Store]. It returns an error matching [ErrNotFound] when
-// key is absent. Map never blocks, so it ignores ctx.
+// Get implements [Store]. It returns [store.ErrNotFound] when key is
+// absent. Map never blocks, so it ignores ctx.
 func (m *Map[K, V]) Get(_ context.Context, key K) (V, error) {
 	v, ok := m.Load(key)
 	if !ok {
-		return v, ErrNotFound
+		return v, store.ErrNotFound
 	}
 	return v, nil
 }
@@ -214,9 +216,10 @@ func (m *Map[K, V]) remove(key K) {
 }
 
 // Update atomically replaces the value under key with the result of fn.
-// fn receives the current value and whether it exists; it returns the new
-// value and whether to keep it: keep == false deletes the key (or leaves it
-// absent). Updates of the same key are serialised, so a read-modify-write
+// fn maps the current entry to the new one in the comma-ok form of Load:
+// it receives the current value and whether the key is present, and
+// returns the new value and whether the key is present afterwards, so
+// returning false deletes the key (or leaves it absent). Updates of the same key are serialised, so a read-modify-write
 // in fn never loses a concurrent update; readers are not blocked and see
 // the old value until fn returns.
 //

@@ -3,6 +3,9 @@ package readmodel
 import (
 	"strconv"
 	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 // tableStats reports the total slots and claimed slots over all shards.
@@ -36,9 +39,9 @@ func TestMapTablesStayBounded(t *testing.T) {
 		m.store(key(i), i)
 	}
 	slots, used, live := m.tableStats()
-	if live != n || used != live || used*4 > slots*3 {
-		t.Fatalf("after inserts: slots %d used %d live %d", slots, used, live)
-	}
+	require.Equal(t, n, live, "after inserts")
+	require.Equal(t, live, used, "after inserts: no tombstones")
+	require.LessOrEqual(t, used*4, slots*3, "after inserts: tables at most 3/4 full")
 	probes := 0
 	for i := range n {
 		h := m.hash(key(i))
@@ -47,16 +50,13 @@ func TestMapTablesStayBounded(t *testing.T) {
 			probes++
 		}
 	}
-	if avg := float64(probes) / n; avg > 1 {
-		t.Fatalf("%.2f extra probes per hit on average", avg)
-	}
+	require.LessOrEqual(t, float64(probes)/n, 1.0, "extra probes per hit on average")
 
 	// Deleting and re-inserting the same key revives its slot.
 	m.remove(key(1))
 	m.store(key(1), 1)
-	if _, used2, _ := m.tableStats(); used2 != used {
-		t.Fatalf("re-insert claimed a new slot: used %d, was %d", used2, used)
-	}
+	_, used2, _ := m.tableStats()
+	require.Equal(t, used, used2, "a re-insert must not claim a new slot")
 
 	// Churn through new keys: tombstones are purged, tables do not grow
 	// without bound.
@@ -64,18 +64,16 @@ func TestMapTablesStayBounded(t *testing.T) {
 		m.store(key(i), i)
 		m.remove(key(i - n))
 	}
-	if slots2, _, live := m.tableStats(); live != n || slots2 > 2*slots {
-		t.Fatalf("after churn: slots %d (was %d), live %d", slots2, slots, live)
-	}
+	slots2, _, live := m.tableStats()
+	require.Equal(t, n, live, "after churn")
+	require.LessOrEqual(t, slots2, 2*slots, "after churn: tables must not grow without bound")
 
 	// Deleting almost everything shrinks the tables.
 	for i := 3 * n; i < 4*n-10; i++ {
 		m.remove(key(i))
 	}
-	if slots3, _, live := m.tableStats(); live != 10 || slots3 > shardCount*minTableSize*4 {
-		t.Fatalf("after deletes: slots %d, live %d", slots3, live)
-	}
-	if m.Len() != 10 {
-		t.Fatalf("Len = %d", m.Len())
-	}
+	slots3, _, live := m.tableStats()
+	require.Equal(t, 10, live, "after deletes")
+	assert.LessOrEqual(t, slots3, shardCount*minTableSize*4, "after deletes: tables shrink")
+	assert.Equal(t, 10, m.Len())
 }

@@ -2,40 +2,38 @@ package readmodel_test
 
 import (
 	"context"
-	"errors"
 	"maps"
 	"math/rand/v2"
-	"slices"
 	"strconv"
 	"testing"
 
 	"github.com/cqrskit/cqrs/readmodel"
 	"github.com/cqrskit/cqrs/readmodel/readmodeltest"
+	"github.com/cqrskit/cqrs/store"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 func TestMapConformance(t *testing.T) {
-	readmodeltest.TestStore(t, func(*testing.T) readmodel.Store[string, readmodeltest.Doc] {
+	readmodeltest.Run(t, func(*testing.T) readmodel.Store[string, readmodeltest.Doc] {
 		return readmodel.NewMap[string, readmodeltest.Doc]()
 	})
 }
 
 func TestMapLoadGet(t *testing.T) {
 	m := readmodel.NewMap[string, int]()
-	if v, ok := m.Load("a"); ok || v != 0 {
-		t.Fatalf("Load on empty map = %v, %v", v, ok)
-	}
-	if _, err := m.Get(context.Background(), "a"); !errors.Is(err, readmodel.ErrNotFound) {
-		t.Fatalf("Get on empty map: %v", err)
-	}
-	if err := m.Put(context.Background(), "a", 1); err != nil {
-		t.Fatal(err)
-	}
-	if v, ok := m.Load("a"); !ok || v != 1 {
-		t.Fatalf("Load = %v, %v; want 1, true", v, ok)
-	}
-	if v, err := m.Get(context.Background(), "a"); err != nil || v != 1 {
-		t.Fatalf("Get = %v, %v; want 1, nil", v, err)
-	}
+	v, ok := m.Load("a")
+	assert.False(t, ok, "Load on an empty map")
+	assert.Zero(t, v)
+	_, err := m.Get(context.Background(), "a")
+	assert.ErrorIs(t, err, store.ErrNotFound, "Get on an empty map")
+	require.NoError(t, m.Put(context.Background(), "a", 1))
+	v, ok = m.Load("a")
+	assert.True(t, ok)
+	assert.Equal(t, 1, v)
+	v, err = m.Get(context.Background(), "a")
+	require.NoError(t, err)
+	assert.Equal(t, 1, v)
 }
 
 func TestMapUpdate(t *testing.T) {
@@ -49,24 +47,19 @@ func TestMapUpdate(t *testing.T) {
 	}
 	m.Update("a", record) // inserts
 	m.Update("a", record) // modifies
-	if !slices.Equal(sawOK, []bool{false, true}) {
-		t.Fatalf("fn saw ok = %v, want [false true]", sawOK)
-	}
-	if v, _ := m.Load("a"); v != 2 {
-		t.Fatalf("after two increments: %d", v)
-	}
-	if m.Len() != 1 {
-		t.Fatalf("Len = %d", m.Len())
-	}
+	assert.Equal(t, []bool{false, true}, sawOK, "fn saw whether the key was present")
+	v, _ := m.Load("a")
+	assert.Equal(t, 2, v, "after two increments")
+	assert.Equal(t, 1, m.Len())
 
 	m.Update("a", func(int, bool) (int, bool) { return 0, false }) // deletes
-	if _, ok := m.Load("a"); ok || m.Len() != 0 {
-		t.Fatalf("key survived a delete: Len %d", m.Len())
-	}
+	_, ok := m.Load("a")
+	assert.False(t, ok, "the key survived a delete")
+	assert.Zero(t, m.Len())
 	m.Update("b", func(int, bool) (int, bool) { return 7, false }) // absent stays absent
-	if _, ok := m.Load("b"); ok || m.Len() != 0 {
-		t.Fatalf("keep=false inserted a key")
-	}
+	_, ok = m.Load("b")
+	assert.False(t, ok, "returning false inserted a key")
+	assert.Zero(t, m.Len())
 }
 
 func TestMapUpdatePanicLeavesMapUsable(t *testing.T) {
@@ -78,9 +71,8 @@ func TestMapUpdatePanicLeavesMapUsable(t *testing.T) {
 	}()
 	// The shard must have been unlocked and the value untouched.
 	m.Update("a", func(old int, _ bool) (int, bool) { return old + 1, true })
-	if v, _ := m.Load("a"); v != 2 {
-		t.Fatalf("value after a panicking update = %d, want 2", v)
-	}
+	v, _ := m.Load("a")
+	assert.Equal(t, 2, v, "value after a panicking update")
 }
 
 func TestMapRangeLenClear(t *testing.T) {
@@ -90,29 +82,19 @@ func TestMapRangeLenClear(t *testing.T) {
 		m.Put(context.Background(), i, strconv.Itoa(i))
 		want[i] = strconv.Itoa(i)
 	}
-	if m.Len() != 1000 {
-		t.Fatalf("Len = %d", m.Len())
-	}
+	require.Equal(t, 1000, m.Len())
 	got := map[int]string{}
 	m.Range(func(k int, v string) bool {
-		if _, dup := got[k]; dup {
-			t.Fatalf("Range visited %d twice", k)
-		}
+		require.NotContains(t, got, k, "Range visited a key twice")
 		got[k] = v
 		return true
 	})
-	if !maps.Equal(got, want) {
-		t.Fatalf("Range visited %d keys, want %d", len(got), len(want))
-	}
-	if got := maps.Collect(m.All()); !maps.Equal(got, want) {
-		t.Fatalf("All yielded %d keys, want %d", len(got), len(want))
-	}
+	assert.Equal(t, want, got, "Range")
+	assert.Equal(t, want, maps.Collect(m.All()), "All")
 
 	n := 0
 	m.Range(func(int, string) bool { n++; return n < 10 })
-	if n != 10 {
-		t.Fatalf("Range went on after fn returned false: %d calls", n)
-	}
+	assert.Equal(t, 10, n, "Range stops when fn returns false")
 
 	// fn may write to the map: Range holds no lock.
 	m.Range(func(k int, _ string) bool {
@@ -121,19 +103,18 @@ func TestMapRangeLenClear(t *testing.T) {
 		}
 		return true
 	})
-	if m.Len() != 500 {
-		t.Fatalf("Len after deleting evens in Range = %d", m.Len())
-	}
+	assert.Equal(t, 500, m.Len(), "after deleting the even keys in Range")
 
 	m.Clear()
-	if m.Len() != 0 {
-		t.Fatalf("Len after Clear = %d", m.Len())
-	}
-	m.Range(func(k int, _ string) bool { t.Fatalf("Range after Clear visited %d", k); return false })
+	assert.Zero(t, m.Len(), "after Clear")
+	m.Range(func(k int, _ string) bool {
+		assert.Failf(t, "Range after Clear visited a key", "key %d", k)
+		return false
+	})
 	m.Put(context.Background(), 1, "one") // usable after Clear
-	if v, ok := m.Load(1); !ok || v != "one" {
-		t.Fatalf("Load after Clear and Put = %q, %v", v, ok)
-	}
+	v, ok := m.Load(1)
+	assert.True(t, ok, "Load after Clear and Put")
+	assert.Equal(t, "one", v)
 }
 
 // TestMapAgainstReference drives the map through growth, churn (which
@@ -159,8 +140,8 @@ func TestMapAgainstReference(t *testing.T) {
 			ref[kk] = step
 		case r < 65:
 			m.Update(kk, func(old int, ok bool) (int, bool) {
-				if want, wok := ref[kk]; ok != wok || old != want {
-					t.Fatalf("step %d: Update saw %v, %v; want %v, %v", step, old, ok, want, wok)
+				if want, wok := ref[kk]; ok != wok || old != want { // hot loop: compare first, then fail
+					require.Failf(t, "Update saw the wrong entry", "step %d: Update(%v) saw %v, %v; want %v, %v", step, kk, old, ok, want, wok)
 				}
 				return old + 1, old%3 != 0
 			})
@@ -176,20 +157,15 @@ func TestMapAgainstReference(t *testing.T) {
 		kk = k()
 		v, ok := m.Load(kk)
 		if want, wok := ref[kk]; ok != wok || v != want {
-			t.Fatalf("step %d: Load(%v) = %v, %v; want %v, %v", step, kk, v, ok, want, wok)
+			require.Failf(t, "Load wrong", "step %d: Load(%v) = %v, %v; want %v, %v", step, kk, v, ok, want, wok)
 		}
 		if step%10_000 == 0 {
-			if m.Len() != len(ref) {
-				t.Fatalf("step %d: Len = %d, want %d", step, m.Len(), len(ref))
-			}
-			if got := maps.Collect(m.All()); !maps.Equal(got, ref) {
-				t.Fatalf("step %d: contents differ", step)
-			}
+			require.Equal(t, len(ref), m.Len(), "step %d: Len", step)
+			require.Equal(t, ref, maps.Collect(m.All()), "step %d: contents", step)
 		}
 	}
-	if got := maps.Collect(m.All()); !maps.Equal(got, ref) || m.Len() != len(ref) {
-		t.Fatalf("final contents differ")
-	}
+	assert.Equal(t, ref, maps.Collect(m.All()), "final contents")
+	assert.Equal(t, len(ref), m.Len(), "final Len")
 }
 
 func TestMapLoadDoesNotAllocate(t *testing.T) {
@@ -200,16 +176,16 @@ func TestMapLoadDoesNotAllocate(t *testing.T) {
 		m.Put(context.Background(), keys[i], view{Title: keys[i], Price: i})
 	}
 	i := 0
+	missing := 0
 	allocs := testing.AllocsPerRun(1000, func() {
 		if _, ok := m.Load(keys[i%len(keys)]); !ok {
-			t.Fatal("missing key")
+			missing++
 		}
 		_, _ = m.Load("absent")
 		i++
 	})
-	if allocs != 0 {
-		t.Fatalf("Load allocates %v times per call", allocs)
-	}
+	assert.Zero(t, missing, "keys missing")
+	assert.Zero(t, allocs, "allocations per Load")
 }
 
 // view is a typical small read model.

@@ -9,70 +9,69 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
 	"github.com/cqrskit/cqrs/readmodel"
 )
 
+// sameSlice asserts that got holds the elements of want, in order; a nil
+// and an empty slice are the same.
+func sameSlice[T any](t *testing.T, want, got []T, msgAndArgs ...any) bool {
+	t.Helper()
+	if len(want) == 0 {
+		return assert.Empty(t, got, msgAndArgs...)
+	}
+	return assert.Equal(t, want, got, msgAndArgs...)
+}
+
+// requireSameSlice is sameSlice that stops the test.
+func requireSameSlice[T any](t *testing.T, want, got []T, msgAndArgs ...any) {
+	t.Helper()
+	if !sameSlice(t, want, got, msgAndArgs...) {
+		t.FailNow()
+	}
+}
+
 func TestRankingBasics(t *testing.T) {
 	r := readmodel.NewRanking[string]()
-	if got := r.Top(3, nil); len(got) != 0 || r.Len() != 0 {
-		t.Fatalf("empty ranking: Top %v, Len %d", got, r.Len())
-	}
+	assert.Empty(t, r.Top(3, nil), "Top of an empty ranking")
+	assert.Zero(t, r.Len(), "Len of an empty ranking")
 	r.Set("b", 4.5)
 	r.Set("a", 4.5) // ties with b: ascending key wins
 	r.Set("c", 3)
 	r.Set("d", 5)
 	want := []readmodel.Ranked[string]{{"d", 5}, {"a", 4.5}, {"b", 4.5}, {"c", 3}}
-	if got := r.Top(10, nil); !slices.Equal(got, want) {
-		t.Fatalf("Top = %v, want %v", got, want)
-	}
-	if got := r.Top(2, nil); !slices.Equal(got, want[:2]) {
-		t.Fatalf("Top(2) = %v", got)
-	}
-	if got := r.Top(0, nil); len(got) != 0 {
-		t.Fatalf("Top(0) = %v", got)
-	}
-	if got := r.Top(-1, nil); len(got) != 0 {
-		t.Fatalf("Top(-1) = %v", got)
-	}
+	assert.Equal(t, want, r.Top(10, nil))
+	assert.Equal(t, want[:2], r.Top(2, nil), "Top(2)")
+	assert.Empty(t, r.Top(0, nil), "Top(0)")
+	assert.Empty(t, r.Top(-1, nil), "Top(-1)")
 	// Top appends to dst.
 	prefix := []readmodel.Ranked[string]{{"x", 0}}
-	if got := r.Top(1, prefix); !slices.Equal(got, []readmodel.Ranked[string]{{"x", 0}, {"d", 5}}) {
-		t.Fatalf("Top with a prefix = %v", got)
-	}
+	assert.Equal(t, []readmodel.Ranked[string]{{"x", 0}, {"d", 5}}, r.Top(1, prefix), "Top with a prefix")
 
 	r.Set("c", 6) // move up
 	r.Set("d", 1) // move down
 	want = []readmodel.Ranked[string]{{"c", 6}, {"a", 4.5}, {"b", 4.5}, {"d", 1}}
-	if got := slices.Collect(r.All()); !slices.Equal(got, want) {
-		t.Fatalf("after moves: %v, want %v", got, want)
-	}
-	if s, ok := r.Score("c"); !ok || s != 6 {
-		t.Fatalf("Score(c) = %v, %v", s, ok)
-	}
-	if _, ok := r.Score("zz"); ok {
-		t.Fatalf("Score of an unranked key")
-	}
+	assert.Equal(t, want, slices.Collect(r.All()), "after moves")
+	s, ok := r.Score("c")
+	assert.True(t, ok, "Score(c)")
+	assert.Equal(t, 6.0, s, "Score(c)")
+	_, ok = r.Score("zz")
+	assert.False(t, ok, "Score of an unranked key")
 	r.Set("c", 6) // no-op
-	if r.Len() != 4 {
-		t.Fatalf("Len = %d", r.Len())
-	}
+	assert.Equal(t, 4, r.Len())
 
 	r.Remove("a")
 	r.Remove("never")
-	if got := r.Top(10, nil); !slices.Equal(got, []readmodel.Ranked[string]{{"c", 6}, {"b", 4.5}, {"d", 1}}) {
-		t.Fatalf("after Remove: %v", got)
-	}
+	assert.Equal(t, []readmodel.Ranked[string]{{"c", 6}, {"b", 4.5}, {"d", 1}}, r.Top(10, nil), "after Remove")
 	r.Clear()
-	if r.Len() != 0 || len(r.Top(5, nil)) != 0 {
-		t.Fatalf("not empty after Clear")
-	}
-	if _, ok := r.Score("c"); ok {
-		t.Fatalf("Score survived Clear")
-	}
+	assert.Zero(t, r.Len(), "after Clear")
+	assert.Empty(t, r.Top(5, nil), "after Clear")
+	_, ok = r.Score("c")
+	assert.False(t, ok, "Score survived Clear")
 	r.Set("e", 1)
-	if r.Len() != 1 {
-		t.Fatalf("unusable after Clear")
-	}
+	assert.Equal(t, 1, r.Len(), "usable after Clear")
 }
 
 func TestRankingSpecialScores(t *testing.T) {
@@ -86,19 +85,14 @@ func TestRankingSpecialScores(t *testing.T) {
 	for e := range r.All() {
 		keys = append(keys, e.Key)
 	}
-	if want := []string{"inf", "negzero", "zero", "neginf", "nan"}; !slices.Equal(keys, want) {
-		t.Fatalf("order = %v, want %v", keys, want)
-	}
+	assert.Equal(t, []string{"inf", "negzero", "zero", "neginf", "nan"}, keys, "order")
 	// Moving between -0 and +0 updates the stored score.
 	r.Set("negzero", 0)
-	if s, _ := r.Score("negzero"); math.Signbit(s) {
-		t.Fatalf("Score kept -0")
-	}
+	s, _ := r.Score("negzero")
+	assert.False(t, math.Signbit(s), "Score kept -0")
 	r.Set("nan", math.NaN()) // no-op, not a duplicate
 	r.Remove("nan")
-	if r.Len() != 4 {
-		t.Fatalf("Len = %d after removing NaN", r.Len())
-	}
+	assert.Equal(t, 4, r.Len(), "after removing NaN")
 }
 
 func TestRankingTopDoesNotAllocate(t *testing.T) {
@@ -107,12 +101,9 @@ func TestRankingTopDoesNotAllocate(t *testing.T) {
 		r.Set(fmt.Sprint("p", i), float64(i%97))
 	}
 	buf := make([]readmodel.Ranked[string], 0, 10)
-	if n := testing.AllocsPerRun(100, func() { buf = r.Top(10, buf[:0]) }); n != 0 {
-		t.Fatalf("Top allocates %v times", n)
-	}
-	if n := testing.AllocsPerRun(100, func() { _, _ = r.Score("p500") }); n != 0 {
-		t.Fatalf("Score allocates %v times", n)
-	}
+	assert.Zero(t, testing.AllocsPerRun(100, func() { buf = r.Top(10, buf[:0]) }), "allocations per Top")
+	assert.Len(t, buf, 10)
+	assert.Zero(t, testing.AllocsPerRun(100, func() { _, _ = r.Score("p500") }), "allocations per Score")
 }
 
 // TestRankingAgainstReference applies random operations to a Ranking and
@@ -140,31 +131,23 @@ func TestRankingAgainstReference(t *testing.T) {
 					}
 				}
 				want, wok := ref[k]
-				if s, ok := r.Score(k); s != want || ok != wok {
-					t.Fatalf("step %d: Score(%d) = %v, %v", step, k, s, ok)
+				if s, ok := r.Score(k); s != want || ok != wok { // hot loop: compare first, then fail
+					require.Failf(t, "Score wrong", "step %d: Score(%d) = %v, %v; want %v, %v", step, k, s, ok, want, wok)
 				}
 				if step%20 == 0 { // the snapshot path: the best entries, lock-free
 					want := sortedRanking(ref)
 					for _, n := range []int{1, 10, readmodel.RankingTopCache} {
-						if got := r.Top(n, nil); !slices.Equal(got, want[:min(n, len(want))]) {
-							t.Fatalf("step %d: Top(%d) differs from the reference", step, n)
-						}
+						requireSameSlice(t, want[:min(n, len(want))], r.Top(n, nil), "step %d: Top(%d)", step, n)
 					}
 				}
 				if step%200 == 0 {
 					want := sortedRanking(ref)
 					n := rng.IntN(len(want) + 5)
-					if got := r.Top(n, nil); !slices.Equal(got, want[:min(n, len(want))]) {
-						t.Fatalf("step %d: Top(%d) differs", step, n)
-					}
-					if r.Len() != len(ref) {
-						t.Fatalf("step %d: Len = %d, want %d", step, r.Len(), len(ref))
-					}
+					requireSameSlice(t, want[:min(n, len(want))], r.Top(n, nil), "step %d: Top(%d)", step, n)
+					require.Equal(t, len(ref), r.Len(), "step %d: Len", step)
 				}
 			}
-			if got := slices.Collect(r.All()); !slices.Equal(got, sortedRanking(ref)) {
-				t.Fatalf("final order differs")
-			}
+			sameSlice(t, sortedRanking(ref), slices.Collect(r.All()), "final order")
 		})
 	}
 }
@@ -187,41 +170,23 @@ func sortedRanking(m map[int]float64) []readmodel.Ranked[int] {
 func TestSortedSetBasics(t *testing.T) {
 	s := readmodel.NewSortedSet[string]()
 	for _, k := range []string{"m", "c", "x", "a", "q"} {
-		if !s.Add(k) {
-			t.Fatalf("Add(%q) = false", k)
-		}
+		assert.True(t, s.Add(k), "Add(%q) of a new key", k)
 	}
-	if s.Add("c") {
-		t.Fatalf("Add of a present key = true")
-	}
-	if !s.Contains("q") || s.Contains("b") || s.Len() != 5 {
-		t.Fatalf("Contains/Len wrong")
-	}
-	if got := s.Page("", true, 2, nil); !slices.Equal(got, []string{"a", "c"}) {
-		t.Fatalf("first page = %v", got)
-	}
-	if got := s.Page("c", false, 2, nil); !slices.Equal(got, []string{"m", "q"}) {
-		t.Fatalf("page after c = %v", got)
-	}
-	if got := s.Page("d", false, 10, nil); !slices.Equal(got, []string{"m", "q", "x"}) {
-		t.Fatalf("page after an absent cursor = %v", got)
-	}
-	if got := s.Page("x", false, 10, nil); len(got) != 0 {
-		t.Fatalf("page after the last key = %v", got)
-	}
-	if got := s.Page("", true, 0, nil); len(got) != 0 {
-		t.Fatalf("limit 0 = %v", got)
-	}
-	if !s.Remove("m") || s.Remove("m") {
-		t.Fatalf("Remove results wrong")
-	}
-	if got := slices.Collect(s.All()); !slices.Equal(got, []string{"a", "c", "q", "x"}) {
-		t.Fatalf("All = %v", got)
-	}
+	assert.False(t, s.Add("c"), "Add of a present key")
+	assert.True(t, s.Contains("q"))
+	assert.False(t, s.Contains("b"))
+	assert.Equal(t, 5, s.Len())
+	assert.Equal(t, []string{"a", "c"}, s.Page(2, nil), "first page")
+	assert.Equal(t, []string{"m", "q"}, s.PageAfter("c", 2, nil), "page after c")
+	assert.Equal(t, []string{"m", "q", "x"}, s.PageAfter("d", 10, nil), "page after an absent cursor")
+	assert.Empty(t, s.PageAfter("x", 10, nil), "page after the last key")
+	assert.Empty(t, s.Page(0, nil), "limit 0")
+	assert.True(t, s.Remove("m"), "Remove of a present key")
+	assert.False(t, s.Remove("m"), "Remove of an absent key")
+	assert.Equal(t, []string{"a", "c", "q", "x"}, slices.Collect(s.All()))
 	s.Clear()
-	if s.Len() != 0 || len(s.Page("", true, 10, nil)) != 0 {
-		t.Fatalf("not empty after Clear")
-	}
+	assert.Zero(t, s.Len(), "after Clear")
+	assert.Empty(t, s.Page(10, nil), "after Clear")
 }
 
 func TestSortedSetPageDoesNotAllocate(t *testing.T) {
@@ -230,12 +195,10 @@ func TestSortedSetPageDoesNotAllocate(t *testing.T) {
 		s.Add(i * 3)
 	}
 	buf := make([]int, 0, 20)
-	if n := testing.AllocsPerRun(100, func() { buf = s.Page(4000, false, 20, buf[:0]) }); n != 0 {
-		t.Fatalf("Page allocates %v times", n)
-	}
-	if want := []int{4002, 4005}; !slices.Equal(buf[:2], want) {
-		t.Fatalf("Page = %v", buf[:2])
-	}
+	assert.Zero(t, testing.AllocsPerRun(100, func() { buf = s.PageAfter(4000, 20, buf[:0]) }), "allocations per PageAfter")
+	assert.Equal(t, []int{4002, 4005}, buf[:2])
+	assert.Zero(t, testing.AllocsPerRun(100, func() { buf = s.Page(20, buf[:0]) }), "allocations per Page")
+	assert.Equal(t, []int{0, 3}, buf[:2])
 }
 
 // TestSortedSetAgainstReference compares random operations and paging
@@ -247,14 +210,10 @@ func TestSortedSetAgainstReference(t *testing.T) {
 	for step := range 30000 {
 		k := rng.IntN(4000)
 		if rng.IntN(100) < 60 {
-			if s.Add(k) == ref[k] {
-				t.Fatalf("step %d: Add(%d) result wrong", step, k)
-			}
+			require.Equal(t, !ref[k], s.Add(k), "step %d: Add(%d)", step, k)
 			ref[k] = true
 		} else {
-			if s.Remove(k) != ref[k] {
-				t.Fatalf("step %d: Remove(%d) result wrong", step, k)
-			}
+			require.Equal(t, ref[k], s.Remove(k), "step %d: Remove(%d)", step, k)
 			delete(ref, k)
 		}
 		if step%300 == 0 {
@@ -265,12 +224,8 @@ func TestSortedSetAgainstReference(t *testing.T) {
 			if found {
 				i++
 			}
-			if got := s.Page(after, false, limit, nil); !slices.Equal(got, want[i:min(len(want), i+limit)]) {
-				t.Fatalf("step %d: Page(%d, %d) differs", step, after, limit)
-			}
-			if s.Len() != len(want) {
-				t.Fatalf("step %d: Len = %d, want %d", step, s.Len(), len(want))
-			}
+			requireSameSlice(t, want[i:min(len(want), i+limit)], s.PageAfter(after, limit, nil), "step %d: PageAfter(%d, %d)", step, after, limit)
+			require.Equal(t, len(want), s.Len(), "step %d: Len", step)
 		}
 	}
 }
@@ -281,47 +236,32 @@ func TestIndexBasics(t *testing.T) {
 	x.Add("acme", "p1")
 	x.Add("acme", "p2")
 	x.Add("globex", "p9")
-	if x.Add("acme", "p1") {
-		t.Fatalf("Add of a present key = true")
-	}
-	if got := x.Keys("acme", nil); !slices.Equal(got, []string{"p1", "p2", "p3"}) {
-		t.Fatalf("Keys = %v", got)
-	}
-	if got := x.Keys("nobody", nil); len(got) != 0 {
-		t.Fatalf("Keys of a missing group = %v", got)
-	}
-	if x.Len("acme") != 3 || x.Len("nobody") != 0 || x.GroupCount() != 2 {
-		t.Fatalf("Len/GroupCount wrong")
-	}
-	if !x.Contains("acme", "p2") || x.Contains("globex", "p2") || x.Contains("nobody", "p2") {
-		t.Fatalf("Contains wrong")
-	}
-	if got := x.Page("acme", "p1", false, 1, nil); !slices.Equal(got, []string{"p2"}) {
-		t.Fatalf("Page = %v", got)
-	}
-	if got := x.Page("acme", "", true, 2, nil); !slices.Equal(got, []string{"p1", "p2"}) {
-		t.Fatalf("first Page = %v", got)
-	}
-	if got := slices.Collect(x.All("acme")); !slices.Equal(got, []string{"p1", "p2", "p3"}) {
-		t.Fatalf("All = %v", got)
-	}
-	if !x.Remove("globex", "p9") || x.Remove("globex", "p9") || x.Remove("nobody", "p9") {
-		t.Fatalf("Remove results wrong")
-	}
-	if x.GroupCount() != 1 {
-		t.Fatalf("empty group not dropped: GroupCount = %d", x.GroupCount())
-	}
+	assert.False(t, x.Add("acme", "p1"), "Add of a present key")
+	assert.Equal(t, []string{"p1", "p2", "p3"}, x.Keys("acme", nil))
+	assert.Empty(t, x.Keys("nobody", nil), "Keys of a missing group")
+	assert.Equal(t, 3, x.Len("acme"))
+	assert.Zero(t, x.Len("nobody"))
+	assert.Equal(t, 2, x.GroupCount())
+	assert.True(t, x.Contains("acme", "p2"))
+	assert.False(t, x.Contains("globex", "p2"))
+	assert.False(t, x.Contains("nobody", "p2"))
+	assert.Equal(t, []string{"p2"}, x.PageAfter("acme", "p1", 1, nil))
+	assert.Equal(t, []string{"p1", "p2"}, x.Page("acme", 2, nil), "first page")
+	assert.Empty(t, x.Page("nobody", 2, nil), "first page of a missing group")
+	assert.Equal(t, []string{"p1", "p2", "p3"}, slices.Collect(x.All("acme")))
+	assert.True(t, x.Remove("globex", "p9"), "Remove of a present key")
+	assert.False(t, x.Remove("globex", "p9"), "Remove of an absent key")
+	assert.False(t, x.Remove("nobody", "p9"), "Remove from a missing group")
+	assert.Equal(t, 1, x.GroupCount(), "an empty group is dropped")
 	x.Clear()
-	if x.GroupCount() != 0 || x.Len("acme") != 0 || len(slices.Collect(x.Groups())) != 0 {
-		t.Fatalf("not empty after Clear")
-	}
+	assert.Zero(t, x.GroupCount(), "after Clear")
+	assert.Zero(t, x.Len("acme"), "after Clear")
+	assert.Empty(t, slices.Collect(x.Groups()), "after Clear")
 }
 
 func TestIndexGroups(t *testing.T) {
 	x := readmodel.NewIndex[string, int]()
-	if got := slices.Collect(x.Groups()); len(got) != 0 {
-		t.Fatalf("Groups of an empty Index = %v", got)
-	}
+	assert.Empty(t, slices.Collect(x.Groups()), "Groups of an empty Index")
 	want := map[string][]int{}
 	rng := rand.New(rand.NewPCG(3, 4))
 	for range 2000 {
@@ -341,25 +281,17 @@ func TestIndexGroups(t *testing.T) {
 		}
 	}
 	got := slices.Sorted(x.Groups())
-	if wantGroups := slices.Sorted(maps.Keys(want)); !slices.Equal(got, wantGroups) {
-		t.Fatalf("Groups = %v, want %v", got, wantGroups)
-	}
-	if len(got) != x.GroupCount() {
-		t.Fatalf("Groups yields %d groups, GroupCount = %d", len(got), x.GroupCount())
-	}
+	require.Equal(t, slices.Sorted(maps.Keys(want)), got, "Groups")
+	assert.Equal(t, x.GroupCount(), len(got), "Groups and GroupCount agree")
 	for _, g := range got {
-		if ks := x.Keys(g, nil); !slices.Equal(ks, slices.Sorted(slices.Values(want[g]))) {
-			t.Fatalf("Keys(%s) = %v, want %v", g, ks, want[g])
-		}
+		assert.Equal(t, slices.Sorted(slices.Values(want[g])), x.Keys(g, nil), "Keys(%s)", g)
 	}
 	n := 0
 	for range x.Groups() {
 		n++
 		break
 	}
-	if n != 1 {
-		t.Fatalf("Groups did not stop when the loop broke: %d", n)
-	}
+	assert.Equal(t, 1, n, "Groups stops when the loop breaks")
 }
 
 func TestIndexKeysDoesNotAllocate(t *testing.T) {
@@ -368,12 +300,8 @@ func TestIndexKeysDoesNotAllocate(t *testing.T) {
 		x.Add(i%5, i)
 	}
 	buf := make([]int, 0, 32)
-	if n := testing.AllocsPerRun(100, func() { buf = x.Keys(3, buf[:0]) }); n != 0 {
-		t.Fatalf("Keys allocates %v times", n)
-	}
-	if len(buf) != 20 {
-		t.Fatalf("Keys returned %d keys", len(buf))
-	}
+	assert.Zero(t, testing.AllocsPerRun(100, func() { buf = x.Keys(3, buf[:0]) }), "allocations per Keys")
+	assert.Len(t, buf, 20)
 }
 
 // String keys take the key-prefix shortcut in comparisons; keys that share
@@ -412,13 +340,11 @@ func TestRankingStringKeysAgainstReference(t *testing.T) {
 				return cmp.Compare(a.Key, b.Key)
 			})
 			got := slices.Collect(r.All())
-			if len(got) != len(want) {
-				t.Fatalf("step %d: %d entries, want %d", step, len(got), len(want))
-			}
+			require.Len(t, got, len(want), "step %d: entries", step)
 			for i := range got {
-				if got[i].Key != want[i].Key || !sameFloat(got[i].Score, want[i].Score) {
-					t.Fatalf("step %d: entry %d = %q %v, want %q %v", step, i, got[i].Key, got[i].Score, want[i].Key, want[i].Score)
-				}
+				require.Equal(t, want[i].Key, got[i].Key, "step %d: entry %d", step, i)
+				require.True(t, sameFloat(want[i].Score, got[i].Score), "step %d: entry %d = %q %v, want %v",
+					step, i, got[i].Key, got[i].Score, want[i].Score)
 			}
 		}
 	}

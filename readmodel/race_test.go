@@ -9,11 +9,16 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
 	"github.com/cqrskit/cqrs/readmodel"
 )
 
 // These tests run readers concurrently with writers and check what the
-// readers observe. Run them with -race.
+// readers observe. Run them with -race. Readers report what they saw as
+// errors (require must not be called off the test's goroutine); runReaders
+// asserts on them.
 
 // runReaders starts n readers that call read until the writers are done
 // or read returns an error, and returns a function that waits for them and
@@ -41,11 +46,9 @@ func runReaders(t *testing.T, n int, read func(r int) error) (stop func()) {
 		wg.Wait()
 		close(errs)
 		for err := range errs {
-			t.Error(err)
+			assert.NoError(t, err, "a reader")
 		}
-		if reads.Load() == 0 {
-			t.Error("readers did not run")
-		}
+		assert.Positive(t, reads.Load(), "reads done")
 	}
 }
 
@@ -117,12 +120,8 @@ func TestMapReadersDuringWrites(t *testing.T) {
 		c, _ := m.Load(key(i))
 		total += c.N
 	}
-	if total != writers*incrs {
-		t.Fatalf("increments lost: %d, want %d", total, writers*incrs)
-	}
-	if want := stable + 1000; m.Len() != want {
-		t.Fatalf("Len = %d, want %d", m.Len(), want)
-	}
+	assert.Equal(t, writers*incrs, total, "no increment lost")
+	assert.Equal(t, stable+1000, m.Len())
 }
 
 // checkRanked verifies that entries are strictly best first and hold no
@@ -200,9 +199,7 @@ func TestRankingConcurrentMoves(t *testing.T) {
 	wg.Wait()
 	stop()
 
-	if err := checkRanked(r.Top(r.Len(), nil)); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, checkRanked(r.Top(r.Len(), nil)))
 }
 
 func TestSortedSetConcurrentPaging(t *testing.T) {
@@ -212,15 +209,11 @@ func TestSortedSetConcurrentPaging(t *testing.T) {
 		s.Add(k)
 	}
 	stop := runReaders(t, 2, func(r int) error {
-		var page []int
-		next, first := 0, true
+		limit := 7 + r*31
+		page := s.Page(limit, nil)
 		evens := 0
 		prev := -1
-		for {
-			page = s.Page(next, first, 7+r*31, page[:0])
-			if len(page) == 0 {
-				break
-			}
+		for len(page) > 0 {
 			for _, k := range page {
 				if k <= prev {
 					return fmt.Errorf("page went from %d to %d", prev, k)
@@ -230,7 +223,7 @@ func TestSortedSetConcurrentPaging(t *testing.T) {
 					evens++
 				}
 			}
-			next, first = page[len(page)-1], false
+			page = s.PageAfter(page[len(page)-1], limit, page[:0])
 		}
 		if evens != n/2 {
 			return fmt.Errorf("paging saw %d of %d stable keys", evens, n/2)
@@ -325,7 +318,5 @@ func TestIndexConcurrent(t *testing.T) {
 	}
 	wg.Wait()
 	stop()
-	if x.GroupCount() != groups {
-		t.Fatalf("GroupCount = %d, want %d (temporary groups must vanish)", x.GroupCount(), groups)
-	}
+	assert.Equal(t, groups, x.GroupCount(), "temporary groups must vanish")
 }

@@ -42,17 +42,25 @@ func (s *SortedSet[K]) Len() int { return size(s.t.root.Load()) }
 // Clear removes every key.
 func (s *SortedSet[K]) Clear() { s.t.clear() }
 
-// Page appends to dst, in ascending order, up to limit keys and returns
-// the extended slice. If first is true the page starts at the smallest
-// key and after is ignored; otherwise it starts at the smallest key
-// strictly greater than after, which need not be in the set. To fetch the
-// next page, pass the last key of this one as after, with first false.
+// Page appends the first page to dst: up to limit keys, the smallest
+// first. It returns the extended slice. Fetch the next page with
+// PageAfter, passing the last key of this one.
 //
 // Page costs O(log n + limit) and allocates nothing when dst has room.
-// Keys added or removed between two calls are reflected by the later
+func (s *SortedSet[K]) Page(limit int, dst []K) []K {
+	return pageOf(s.t.ord, s.t.root.Load(), nil, limit, dst)
+}
+
+// PageAfter appends to dst, in ascending order, up to limit keys strictly
+// greater than after (which need not be in the set) and returns the
+// extended slice. To page through the set, start with Page and pass the
+// last key of each page as after.
+//
+// PageAfter costs O(log n + limit) and allocates nothing when dst has
+// room. Keys added or removed between two calls are reflected by the later
 // call, so paging never repeats or skips a key that stays in the set.
-func (s *SortedSet[K]) Page(after K, first bool, limit int, dst []K) []K {
-	return pageOf(s.t.ord, s.t.root.Load(), after, first, limit, dst)
+func (s *SortedSet[K]) PageAfter(after K, limit int, dst []K) []K {
+	return pageOf(s.t.ord, s.t.root.Load(), &after, limit, dst)
 }
 
 // All returns an iterator over a snapshot of the keys in ascending order,
@@ -61,11 +69,16 @@ func (s *SortedSet[K]) All() iter.Seq[K] {
 	return func(yield func(K) bool) { all(s.t.root.Load(), yield) }
 }
 
-// pageOf implements Page for the tree rooted at root.
-func pageOf[K any](o ordering[K], root *bnode[K], after K, first bool, limit int, dst []K) []K {
+// pageOf implements Page (after == nil: from the smallest key) and
+// PageAfter for the tree rooted at root.
+func pageOf[K any](o ordering[K], root *bnode[K], after *K, limit int, dst []K) []K {
 	if limit <= 0 || root == nil {
 		return dst
 	}
 	limit = min(limit, root.size) // also keeps len(dst)+limit from overflowing
-	return o.appendAfter(root, after, !first, len(dst)+limit, dst)
+	if after == nil {
+		var none K
+		return o.appendAfter(root, none, false, len(dst)+limit, dst)
+	}
+	return o.appendAfter(root, *after, true, len(dst)+limit, dst)
 }

@@ -2,27 +2,23 @@ package readmodel
 
 import (
 	"context"
-	"errors"
 )
-
-// ErrNotFound is returned by [Store.Get] when no view is stored under the key.
-// Implementations may wrap it to add detail; match it with [errors.Is].
-var ErrNotFound = errors.New("readmodel: not found")
 
 // Store is the pluggable store for one collection of views of type V, keyed
 // by K. Projections write views with Put and Delete; queries read them with
 // Get. [Map] is the in-memory implementation; durable backends (Redis, SQL)
-// implement the same interface and are checked by the conformance suite in
-// package readmodeltest.
+// implement the same interface and are checked by the conformance suite
+// readmodeltest.Run.
 //
 // The interface is deliberately small: optional capabilities (batch writes,
 // checkpoints written atomically with a view, iteration) belong in separate
 // interfaces that callers discover with a type assertion.
 type Store[K comparable, V any] interface {
 	// Get returns the view stored under key, or an error matching
-	// ErrNotFound when there is none. A store that does I/O returns an
-	// error matching ctx.Err() once ctx is done; a store that never blocks
-	// may ignore ctx.
+	// store.ErrNotFound when there is none (implementations may wrap it
+	// to add detail). A store that does I/O returns an error matching
+	// ctx.Err() once ctx is done; a store that never blocks may ignore
+	// ctx.
 	Get(ctx context.Context, key K) (V, error)
 
 	// Put stores v under key, replacing any previous view. After Put

@@ -5,34 +5,31 @@ import (
 	"math"
 	"math/rand/v2"
 	"slices"
-	"strings"
 	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/cqrskit/cqrs/readmodel"
 )
 
 func TestRunningAverage(t *testing.T) {
 	var a readmodel.RunningAverage
-	if a.Count() != 0 || a.Sum() != 0 || a.Mean() != 0 || a.Round(1) != 0 {
-		t.Fatalf("zero value not empty: %+v", a)
-	}
+	assert.Zero(t, a.Count(), "zero value")
+	assert.Zero(t, a.Sum(), "zero value")
+	assert.Zero(t, a.Mean(), "zero value")
+	assert.Zero(t, a.Round(1), "zero value")
 	b := a.Add(4).Add(5).Add(3)
-	if a.Count() != 0 {
-		t.Fatalf("Add modified the receiver")
-	}
-	if b.Count() != 3 || b.Sum() != 12 || b.Mean() != 4 {
-		t.Fatalf("after 4,5,3: count %d sum %v mean %v", b.Count(), b.Sum(), b.Mean())
-	}
+	assert.Zero(t, a.Count(), "Add modified the receiver")
+	assert.EqualValues(t, 3, b.Count(), "after 4,5,3")
+	assert.Equal(t, 12.0, b.Sum(), "after 4,5,3")
+	assert.Equal(t, 4.0, b.Mean(), "after 4,5,3")
 	c := b.Remove(3)
-	if b.Count() != 3 || c.Count() != 2 || c.Mean() != 4.5 {
-		t.Fatalf("Remove: %d %v", c.Count(), c.Mean())
-	}
-	if e := c.Remove(4).Remove(5); e != (readmodel.RunningAverage{}) {
-		t.Fatalf("removing everything left %+v", e)
-	}
-	if e := a.Remove(1); e != a {
-		t.Fatalf("Remove on empty = %+v", e)
-	}
+	assert.EqualValues(t, 3, b.Count(), "Remove modified the receiver")
+	assert.EqualValues(t, 2, c.Count(), "after Remove")
+	assert.Equal(t, 4.5, c.Mean(), "after Remove")
+	assert.Equal(t, readmodel.RunningAverage{}, c.Remove(4).Remove(5), "removing everything")
+	assert.Equal(t, a, a.Remove(1), "Remove on empty")
 }
 
 func TestRunningAverageNoDrift(t *testing.T) {
@@ -49,9 +46,9 @@ func TestRunningAverageNoDrift(t *testing.T) {
 	for _, x := range xs {
 		a = a.Remove(x)
 	}
-	if a.Count() != 2 || math.Abs(a.Sum()-0.3) > 1e-12 || a.Round(2) != 0.15 {
-		t.Fatalf("after removing: count %d sum %.17g", a.Count(), a.Sum())
-	}
+	assert.EqualValues(t, 2, a.Count(), "after removing")
+	assert.InDelta(t, 0.3, a.Sum(), 1e-12, "after removing")
+	assert.Equal(t, 0.15, a.Round(2), "after removing")
 }
 
 func TestRunningAverageRound(t *testing.T) {
@@ -86,68 +83,50 @@ func TestRunningAverageRound(t *testing.T) {
 		{mean(0.4), 0, 0},                  //
 		{mean(0.5), 0, 1},                  //
 	} {
-		if got := tc.a.Round(tc.decimals); got != tc.want {
-			t.Errorf("Round(%v, %d) = %v, want %v", tc.a.Mean(), tc.decimals, got, tc.want)
-		}
+		assert.Equal(t, tc.want, tc.a.Round(tc.decimals), "Round(%v, %d)", tc.a.Mean(), tc.decimals)
 	}
-	if n := testing.AllocsPerRun(100, func() { _ = mean(4.35).Round(1) }); n != 0 {
-		t.Errorf("Round allocates %v times", n)
-	}
+	assert.Zero(t, testing.AllocsPerRun(100, func() { _ = mean(4.35).Round(1) }), "allocations per Round")
 }
 
 func TestRunningAverageJSON(t *testing.T) {
 	a := readmodel.RunningAverage{}.Add(4).Add(5)
 	data, err := json.Marshal(struct{ Rating readmodel.RunningAverage }{a})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if string(data) != `{"Rating":{"count":2,"sum":9}}` {
-		t.Fatalf("JSON = %s", data)
-	}
+	require.NoError(t, err)
+	assert.Equal(t, `{"Rating":{"count":2,"sum":9}}`, string(data))
 	var back struct{ Rating readmodel.RunningAverage }
-	if err := json.Unmarshal(data, &back); err != nil || back.Rating != a {
-		t.Fatalf("round trip = %+v, %v", back.Rating, err)
-	}
+	require.NoError(t, json.Unmarshal(data, &back))
+	assert.Equal(t, a, back.Rating, "round trip")
 	for _, bad := range []string{`{"count":-1,"sum":0}`, `{"count":0,"sum":3}`, `[1]`} {
 		var x readmodel.RunningAverage
-		if err := json.Unmarshal([]byte(bad), &x); err == nil {
-			t.Errorf("Unmarshal(%s) accepted", bad)
-		}
+		assert.Error(t, json.Unmarshal([]byte(bad), &x), "Unmarshal(%s)", bad)
 	}
 }
 
 func TestRecent(t *testing.T) {
 	r := readmodel.NewRecent[string](3)
-	if r.Len() != 0 || r.Cap() != 3 || len(r.Items()) != 0 {
-		t.Fatalf("new Recent not empty")
-	}
+	assert.Zero(t, r.Len(), "new Recent")
+	assert.Equal(t, 3, r.Cap(), "new Recent")
+	assert.Empty(t, r.Items(), "new Recent")
 	r1 := r.Push("a")
 	r2 := r1.Push("b").Push("c")
 	r3 := r2.Push("d") // drops "a"
-	if got := r3.Items(); !slices.Equal(got, []string{"d", "c", "b"}) {
-		t.Fatalf("Items = %v", got)
-	}
-	if got := slices.Collect(r3.All()); !slices.Equal(got, []string{"d", "c", "b"}) {
-		t.Fatalf("All = %v", got)
-	}
-	if r3.At(0) != "d" || r3.At(2) != "b" || r3.Len() != 3 {
-		t.Fatalf("At/Len wrong")
-	}
+	assert.Equal(t, []string{"d", "c", "b"}, r3.Items())
+	assert.Equal(t, []string{"d", "c", "b"}, slices.Collect(r3.All()))
+	assert.Equal(t, "d", r3.At(0))
+	assert.Equal(t, "b", r3.At(2))
+	assert.Equal(t, 3, r3.Len())
 	// Earlier versions are untouched (copy-on-write).
-	if !slices.Equal(r1.Items(), []string{"a"}) || !slices.Equal(r2.Items(), []string{"c", "b", "a"}) {
-		t.Fatalf("Push modified an earlier version: %v %v", r1.Items(), r2.Items())
-	}
+	assert.Equal(t, []string{"a"}, r1.Items(), "Push modified an earlier version")
+	assert.Equal(t, []string{"c", "b", "a"}, r2.Items(), "Push modified an earlier version")
 	// Two pushes onto the same version do not interfere.
 	x, y := r2.Push("x"), r2.Push("y")
-	if x.At(0) != "x" || y.At(0) != "y" || !slices.Equal(r2.Items(), []string{"c", "b", "a"}) {
-		t.Fatalf("sibling pushes interfered")
-	}
+	assert.Equal(t, "x", x.At(0), "sibling pushes interfered")
+	assert.Equal(t, "y", y.At(0), "sibling pushes interfered")
+	assert.Equal(t, []string{"c", "b", "a"}, r2.Items(), "sibling pushes interfered")
 	// Items is a copy.
 	items := r3.Items()
 	items[0] = "changed"
-	if r3.At(0) != "d" {
-		t.Fatalf("Items shares the backing array")
-	}
+	assert.Equal(t, "d", r3.At(0), "Items shares the backing array")
 	// All stops when asked.
 	for range r3.All() {
 		break
@@ -155,44 +134,30 @@ func TestRecent(t *testing.T) {
 }
 
 func TestRecentPanics(t *testing.T) {
-	mustPanic := func(name string, f func()) {
-		t.Helper()
-		defer func() {
-			if recover() == nil {
-				t.Errorf("%s did not panic", name)
-			}
-		}()
-		f()
-	}
-	mustPanic("NewRecent(0)", func() { readmodel.NewRecent[int](0) })
-	mustPanic("Push on zero Recent", func() { readmodel.Recent[int]{}.Push(1) })
-	mustPanic("At out of range", func() { readmodel.NewRecent[int](2).Push(1).At(1) })
+	assert.Panics(t, func() { readmodel.NewRecent[int](0) }, "NewRecent(0)")
+	assert.Panics(t, func() { readmodel.Recent[int]{}.Push(1) }, "Push on zero Recent")
+	assert.Panics(t, func() { readmodel.NewRecent[int](2).Push(1).At(1) }, "At out of range")
 }
 
 func TestRecentJSON(t *testing.T) {
 	r := readmodel.NewRecent[int](3).Push(1).Push(2)
 	data, err := json.Marshal(r)
-	if err != nil || string(data) != `{"cap":3,"items":[2,1]}` {
-		t.Fatalf("JSON = %s, %v", data, err)
-	}
+	require.NoError(t, err)
+	assert.Equal(t, `{"cap":3,"items":[2,1]}`, string(data))
 	var back readmodel.Recent[int]
-	if err := json.Unmarshal(data, &back); err != nil {
-		t.Fatal(err)
-	}
-	if back.Cap() != 3 || !slices.Equal(back.Items(), []int{2, 1}) {
-		t.Fatalf("round trip = %v cap %d", back.Items(), back.Cap())
-	}
-	if back.Push(3).Push(4).Len() != 3 {
-		t.Fatalf("decoded Recent lost its capacity")
-	}
+	require.NoError(t, json.Unmarshal(data, &back))
+	assert.Equal(t, 3, back.Cap(), "round trip")
+	assert.Equal(t, []int{2, 1}, back.Items(), "round trip")
+	assert.Equal(t, 3, back.Push(3).Push(4).Len(), "a decoded Recent keeps its capacity")
 	// The zero Recent round-trips too.
-	data, _ = json.Marshal(readmodel.Recent[int]{})
-	if err := json.Unmarshal(data, &back); err != nil || back.Cap() != 0 {
-		t.Fatalf("zero Recent round trip: %s, %v", data, err)
-	}
+	data, err = json.Marshal(readmodel.Recent[int]{})
+	require.NoError(t, err)
+	require.NoError(t, json.Unmarshal(data, &back), "zero Recent round trip")
+	assert.Zero(t, back.Cap(), "zero Recent round trip")
 	for _, bad := range []string{`{"cap":1,"items":[1,2]}`, `{"cap":-1,"items":[]}`} {
-		if err := json.Unmarshal([]byte(bad), &back); err == nil || !strings.Contains(err.Error(), "readmodel") {
-			t.Errorf("Unmarshal(%s) = %v", bad, err)
+		err := json.Unmarshal([]byte(bad), &back)
+		if assert.Error(t, err, "Unmarshal(%s)", bad) {
+			assert.Contains(t, err.Error(), "readmodel", "Unmarshal(%s)", bad)
 		}
 	}
 }
@@ -216,9 +181,8 @@ func TestRunningAverageRoundExtremeDecimals(t *testing.T) {
 		{4.25, math.MaxInt, 4.25},
 	} {
 		got := readmodel.RunningAverage{}.Add(tc.x).Round(tc.decimals)
-		if got != tc.want || math.Signbit(got) != math.Signbit(tc.want) {
-			t.Errorf("Round(%v, %d) = %v, want %v", tc.x, tc.decimals, got, tc.want)
-		}
+		assert.Equal(t, tc.want, got, "Round(%v, %d)", tc.x, tc.decimals)
+		assert.Equal(t, math.Signbit(tc.want), math.Signbit(got), "sign of Round(%v, %d) = %v", tc.x, tc.decimals, got)
 	}
 }
 
@@ -232,21 +196,14 @@ func TestRunningAverageCountLimit(t *testing.T) {
 		`{"count":9007199254740993,"sum":1}`, // limit+1
 	} {
 		var a readmodel.RunningAverage
-		if err := json.Unmarshal([]byte(bad), &a); err == nil {
-			t.Errorf("Unmarshal(%s) accepted: count %d", bad, a.Count())
-		}
+		assert.Error(t, json.Unmarshal([]byte(bad), &a), "Unmarshal(%s)", bad)
 	}
 	var a readmodel.RunningAverage
-	if err := json.Unmarshal([]byte(`{"count":9007199254740992,"sum":4}`), &a); err != nil {
-		t.Fatalf("Unmarshal at the limit: %v", err)
-	}
+	require.NoError(t, json.Unmarshal([]byte(`{"count":9007199254740992,"sum":4}`), &a), "Unmarshal at the limit")
 	for range 3 {
 		a = a.Add(5)
-		if a.Count() != limit || a.Sum() != 4 {
-			t.Fatalf("Add on a full average: count %d, sum %v; want it unchanged", a.Count(), a.Sum())
-		}
+		require.EqualValues(t, limit, a.Count(), "Add on a full average leaves it unchanged")
+		require.Equal(t, 4.0, a.Sum(), "Add on a full average leaves it unchanged")
 	}
-	if b := a.Remove(4); b.Count() != limit-1 {
-		t.Fatalf("Remove on a full average: count %d", b.Count())
-	}
+	assert.EqualValues(t, limit-1, a.Remove(4).Count(), "Remove on a full average")
 }

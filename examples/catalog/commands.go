@@ -77,7 +77,7 @@ type ListProduct struct {
 //
 // ExpectedVersion, when not zero, is the product's version the change is
 // based on (ProductView.Version, an HTTP If-Match): if the product changed
-// since, the command fails with command.ErrConflict (*command.StaleError)
+// since, the command fails with store.ErrConflict (*command.StaleError)
 // and changes nothing. The same holds for UpdateStock, UpdateDetails and
 // SetShipping.
 type UpdatePrice struct {

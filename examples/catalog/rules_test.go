@@ -58,11 +58,11 @@ func TestDuplicateIsAlreadyExistsAndNotRetried(t *testing.T) {
 		t.Run(fmt.Sprintf("%T", cmd), func(t *testing.T) {
 			runs.Store(0)
 			_, err := app.Dispatch(ctx, cmd)
-			require.ErrorIs(t, err, command.ErrAlreadyExists)
+			require.ErrorIs(t, err, store.ErrAlreadyExists)
 			var ae *store.AlreadyExistsError
 			require.ErrorAs(t, err, &ae)
 			assert.NotErrorIs(t, err, command.ErrValidation)
-			assert.NotErrorIs(t, err, command.ErrConflict)
+			assert.NotErrorIs(t, err, store.ErrConflict)
 			assert.EqualValues(t, 1, runs.Load(), "a duplicate is not retried")
 			h, _ := st.Head(ctx)
 			assert.Equal(t, head, h)
@@ -111,7 +111,7 @@ func TestReserveStockRejectsInsufficientStock(t *testing.T) {
 	require.ErrorAs(t, err, &rej)
 	assert.Equal(t, catalog.CodeStockLimit, rej.Code)
 	_, err = app.Dispatch(ctx, catalog.ReserveStock{ProductID: "nope", Quantity: 1})
-	assert.ErrorIs(t, err, command.ErrNotFound)
+	assert.ErrorIs(t, err, store.ErrNotFound)
 	_, err = app.Dispatch(ctx, catalog.ReserveStock{ProductID: "p1", Quantity: 0})
 	assert.ErrorIs(t, err, command.ErrValidation)
 }
@@ -184,7 +184,7 @@ func TestAbsoluteUpdatesCheckExpectedVersion(t *testing.T) {
 	} {
 		runs.Store(0)
 		_, err := app.Dispatch(ctx, cmd)
-		require.ErrorIs(t, err, command.ErrConflict, "%T", cmd)
+		require.ErrorIs(t, err, store.ErrConflict, "%T", cmd)
 		var se *command.StaleError
 		require.ErrorAs(t, err, &se)
 		assert.EqualValues(t, 2, se.Actual)
@@ -206,7 +206,7 @@ func TestAbsoluteUpdatesCheckExpectedVersion(t *testing.T) {
 			if err == nil {
 				landed.Add(1)
 			} else {
-				assert.ErrorIs(t, err, command.ErrConflict)
+				assert.ErrorIs(t, err, store.ErrConflict)
 			}
 		})
 	}
@@ -241,7 +241,7 @@ func TestNoOpCommandsRecordNothing(t *testing.T) {
 			before, _ := app.Views.Product("p1")
 			res, err := app.Dispatch(ctx, cmd)
 			if c, ok := cmd.(catalog.SetShipping); ok && c.ProductID == "p2-none" {
-				require.ErrorIs(t, err, command.ErrNotFound)
+				require.ErrorIs(t, err, store.ErrNotFound)
 				return
 			}
 			require.NoError(t, err)

@@ -233,7 +233,10 @@ func (v *Views) TopRated(n int, dst []Rated) []Rated {
 // starting after the cursor `after` ("" starts at the beginning). Pass the
 // last ID of a page as the cursor for the next page.
 func (v *Views) InStock(after string, limit int, dst []string) []string {
-	return v.cur.Load().inStock.Page(after, after == "", limit, dst)
+	if after == "" {
+		return v.cur.Load().inStock.Page(limit, dst)
+	}
+	return v.cur.Load().inStock.PageAfter(after, limit, dst)
 }
 
 // InStockCount returns the number of in-stock products.

@@ -92,9 +92,9 @@ func outcome(err error) string {
 		name string
 		err  error
 	}{
-		{"validation", command.ErrValidation}, {"not found", command.ErrNotFound},
-		{"forbidden", command.ErrForbidden}, {"already exists", command.ErrAlreadyExists},
-		{"rejected", command.ErrRejected}, {"conflict", command.ErrConflict},
+		{"validation", command.ErrValidation}, {"not found", store.ErrNotFound},
+		{"forbidden", command.ErrForbidden}, {"already exists", store.ErrAlreadyExists},
+		{"rejected", command.ErrRejected}, {"conflict", store.ErrConflict},
 		{"store invalid", store.ErrInvalid},
 	} {
 		if errors.Is(err, s.err) {

@@ -6,7 +6,7 @@
 // Use it from a test of the implementation:
 //
 //	func TestConformance(t *testing.T) {
-//		readmodeltest.TestStore(t, func(t *testing.T) readmodel.Store[string, readmodeltest.Doc] {
+//		readmodeltest.Run(t, func(t *testing.T) readmodel.Store[string, readmodeltest.Doc] {
 //			return newTestStore(t) // empty, isolated, cleaned up with t.Cleanup
 //		})
 //	}
@@ -23,7 +23,7 @@
 // # Errors
 //
 // The suite checks the error contract of [readmodel.Store]: Get of a
-// missing key returns an error matching [readmodel.ErrNotFound], Put and
+// missing key returns an error matching [store.ErrNotFound], Put and
 // Delete succeed (deleting a missing key included), and with a cancelled
 // context an operation either ignores the context or returns an error
 // matching [context.Canceled].

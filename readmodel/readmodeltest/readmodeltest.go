@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/cqrskit/cqrs/readmodel"
+	"github.com/cqrskit/cqrs/store"
 )
 
 // Doc is the view type the suite stores: a string, a slice (so that a
@@ -26,10 +27,12 @@ func equal(a, b Doc) bool {
 	return a.Title == b.Title && a.N == b.N && slices.Equal(a.Tags, b.Tags)
 }
 
-// TestStore runs the conformance suite as subtests of t. newStore must
-// return an empty store, isolated from every other store it returns; it
-// is called once per subtest and may register cleanup with t.Cleanup.
-func TestStore(t *testing.T, newStore func(t *testing.T) readmodel.Store[string, Doc]) {
+// Run runs the conformance suite as subtests of t, one per property, in the
+// shape of testing/slogtest.Run. newStore must return an empty store,
+// isolated from every other store it returns; it is called once per
+// subtest and may register cleanup with t.Cleanup. A failure is reported
+// in the subtest that names the broken property.
+func Run(t *testing.T, newStore func(t *testing.T) readmodel.Store[string, Doc]) {
 	t.Helper()
 	for _, tc := range []struct {
 		name string
@@ -66,8 +69,8 @@ func mustGet(t *testing.T, s readmodel.Store[string, Doc], key string, want Doc)
 func mustMiss(t *testing.T, s readmodel.Store[string, Doc], key string) {
 	t.Helper()
 	got, err := s.Get(context.Background(), key)
-	if !errors.Is(err, readmodel.ErrNotFound) {
-		t.Fatalf("Get(%q) = %+v, %v; want an error matching ErrNotFound", key, got, err)
+	if !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("Get(%q) = %+v, %v; want an error matching store.ErrNotFound", key, got, err)
 	}
 }
 
@@ -217,7 +220,7 @@ func testConcurrent(t *testing.T, s readmodel.Store[string, Doc]) {
 				}
 				k := key(i%writers, i/writers%keysPer)
 				d, err := s.Get(ctx, k)
-				if errors.Is(err, readmodel.ErrNotFound) {
+				if errors.Is(err, store.ErrNotFound) {
 					continue // not written yet
 				}
 				if err == nil {
@@ -262,7 +265,7 @@ func testCancelled(t *testing.T, s readmodel.Store[string, Doc]) {
 	if err == nil && !equal(d, Doc{Title: "stored"}) {
 		t.Errorf("Get with a cancelled context = %+v, want the stored value", d)
 	}
-	if _, err := s.Get(ctx, "missing"); err != nil && !errors.Is(err, readmodel.ErrNotFound) {
+	if _, err := s.Get(ctx, "missing"); err != nil && !errors.Is(err, store.ErrNotFound) {
 		ctxErr("Get of a missing key", err)
 	}
 

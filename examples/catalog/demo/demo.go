@@ -314,7 +314,7 @@ func Describe(err error) string {
 		return fmt.Sprintf("already exists: %s already has %q", ae.Table, ae.Key)
 	case errors.As(err, &se):
 		return fmt.Sprintf("conflict: %s changed since version %d (it is at %d now); read it again", se.Stream, se.Expected, se.Actual)
-	case errors.Is(err, command.ErrConflict):
+	case errors.Is(err, store.ErrConflict):
 		return "conflict: a concurrent change won; try again"
 	case errors.As(err, &nh):
 		return "no handler: nothing handles a " + nh.Type

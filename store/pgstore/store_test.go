@@ -660,3 +660,47 @@ func TestCloseWaitsForUnitOfWork(t *testing.T) {
 	require.NoError(t, pool.QueryRow(ctx, "SELECT count(*) FROM "+pgx.Identifier{st.Schema(), "events"}.Sanitize()).Scan(&n))
 	assert.Equal(t, 1, n, "the unit of work committed")
 }
+
+// TestWaitWokenAfterHorizonRises: a notification that arrives while another
+// transaction holds the horizon back finds the head unchanged; the waiter
+// must still wake soon after that transaction ends (which sends no
+// notification), not at the next poll an hour later.
+func TestWaitWokenAfterHorizonRises(t *testing.T) {
+	pool := newPool(t, 8)
+	writer := newStore(t, pool)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	reader, err := pgstore.New(ctx, pool, testRegistry(t), pgstore.WithSchema(writer.Schema()),
+		pgstore.WithPollInterval(time.Hour))
+	require.NoError(t, err)
+	defer reader.Close()
+	head, err := reader.Head(ctx)
+	require.NoError(t, err)
+
+	// A transaction with an xid, open across the commit, holds the horizon.
+	blocker, err := pool.Begin(ctx)
+	require.NoError(t, err)
+	_, err = blocker.Exec(ctx, "SELECT pg_current_xact_id()")
+	require.NoError(t, err)
+
+	woken := make(chan error, 1)
+	go func() { woken <- reader.Wait(ctx, head) }()
+	_, err = writer.Update(ctx, func(tx store.Tx) error {
+		tx.Record("s", Tick{Seq: 1})
+		return nil
+	})
+	require.NoError(t, err)
+	time.Sleep(300 * time.Millisecond) // the notification arrives and finds the head held back
+	select {
+	case err := <-woken:
+		t.Fatalf("Wait returned while the horizon was held back: %v", err)
+	default:
+	}
+	require.NoError(t, blocker.Rollback(ctx))
+	select {
+	case err := <-woken:
+		require.NoError(t, err)
+	case <-time.After(5 * time.Second):
+		t.Fatal("Wait was not woken after the blocking transaction ended")
+	}
+}

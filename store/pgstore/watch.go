@@ -135,14 +135,14 @@ func (w *watcher) wakeChan() chan struct{} {
 	return w.wake
 }
 
-// observe records a head read by anyone and wakes the waiters if it is new.
-// The head never moves back (the horizon only rises), so the maximum is
-// the current head.
-func (w *watcher) observe(head event.Position) {
+// observe records a head read by anyone and wakes the waiters if it is new;
+// it reports whether it was. The head never moves back (the horizon only
+// rises), so the maximum is the current head.
+func (w *watcher) observe(head event.Position) bool {
 	for {
 		cur := w.seen.Load()
 		if uint64(head) <= cur {
-			return
+			return false
 		}
 		if w.seen.CompareAndSwap(cur, uint64(head)) {
 			break
@@ -152,24 +152,36 @@ func (w *watcher) observe(head event.Position) {
 	close(w.wake)
 	w.wake = make(chan struct{})
 	w.mu.Unlock()
+	return true
 }
 
 // watch reads the head whenever it may have moved and someone waits. A
 // notification says that a transaction with events committed, but not that
 // the horizon passed it (an older transaction may still be open), and the
 // horizon also rises when a transaction without events ends, which sends no
-// notification: hence the poll.
+// notification. So a signal that finds the head where it was starts a chase:
+// re-reads after 10 ms, 20 ms, ... until the head moves or the delay
+// reaches the poll interval. The poll covers the rest (a lost notification).
 func (s *Store) watch(ctx context.Context) {
 	tick := time.NewTicker(s.poll)
 	defer tick.Stop()
+	chase := time.NewTimer(time.Hour)
+	chase.Stop()
+	defer chase.Stop()
+	var chaseDelay time.Duration // 0: not chasing
 	for {
+		signalled := false
 		select {
 		case <-ctx.Done():
 			return
 		case <-s.w.signal:
+			signalled = true
+		case <-chase.C:
+			signalled = true
 		case <-tick.C:
 		}
 		if s.w.waiters.Load() == 0 {
+			chaseDelay = 0
 			continue
 		}
 		var head int64
@@ -182,7 +194,17 @@ func (s *Store) watch(ctx context.Context) {
 			}
 			continue
 		}
-		s.w.observe(event.Position(head))
+		switch {
+		case s.w.observe(event.Position(head)):
+			chaseDelay = 0
+		case signalled:
+			chaseDelay = max(2*chaseDelay, 10*time.Millisecond)
+			if chaseDelay < s.poll {
+				chase.Reset(chaseDelay)
+			} else {
+				chaseDelay = 0 // the poll takes over
+			}
+		}
 	}
 }
 

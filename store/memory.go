@@ -130,14 +130,6 @@ func (t *memTx) check() {
 	}
 }
 
-func (t *memTx) join(p participant, in *bool) {
-	t.check()
-	if !*in {
-		*in = true
-		t.s.touched = append(t.s.touched, p)
-	}
-}
-
 // checkStream refuses a stream name that PostgreSQL text cannot hold, so
 // that Memory accepts exactly the streams durable stores accept.
 func checkStream(stream string) error {

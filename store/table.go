@@ -17,10 +17,13 @@ import (
 type RowTx interface {
 	// GetRow returns the row's bytes and version, or ErrNotFound.
 	GetRow(ctx context.Context, table, key string) (data []byte, version uint64, err error)
-	// PutRow writes the row. With check, it fails with a conflict unless the
-	// current version equals expected (0: the row must not exist). It
-	// returns the new version.
-	PutRow(ctx context.Context, table, key string, data []byte, check bool, expected uint64) (uint64, error)
+	// PutRow inserts or replaces the row and returns its new version.
+	PutRow(ctx context.Context, table, key string, data []byte) (uint64, error)
+	// PutRowIf writes the row only if its current version equals expected
+	// (0: the row must not exist); otherwise it fails with a
+	// *ConflictError whose Actual is the version found. The check and the
+	// write are atomic. It returns the new version.
+	PutRowIf(ctx context.Context, table, key string, data []byte, expected uint64) (uint64, error)
 	// DeleteRow removes the row, or fails with ErrNotFound.
 	DeleteRow(ctx context.Context, table, key string) error
 }
@@ -262,7 +265,10 @@ func (b *byteRows[K, V]) put(tx Tx, key K, v V, cond putCond, expected uint64) (
 		return 0, &InvalidError{What: fmt.Sprintf("%s row %s", b.t.name, ks), Reason: "cannot encode it as JSON", Err: err}
 	}
 	rt := b.rowTx(tx)
-	ver, err := rt.PutRow(tx.Context(), b.t.name, ks, data, cond != putAlways, expected)
+	if cond == putAlways {
+		return rt.PutRow(tx.Context(), b.t.name, ks, data)
+	}
+	ver, err := rt.PutRowIf(tx.Context(), b.t.name, ks, data, expected)
 	var ce *ConflictError
 	if cond == putIfAbsent && errors.As(err, &ce) && ce.Expected == 0 && ce.Actual != 0 {
 		return 0, &AlreadyExistsError{Table: b.t.name, Key: ks}

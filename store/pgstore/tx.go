@@ -220,9 +220,21 @@ func (t *pgTx) GetRow(ctx context.Context, table, key string) ([]byte, uint64, e
 	return data, uint64(ver), nil
 }
 
-// PutRow implements store.RowTx. Each variant is a single statement, so the
-// version check and the write cannot be split by a concurrent writer.
-func (t *pgTx) PutRow(ctx context.Context, table, key string, data []byte, check bool, expected uint64) (uint64, error) {
+// PutRow implements store.RowTx.
+func (t *pgTx) PutRow(ctx context.Context, table, key string, data []byte) (uint64, error) {
+	if t.done {
+		return 0, store.ErrTxDone
+	}
+	var ver int64
+	if err := t.tx.QueryRow(ctx, t.s.q.upsertRow, table, key, data).Scan(&ver); err != nil {
+		return 0, wrap(ctx, "put row", err)
+	}
+	return uint64(ver), nil
+}
+
+// PutRowIf implements store.RowTx. Each variant is a single statement, so
+// the version check and the write cannot be split by a concurrent writer.
+func (t *pgTx) PutRowIf(ctx context.Context, table, key string, data []byte, expected uint64) (uint64, error) {
 	if t.done {
 		return 0, store.ErrTxDone
 	}
@@ -230,12 +242,9 @@ func (t *pgTx) PutRow(ctx context.Context, table, key string, data []byte, check
 		ver int64
 		err error
 	)
-	switch {
-	case !check:
-		err = t.tx.QueryRow(ctx, t.s.q.upsertRow, table, key, data).Scan(&ver)
-	case expected == 0:
+	if expected == 0 {
 		err = t.tx.QueryRow(ctx, t.s.q.insertRow, table, key, data).Scan(&ver)
-	default:
+	} else {
 		err = t.tx.QueryRow(ctx, t.s.q.updateRow, table, key, data, int64(expected)).Scan(&ver)
 	}
 	if errors.Is(err, pgx.ErrNoRows) {

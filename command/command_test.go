@@ -50,7 +50,7 @@ func newCounter(t *testing.T, opts ...command.Option) (*store.Memory, *command.B
 	b := command.New(st, opts...)
 	command.Register(b, func(ctx context.Context, tx store.Tx, c increment) error {
 		n, ver, err := counters.Get(tx, c.Key)
-		if err != nil && !store.IsNotFound(err) {
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
 			return err
 		}
 		if _, err := counters.PutIf(tx, c.Key, n+c.By, ver); err != nil {
@@ -139,7 +139,12 @@ func TestConcurrentDispatchIsExact(t *testing.T) {
 	}
 	wg.Wait()
 	assert.Equal(t, 800, value(t, st, tbl, "k"))
-	assert.EqualValues(t, 800, st.StreamVersion("counter/k"))
+	_, err := st.Update(context.Background(), func(tx store.Tx) error {
+		v, err := tx.StreamVersion("counter/k")
+		assert.EqualValues(t, 800, v)
+		return err
+	})
+	require.NoError(t, err)
 }
 
 // A client that read version v and writes back later loses to a newer write;
@@ -163,7 +168,7 @@ func TestRetryOnConflict(t *testing.T) {
 			ver = 99 // stale on the first run
 		} else {
 			_, v, err := tbl.Get(tx, c.Key)
-			if err != nil && !store.IsNotFound(err) {
+			if err != nil && !errors.Is(err, store.ErrNotFound) {
 				return err
 			}
 			ver = v

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"crypto/rand"
+	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -75,6 +76,10 @@ type participant interface {
 	commit()
 }
 
+// errTxDone is the panic value of a Tx used after its Update returned: a
+// bug in the caller, not a condition to handle.
+var errTxDone = errors.New("store: unit of work used after its Update returned")
+
 type memTx struct {
 	s    *Memory
 	ctx  context.Context
@@ -126,7 +131,7 @@ func (t *memTx) ExpectVersion(stream string, version uint64) error {
 
 func (t *memTx) check() {
 	if t.done {
-		panic(ErrTxDone)
+		panic(errTxDone)
 	}
 }
 
@@ -259,14 +264,6 @@ func (m *Memory) Head(ctx context.Context) (event.Position, error) {
 // Wait implements Log. Waiters are woken by the commit itself, not by polling.
 func (m *Memory) Wait(ctx context.Context, after event.Position) error {
 	return m.log.wait(ctx, after, &m.closed)
-}
-
-// StreamVersion returns the committed version of a stream (0 if it has no
-// events).
-func (m *Memory) StreamVersion(stream string) uint64 {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.streams[stream]
 }
 
 // idSource hands out random (version 4) UUIDs from a buffer refilled from

@@ -182,7 +182,7 @@ func (t *Table[K, V]) Exists(tx Tx, key K) (bool, error) {
 	if err == nil {
 		return true, nil
 	}
-	if IsNotFound(err) {
+	if errors.Is(err, ErrNotFound) {
 		return false, nil
 	}
 	return false, err
@@ -230,7 +230,7 @@ func (t *Table[K, V]) Delete(tx Tx, key K) error {
 }
 
 func (t *Table[K, V]) notFound(key K) error {
-	return &NotFoundError{Table: t.name, Key: t.keyString(key)}
+	return &NotFoundError{What: t.name, Key: t.keyString(key)}
 }
 
 // byteRows stores a table's rows as JSON through the RowTx that the Tx of a
@@ -278,21 +278,4 @@ func (b *byteRows[K, V]) put(tx Tx, key K, v V, cond putCond, expected uint64) (
 
 func (b *byteRows[K, V]) delete(tx Tx, key K) error {
 	return b.rowTx(tx).DeleteRow(tx.Context(), b.t.name, b.t.keyString(key))
-}
-
-// IsNotFound reports whether err matches ErrNotFound. It is a shorthand for
-// errors.Is with a fast path for the store's own *NotFoundError.
-func IsNotFound(err error) bool {
-	if _, ok := err.(*NotFoundError); ok {
-		return true
-	}
-	return errors.Is(err, ErrNotFound)
-}
-
-// IsConflict reports whether err matches ErrConflict.
-func IsConflict(err error) bool {
-	if _, ok := err.(*ConflictError); ok {
-		return true
-	}
-	return errors.Is(err, ErrConflict)
 }

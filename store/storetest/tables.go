@@ -270,7 +270,7 @@ func assertNotFound(t *testing.T, err error, table, key string) {
 	if !errors.Is(err, store.ErrNotFound) || !errors.As(err, &nf) {
 		t.Fatalf("got %v, want a *store.NotFoundError", err)
 	}
-	if nf.Table != table || nf.Key != key {
+	if nf.What != table || nf.Key != key {
 		t.Fatalf("not found %+v, want table %q key %q", nf, table, key)
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/cqrskit/cqrs/event"
+	"github.com/cqrskit/cqrs/internal/notify"
 )
 
 // Memory is the in-memory write store and event log. It is a first-class
@@ -235,7 +236,7 @@ func (m *Memory) Close() error {
 	if m.closed.Swap(true) {
 		return nil
 	}
-	close(m.log.closed)
+	m.log.wake.Publish() // waiters see closed
 	return nil
 }
 
@@ -296,17 +297,14 @@ type segment [segSize]event.Record
 // fills slots, then publishes the new head with an atomic store, and readers
 // only look at slots below the head they loaded.
 type memLog struct {
-	segs   atomic.Pointer[[]*segment]
-	head   atomic.Uint64
-	mu     sync.Mutex
-	wake   chan struct{} // closed on the next publish; nil when nobody waits
-	closed chan struct{}
+	segs atomic.Pointer[[]*segment]
+	head atomic.Uint64
+	wake notify.Broadcast // published when head advances and on Close
 }
 
 func (l *memLog) init() {
 	empty := []*segment{}
 	l.segs.Store(&empty)
-	l.closed = make(chan struct{})
 }
 
 func (l *memLog) put(rec event.Record) {
@@ -325,12 +323,7 @@ func (l *memLog) put(rec event.Record) {
 
 func (l *memLog) publish(head event.Position) {
 	l.head.Store(uint64(head))
-	l.mu.Lock()
-	if l.wake != nil {
-		close(l.wake)
-		l.wake = nil
-	}
-	l.mu.Unlock()
+	l.wake.Publish()
 }
 
 func (l *memLog) read(after event.Position, dst []event.Record) []event.Record {
@@ -356,20 +349,17 @@ func (l *memLog) wait(ctx context.Context, after event.Position, closed *atomic.
 		if event.Position(l.head.Load()) > after {
 			return nil
 		}
-		l.mu.Lock()
+		// Take the channel before looking again: a publish after the look
+		// closes it.
+		ch := l.wake.Wait()
+		if closed.Load() {
+			return ErrClosed
+		}
 		if event.Position(l.head.Load()) > after {
-			l.mu.Unlock()
 			return nil
 		}
-		if l.wake == nil {
-			l.wake = make(chan struct{})
-		}
-		ch := l.wake
-		l.mu.Unlock()
 		select {
 		case <-ch:
-		case <-l.closed:
-			return ErrClosed
 		case <-ctx.Done():
 			return ctx.Err()
 		}

@@ -135,9 +135,9 @@ func TestRejectionsLeaveNothingBehind(t *testing.T) {
 		}},
 		{catalog.UpdatePrice{ProductID: "p1", SellerID: "s2", PriceCents: 10}, command.ErrForbidden, nil},
 		{catalog.UpdatePrice{ProductID: "nope", SellerID: "s1", PriceCents: 10}, store.ErrNotFound, func(t *testing.T, err error) {
-			var nf *command.NotFoundError
+			var nf *store.NotFoundError
 			require.ErrorAs(t, err, &nf)
-			assert.Equal(t, "product", nf.Kind)
+			assert.Equal(t, "product", nf.What)
 		}},
 		{catalog.ListProduct{ProductID: "p1", SellerID: "s1", Title: "dup", PriceCents: 1}, store.ErrAlreadyExists, func(t *testing.T, err error) {
 			var ae *store.AlreadyExistsError

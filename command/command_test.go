@@ -51,7 +51,7 @@ func newCounter(t *testing.T, opts ...command.Option) (*store.Memory, *command.B
 	b := command.New(st, opts...)
 	command.Register(b, func(ctx context.Context, tx store.Tx, c increment) error {
 		n, ver, err := counters.Get(tx, c.Key)
-		if err != nil && !store.IsNotFound(err) {
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
 			return err
 		}
 		if _, err := counters.PutIf(tx, c.Key, n+c.By, ver); err != nil {
@@ -168,7 +168,7 @@ func TestRetryOnConflict(t *testing.T) {
 			ver = 99 // stale on the first run
 		} else {
 			_, v, err := tbl.Get(tx, c.Key)
-			if err != nil && !store.IsNotFound(err) {
+			if err != nil && !errors.Is(err, store.ErrNotFound) {
 				return err
 			}
 			ver = v

@@ -55,7 +55,10 @@
 // handler runs. Table methods return *NotFoundError (ErrNotFound),
 // *ConflictError (ErrConflict, from PutIf: a version check that a retry
 // may pass), *AlreadyExistsError (ErrAlreadyExists, from Insert: permanent,
-// never retried) and *InvalidError (ErrInvalid: permanent). Log methods return ErrClosed after Close and
-// the context's error. IsNotFound and IsConflict are fast shorthands for
-// errors.Is.
+// never retried) and *InvalidError (ErrInvalid: permanent). Log methods
+// return ErrClosed after Close and the context's error. Match them with
+// errors.Is and errors.As. Using a Tx after its Update returned is a bug and
+// panics (Record) or fails with a plain error, not a sentinel. A command
+// handler reports a missing entity with NotFound("product", id), the same
+// *NotFoundError the tables return.
 package store

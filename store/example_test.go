@@ -25,7 +25,7 @@ func ExampleMemory_Update() {
 	deposit := func(acct string, cents int64) (event.Position, error) {
 		return st.Update(ctx, func(tx store.Tx) error {
 			bal, ver, err := balances.Get(tx, acct)
-			if err != nil && !store.IsNotFound(err) {
+			if err != nil && !errors.Is(err, store.ErrNotFound) {
 				return err
 			}
 			if cents <= 0 {

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"crypto/rand"
+	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -11,6 +12,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/cqrskit/cqrs/event"
+	"github.com/cqrskit/cqrs/internal/notify"
 )
 
 // Memory is the in-memory write store and event log. It is a first-class
@@ -75,6 +77,10 @@ type participant interface {
 	commit()
 }
 
+// errTxDone is the panic value of a Tx used after its Update returned: a
+// bug in the caller, not a condition to handle.
+var errTxDone = errors.New("store: unit of work used after its Update returned")
+
 type memTx struct {
 	s    *Memory
 	ctx  context.Context
@@ -126,15 +132,7 @@ func (t *memTx) ExpectVersion(stream string, version uint64) error {
 
 func (t *memTx) check() {
 	if t.done {
-		panic(ErrTxDone)
-	}
-}
-
-func (t *memTx) join(p participant, in *bool) {
-	t.check()
-	if !*in {
-		*in = true
-		t.s.touched = append(t.s.touched, p)
+		panic(errTxDone)
 	}
 }
 
@@ -238,7 +236,7 @@ func (m *Memory) Close() error {
 	if m.closed.Swap(true) {
 		return nil
 	}
-	close(m.log.closed)
+	m.log.wake.Publish() // waiters see closed
 	return nil
 }
 
@@ -267,14 +265,6 @@ func (m *Memory) Head(ctx context.Context) (event.Position, error) {
 // Wait implements Log. Waiters are woken by the commit itself, not by polling.
 func (m *Memory) Wait(ctx context.Context, after event.Position) error {
 	return m.log.wait(ctx, after, &m.closed)
-}
-
-// StreamVersion returns the committed version of a stream (0 if it has no
-// events).
-func (m *Memory) StreamVersion(stream string) uint64 {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.streams[stream]
 }
 
 // idSource hands out random (version 4) UUIDs from a buffer refilled from
@@ -307,17 +297,14 @@ type segment [segSize]event.Record
 // fills slots, then publishes the new head with an atomic store, and readers
 // only look at slots below the head they loaded.
 type memLog struct {
-	segs   atomic.Pointer[[]*segment]
-	head   atomic.Uint64
-	mu     sync.Mutex
-	wake   chan struct{} // closed on the next publish; nil when nobody waits
-	closed chan struct{}
+	segs atomic.Pointer[[]*segment]
+	head atomic.Uint64
+	wake notify.Broadcast // published when head advances and on Close
 }
 
 func (l *memLog) init() {
 	empty := []*segment{}
 	l.segs.Store(&empty)
-	l.closed = make(chan struct{})
 }
 
 func (l *memLog) put(rec event.Record) {
@@ -336,12 +323,7 @@ func (l *memLog) put(rec event.Record) {
 
 func (l *memLog) publish(head event.Position) {
 	l.head.Store(uint64(head))
-	l.mu.Lock()
-	if l.wake != nil {
-		close(l.wake)
-		l.wake = nil
-	}
-	l.mu.Unlock()
+	l.wake.Publish()
 }
 
 func (l *memLog) read(after event.Position, dst []event.Record) []event.Record {
@@ -367,20 +349,17 @@ func (l *memLog) wait(ctx context.Context, after event.Position, closed *atomic.
 		if event.Position(l.head.Load()) > after {
 			return nil
 		}
-		l.mu.Lock()
+		// Take the channel before looking again: a publish after the look
+		// closes it.
+		ch := l.wake.Wait()
+		if closed.Load() {
+			return ErrClosed
+		}
 		if event.Position(l.head.Load()) > after {
-			l.mu.Unlock()
 			return nil
 		}
-		if l.wake == nil {
-			l.wake = make(chan struct{})
-		}
-		ch := l.wake
-		l.mu.Unlock()
 		select {
 		case <-ch:
-		case <-l.closed:
-			return ErrClosed
 		case <-ctx.Done():
 			return ctx.Err()
 		}

@@ -34,8 +34,8 @@ func TestTableCRUDAndVersions(t *testing.T) {
 		_, _, err := acc.Get(tx, "a")
 		var nf *store.NotFoundError
 		require.ErrorAs(t, err, &nf)
-		assert.Equal(t, "accounts", nf.Table)
-		assert.True(t, store.IsNotFound(err))
+		assert.Equal(t, "accounts", nf.What)
+		assert.True(t, errors.Is(err, store.ErrNotFound))
 
 		require.NoError(t, acc.Insert(tx, "a", account{"ann", 10}))
 		v, ver, err := acc.Get(tx, "a")
@@ -47,7 +47,7 @@ func TestTableCRUDAndVersions(t *testing.T) {
 		var ae *store.AlreadyExistsError
 		require.ErrorAs(t, err, &ae)
 		assert.Equal(t, "a", ae.Key)
-		assert.False(t, store.IsConflict(err))
+		assert.False(t, errors.Is(err, store.ErrConflict))
 
 		ver, err = acc.PutIf(tx, "a", account{"ann", 20}, 1)
 		require.NoError(t, err)
@@ -97,7 +97,12 @@ func TestUpdateIsAtomic(t *testing.T) {
 	})
 	head, _ := st.Head(ctx)
 	assert.EqualValues(t, 1, head)
-	assert.EqualValues(t, 1, st.StreamVersion("account/a"))
+	_, err = st.Update(ctx, func(tx store.Tx) error {
+		v, err := tx.StreamVersion("account/a")
+		assert.EqualValues(t, 1, v)
+		return err
+	})
+	require.NoError(t, err)
 	_, err = st.Update(ctx, func(tx store.Tx) error {
 		v, ver, err := acc.Get(tx, "a")
 		assert.Equal(t, account{"ann", 1}, v)

@@ -18,8 +18,6 @@ var (
 	ErrConflict = errors.New("store: conflict")
 	// ErrClosed: the store has been closed.
 	ErrClosed = errors.New("store: closed")
-	// ErrTxDone: a Tx was used after its unit of work ended.
-	ErrTxDone = errors.New("store: unit of work already finished")
 	// ErrAlreadyExists: an insert found the row already there. Unlike
 	// ErrConflict it is permanent: retrying the same unit of work cannot
 	// succeed, so retry middleware must not re-run it.
@@ -101,14 +99,24 @@ func (e *ConflictError) Error() string {
 // Is makes ConflictError match ErrConflict.
 func (e *ConflictError) Is(target error) bool { return target == ErrConflict }
 
-// NotFoundError reports a missing row. It matches ErrNotFound.
+// NotFoundError reports that something does not exist: a table row, or an
+// entity a command refers to. It matches ErrNotFound. The store's tables
+// return it, and command handlers return it (through NotFound) for a
+// missing entity, so callers handle both the same way.
 type NotFoundError struct {
-	Table string
-	Key   string
+	// What names the missing thing: a table name, or a kind of entity
+	// such as "product".
+	What string
+	// Key identifies it: a row key in Table's encoding, or an entity ID.
+	Key string
 }
 
+// NotFound returns a *NotFoundError for what (a table name or an entity
+// kind) and key.
+func NotFound(what, key string) *NotFoundError { return &NotFoundError{What: what, Key: key} }
+
 func (e *NotFoundError) Error() string {
-	return fmt.Sprintf("store: %s row %s not found", e.Table, e.Key)
+	return fmt.Sprintf("store: %s %s not found", e.What, e.Key)
 }
 
 // Is makes NotFoundError match ErrNotFound.

@@ -17,10 +17,13 @@ import (
 type RowTx interface {
 	// GetRow returns the row's bytes and version, or ErrNotFound.
 	GetRow(ctx context.Context, table, key string) (data []byte, version uint64, err error)
-	// PutRow writes the row. With check, it fails with a conflict unless the
-	// current version equals expected (0: the row must not exist). It
-	// returns the new version.
-	PutRow(ctx context.Context, table, key string, data []byte, check bool, expected uint64) (uint64, error)
+	// PutRow inserts or replaces the row and returns its new version.
+	PutRow(ctx context.Context, table, key string, data []byte) (uint64, error)
+	// PutRowIf writes the row only if its current version equals expected
+	// (0: the row must not exist); otherwise it fails with a
+	// *ConflictError whose Actual is the version found. The check and the
+	// write are atomic. It returns the new version.
+	PutRowIf(ctx context.Context, table, key string, data []byte, expected uint64) (uint64, error)
 	// DeleteRow removes the row, or fails with ErrNotFound.
 	DeleteRow(ctx context.Context, table, key string) error
 }
@@ -70,23 +73,38 @@ type RowTx interface {
 // store benchmarks) when it has not. Durable stores copy by encoding.
 type Table[K comparable, V any] struct {
 	name  string
-	mem   *memTable[K, V] // set when the table lives in a Memory store
-	s     Store
+	rows  tableRows[K, V] // *memTable on Memory, *byteRows on any other store
 	kinfo *typeInfo
 	vinfo *typeInfo
 	terr  error // the key or row type is refused
-	clone func(V) V
 }
 
-// cloner is the optional Clone method of a row type; see Table.
-type cloner[V any] interface{ Clone() V }
+// tableRows is where a table's rows live: every Table method checks its
+// arguments and then takes this one path. Memory keeps native values
+// (memTable, in memtable.go); other stores go through their Tx's RowTx
+// (byteRows). NewTable picks the implementation once, so the hot path has
+// no per-call type switch beyond the Tx check inside it.
+type tableRows[K comparable, V any] interface {
+	get(tx Tx, key K) (V, uint64, error)
+	put(tx Tx, key K, v V, cond putCond, expected uint64) (uint64, error)
+	delete(tx Tx, key K) error
+}
+
+// putCond is the condition a write is subject to.
+type putCond uint8
+
+const (
+	putAlways    putCond = iota // Put
+	putIfVersion                // PutIf: the current version must equal expected
+	putIfAbsent                 // Insert: the row must not exist
+)
 
 // NewTable declares a table named name in s. On Memory it panics if the name
 // is already taken, because two handles over one table name is a wiring bug.
 // A key or row type that stores cannot hold faithfully (see Table) makes
 // every method of the table return a *InvalidError.
 func NewTable[K comparable, V any](s Store, name string) *Table[K, V] {
-	t := &Table[K, V]{name: name, s: s}
+	t := &Table[K, V]{name: name}
 	t.kinfo = analyze(reflect.TypeFor[K](), true)
 	t.vinfo = analyze(reflect.TypeFor[V](), false)
 	switch {
@@ -95,25 +113,10 @@ func NewTable[K comparable, V any](s Store, name string) *Table[K, V] {
 	case t.vinfo.err != "":
 		t.terr = &InvalidError{What: name + " row type " + reflect.TypeFor[V]().String(), Reason: t.vinfo.err}
 	}
-	if t.vinfo.refs {
-		var zero V
-		if _, ok := any(zero).(cloner[V]); ok {
-			t.clone = func(v V) V { return any(v).(cloner[V]).Clone() }
-		} else {
-			t.clone = func(v V) V {
-				deepCopy(reflect.ValueOf(&v).Elem())
-				return v
-			}
-		}
-	}
 	if m, ok := s.(*Memory); ok {
-		m.mu.Lock()
-		defer m.mu.Unlock()
-		if m.tables[name] {
-			panic(fmt.Sprintf("store: table %q declared twice", name))
-		}
-		m.tables[name] = true
-		t.mem = &memTable[K, V]{rows: make(map[K]row[V])}
+		t.rows = newMemTable(m, t)
+	} else {
+		t.rows = &byteRows[K, V]{t: t}
 	}
 	return t
 }
@@ -166,30 +169,11 @@ func (t *Table[K, V]) Name() string { return t.name }
 // Get returns the row and its version (>= 1), or a *NotFoundError. It
 // returns a *InvalidError for a key no store can hold (see Table).
 func (t *Table[K, V]) Get(tx Tx, key K) (V, uint64, error) {
-	var zero V
 	if err := t.checkKey(key); err != nil {
+		var zero V
 		return zero, 0, err
 	}
-	if mt := t.memTx(tx); mt != nil {
-		r, ok := t.mem.rows[key]
-		if !ok {
-			return zero, 0, &NotFoundError{Table: t.name, Key: t.keyString(key)}
-		}
-		if t.clone != nil {
-			return t.clone(r.val), r.ver, nil
-		}
-		return r.val, r.ver, nil
-	}
-	rt := t.rowTx(tx)
-	data, ver, err := rt.GetRow(tx.Context(), t.name, t.keyString(key))
-	var v V
-	if err != nil {
-		return v, 0, err
-	}
-	if err := json.Unmarshal(data, &v); err != nil {
-		return v, 0, fmt.Errorf("store: decode %s row %s: %w", t.name, t.keyString(key), err)
-	}
-	return v, ver, nil
+	return t.rows.get(tx, key)
 }
 
 // Exists reports whether the row exists.
@@ -198,7 +182,7 @@ func (t *Table[K, V]) Exists(tx Tx, key K) (bool, error) {
 	if err == nil {
 		return true, nil
 	}
-	if IsNotFound(err) {
+	if errors.Is(err, ErrNotFound) {
 		return false, nil
 	}
 	return false, err
@@ -207,7 +191,7 @@ func (t *Table[K, V]) Exists(tx Tx, key K) (bool, error) {
 // Put inserts or replaces the row and returns its new version. It returns
 // a *InvalidError for a key or row no store can hold (see Table).
 func (t *Table[K, V]) Put(tx Tx, key K, v V) (uint64, error) {
-	return t.put(tx, key, v, false, false, 0)
+	return t.put(tx, key, v, putAlways, 0)
 }
 
 // PutIf writes the row only if its current version is expected (0: the row
@@ -216,52 +200,25 @@ func (t *Table[K, V]) Put(tx Tx, key K, v V) (uint64, error) {
 // retry after re-reading may pass. Use Insert to create a row that must be
 // new.
 func (t *Table[K, V]) PutIf(tx Tx, key K, v V, expected uint64) (uint64, error) {
-	return t.put(tx, key, v, true, false, expected)
+	return t.put(tx, key, v, putIfVersion, expected)
 }
 
 // Insert writes a new row, or returns a *AlreadyExistsError
 // (ErrAlreadyExists, not ErrConflict) if it exists: a duplicate is
 // permanent, and retry-on-conflict middleware does not re-run it.
 func (t *Table[K, V]) Insert(tx Tx, key K, v V) error {
-	_, err := t.put(tx, key, v, true, true, 0)
+	_, err := t.put(tx, key, v, putIfAbsent, 0)
 	return err
 }
 
-func (t *Table[K, V]) put(tx Tx, key K, v V, check, insert bool, expected uint64) (uint64, error) {
+func (t *Table[K, V]) put(tx Tx, key K, v V, cond putCond, expected uint64) (uint64, error) {
 	if err := t.checkKey(key); err != nil {
 		return 0, err
 	}
 	if err := t.checkRow(key, v); err != nil {
 		return 0, err
 	}
-	if mt := t.memTx(tx); mt != nil {
-		old, existed := t.mem.rows[key]
-		if insert && existed {
-			return 0, &AlreadyExistsError{Table: t.name, Key: t.keyString(key)}
-		}
-		if check && old.ver != expected {
-			return 0, &ConflictError{Table: t.name, Key: t.keyString(key), Expected: expected, Actual: old.ver}
-		}
-		if t.clone != nil {
-			v = t.clone(v)
-		}
-		mt.join(t.mem, &t.mem.inTx)
-		t.mem.undo = append(t.mem.undo, undoRec[K, V]{key: key, old: old, existed: existed})
-		nv := old.ver + 1
-		t.mem.rows[key] = row[V]{val: v, ver: nv}
-		return nv, nil
-	}
-	data, err := json.Marshal(v)
-	if err != nil {
-		return 0, &InvalidError{What: fmt.Sprintf("%s row %s", t.name, t.keyString(key)), Reason: "cannot encode it as JSON", Err: err}
-	}
-	ks := t.keyString(key)
-	ver, err := t.rowTx(tx).PutRow(tx.Context(), t.name, ks, data, check, expected)
-	var ce *ConflictError
-	if insert && errors.As(err, &ce) && ce.Expected == 0 && ce.Actual != 0 {
-		return 0, &AlreadyExistsError{Table: t.name, Key: ks}
-	}
-	return ver, err
+	return t.rows.put(tx, key, v, cond, expected)
 }
 
 // Delete removes the row, or returns a *NotFoundError.
@@ -269,90 +226,56 @@ func (t *Table[K, V]) Delete(tx Tx, key K) error {
 	if err := t.checkKey(key); err != nil {
 		return err
 	}
-	if mt := t.memTx(tx); mt != nil {
-		old, existed := t.mem.rows[key]
-		if !existed {
-			return &NotFoundError{Table: t.name, Key: t.keyString(key)}
-		}
-		mt.join(t.mem, &t.mem.inTx)
-		t.mem.undo = append(t.mem.undo, undoRec[K, V]{key: key, old: old, existed: true})
-		delete(t.mem.rows, key)
-		return nil
-	}
-	return t.rowTx(tx).DeleteRow(tx.Context(), t.name, t.keyString(key))
+	return t.rows.delete(tx, key)
 }
 
-func (t *Table[K, V]) memTx(tx Tx) *memTx {
-	mt, ok := tx.(*memTx)
-	if !ok {
-		return nil
-	}
-	if t.mem == nil || mt.s != t.s {
-		panic(fmt.Sprintf("store: table %q used with a unit of work of another store", t.name))
-	}
-	mt.check()
-	return mt
+func (t *Table[K, V]) notFound(key K) error {
+	return &NotFoundError{What: t.name, Key: t.keyString(key)}
 }
 
-func (t *Table[K, V]) rowTx(tx Tx) RowTx {
+// byteRows stores a table's rows as JSON through the RowTx that the Tx of a
+// durable store implements.
+type byteRows[K comparable, V any] struct{ t *Table[K, V] }
+
+func (b *byteRows[K, V]) rowTx(tx Tx) RowTx {
 	rt, ok := tx.(RowTx)
 	if !ok {
-		panic(fmt.Sprintf("store: table %q: unit of work %T does not implement store.RowTx", t.name, tx))
+		panic(fmt.Sprintf("store: table %q: unit of work %T does not implement store.RowTx", b.t.name, tx))
 	}
 	return rt
 }
 
-// IsNotFound reports whether err matches ErrNotFound. It is a shorthand for
-// errors.Is with a fast path for the store's own *NotFoundError.
-func IsNotFound(err error) bool {
-	if _, ok := err.(*NotFoundError); ok {
-		return true
+func (b *byteRows[K, V]) get(tx Tx, key K) (V, uint64, error) {
+	var v V
+	ks := b.t.keyString(key)
+	data, ver, err := b.rowTx(tx).GetRow(tx.Context(), b.t.name, ks)
+	if err != nil {
+		return v, 0, err
 	}
-	return errors.Is(err, ErrNotFound)
-}
-
-// IsConflict reports whether err matches ErrConflict.
-func IsConflict(err error) bool {
-	if _, ok := err.(*ConflictError); ok {
-		return true
+	if err := json.Unmarshal(data, &v); err != nil {
+		return v, 0, fmt.Errorf("store: decode %s row %s: %w", b.t.name, ks, err)
 	}
-	return errors.Is(err, ErrConflict)
+	return v, ver, nil
 }
 
-type row[V any] struct {
-	val V
-	ver uint64
-}
-
-type undoRec[K comparable, V any] struct {
-	key     K
-	old     row[V]
-	existed bool
-}
-
-// memTable is guarded by the owning Memory's writer lock.
-type memTable[K comparable, V any] struct {
-	rows map[K]row[V]
-	undo []undoRec[K, V]
-	inTx bool
-}
-
-func (m *memTable[K, V]) rollback() {
-	for i := len(m.undo) - 1; i >= 0; i-- {
-		u := m.undo[i]
-		if u.existed {
-			m.rows[u.key] = u.old
-		} else {
-			delete(m.rows, u.key)
-		}
+func (b *byteRows[K, V]) put(tx Tx, key K, v V, cond putCond, expected uint64) (uint64, error) {
+	ks := b.t.keyString(key)
+	data, err := json.Marshal(v)
+	if err != nil {
+		return 0, &InvalidError{What: fmt.Sprintf("%s row %s", b.t.name, ks), Reason: "cannot encode it as JSON", Err: err}
 	}
-	m.reset()
+	rt := b.rowTx(tx)
+	if cond == putAlways {
+		return rt.PutRow(tx.Context(), b.t.name, ks, data)
+	}
+	ver, err := rt.PutRowIf(tx.Context(), b.t.name, ks, data, expected)
+	var ce *ConflictError
+	if cond == putIfAbsent && errors.As(err, &ce) && ce.Expected == 0 && ce.Actual != 0 {
+		return 0, &AlreadyExistsError{Table: b.t.name, Key: ks}
+	}
+	return ver, err
 }
 
-func (m *memTable[K, V]) commit() { m.reset() }
-
-func (m *memTable[K, V]) reset() {
-	clear(m.undo)
-	m.undo = m.undo[:0]
-	m.inTx = false
+func (b *byteRows[K, V]) delete(tx Tx, key K) error {
+	return b.rowTx(tx).DeleteRow(tx.Context(), b.t.name, b.t.keyString(key))
 }

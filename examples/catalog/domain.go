@@ -2,6 +2,7 @@ package catalog
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 
@@ -89,16 +90,16 @@ func (d *Domain) Register(b *command.Bus) {
 
 func (d *Domain) seller(tx store.Tx, id string) (Seller, uint64, error) {
 	s, ver, err := d.Sellers.Get(tx, id)
-	if err != nil && store.IsNotFound(err) {
-		return s, 0, command.NotFound("seller", id)
+	if errors.Is(err, store.ErrNotFound) {
+		return s, 0, store.NotFound("seller", id)
 	}
 	return s, ver, err
 }
 
 func (d *Domain) product(tx store.Tx, id string) (Product, uint64, error) {
 	p, ver, err := d.Products.Get(tx, id)
-	if err != nil && store.IsNotFound(err) {
-		return p, 0, command.NotFound("product", id)
+	if errors.Is(err, store.ErrNotFound) {
+		return p, 0, store.NotFound("product", id)
 	}
 	return p, ver, err
 }
@@ -279,7 +280,7 @@ func (d *Domain) submitReview(_ context.Context, tx store.Tx, c SubmitReview) er
 	if ok, err := d.Products.Exists(tx, c.ProductID); err != nil {
 		return err
 	} else if !ok {
-		return command.NotFound("product", c.ProductID)
+		return store.NotFound("product", c.ProductID)
 	}
 	r := Review{ID: c.ReviewID, ProductID: c.ProductID, Author: c.Author, Rating: c.Rating, Text: c.Text}
 	if err := d.Reviews.Insert(tx, c.ReviewID, r); err != nil {
@@ -301,7 +302,7 @@ func (d *Domain) setShipping(_ context.Context, tx store.Tx, c SetShipping) erro
 		}
 	}
 	cur, _, err := d.Shipping.Get(tx, c.ProductID)
-	if err != nil && !store.IsNotFound(err) {
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return err
 	}
 	if slices.Equal(cur, c.Options) {

@@ -25,7 +25,7 @@ func TestDataExceptionsAreInvalid(t *testing.T) {
 			fn   func(tx store.Tx) error
 		}{
 			{"row key", func(tx store.Tx) error {
-				_, err := tx.(store.RowTx).PutRow(tx.Context(), "t", "k"+s, []byte(`{}`), false, 0)
+				_, err := tx.(store.RowTx).PutRow(tx.Context(), "t", "k"+s, []byte(`{}`))
 				return err
 			}},
 			{"row key read", func(tx store.Tx) error {
@@ -33,11 +33,11 @@ func TestDataExceptionsAreInvalid(t *testing.T) {
 				return err
 			}},
 			{"row value", func(tx store.Tx) error {
-				_, err := tx.(store.RowTx).PutRow(tx.Context(), "t", "k", []byte(`{"s":"`+s+`"}`), false, 0)
+				_, err := tx.(store.RowTx).PutRow(tx.Context(), "t", "k", []byte(`{"s":"`+s+`"}`))
 				return err
 			}},
 			{"row value escaped NUL", func(tx store.Tx) error {
-				_, err := tx.(store.RowTx).PutRow(tx.Context(), "t", "k", []byte(`{"s":"\u0000"}`), false, 0)
+				_, err := tx.(store.RowTx).PutRow(tx.Context(), "t", "k", []byte(`{"s":"\u0000"}`))
 				return err
 			}},
 			{"stream", func(tx store.Tx) error {

@@ -103,20 +103,6 @@ func (s *Store) Head(ctx context.Context) (event.Position, error) {
 	return event.Position(head), nil
 }
 
-// StreamVersion returns the committed version of a stream (0 if it has no
-// events).
-func (s *Store) StreamVersion(ctx context.Context, stream string) (uint64, error) {
-	if err := s.enter(); err != nil {
-		return 0, err
-	}
-	defer s.leave()
-	var v int64
-	if err := s.pool.QueryRow(ctx, s.q.streamVersion, stream).Scan(&v); err != nil {
-		return 0, wrap(ctx, "read stream version", err)
-	}
-	return uint64(v), nil
-}
-
 // CountEvents implements store.EventCounter: the number of committed
 // records with after < position <= upTo, counting at most limit. It sees
 // records above the gap-safe horizon too, so a projection's Status can say

@@ -151,12 +151,12 @@ func (t *pgTx) state(stream string) *streamState {
 }
 
 // Record implements store.Tx. Events are buffered and inserted by one
-// statement at commit. It panics with store.ErrTxDone after Update returned.
+// statement at commit. It panics after Update returned.
 // A nil event fails the unit of work with a *store.InvalidError; so does a
 // stream name PostgreSQL text cannot hold (at commit, from the database).
 func (t *pgTx) Record(stream string, e event.Event) {
 	if t.done {
-		panic(store.ErrTxDone)
+		panic(errTxDone)
 	}
 	if e == nil {
 		if t.err == nil {
@@ -172,7 +172,7 @@ func (t *pgTx) Record(stream string, e event.Event) {
 // stream and unit of work, so repeated calls agree with each other.
 func (t *pgTx) StreamVersion(stream string) (uint64, error) {
 	if t.done {
-		return 0, store.ErrTxDone
+		return 0, errTxDone
 	}
 	st := t.state(stream)
 	if !st.read {
@@ -206,13 +206,13 @@ func (t *pgTx) ExpectVersion(stream string, version uint64) error {
 // GetRow implements store.RowTx.
 func (t *pgTx) GetRow(ctx context.Context, table, key string) ([]byte, uint64, error) {
 	if t.done {
-		return nil, 0, store.ErrTxDone
+		return nil, 0, errTxDone
 	}
 	var data []byte
 	var ver int64
 	err := t.tx.QueryRow(ctx, t.s.q.getRow, table, key).Scan(&data, &ver)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, 0, &store.NotFoundError{Table: table, Key: key}
+		return nil, 0, store.NotFound(table, key)
 	}
 	if err != nil {
 		return nil, 0, wrap(ctx, "get row", err)
@@ -220,22 +220,31 @@ func (t *pgTx) GetRow(ctx context.Context, table, key string) ([]byte, uint64, e
 	return data, uint64(ver), nil
 }
 
-// PutRow implements store.RowTx. Each variant is a single statement, so the
-// version check and the write cannot be split by a concurrent writer.
-func (t *pgTx) PutRow(ctx context.Context, table, key string, data []byte, check bool, expected uint64) (uint64, error) {
+// PutRow implements store.RowTx.
+func (t *pgTx) PutRow(ctx context.Context, table, key string, data []byte) (uint64, error) {
 	if t.done {
-		return 0, store.ErrTxDone
+		return 0, errTxDone
+	}
+	var ver int64
+	if err := t.tx.QueryRow(ctx, t.s.q.upsertRow, table, key, data).Scan(&ver); err != nil {
+		return 0, wrap(ctx, "put row", err)
+	}
+	return uint64(ver), nil
+}
+
+// PutRowIf implements store.RowTx. Each variant is a single statement, so
+// the version check and the write cannot be split by a concurrent writer.
+func (t *pgTx) PutRowIf(ctx context.Context, table, key string, data []byte, expected uint64) (uint64, error) {
+	if t.done {
+		return 0, errTxDone
 	}
 	var (
 		ver int64
 		err error
 	)
-	switch {
-	case !check:
-		err = t.tx.QueryRow(ctx, t.s.q.upsertRow, table, key, data).Scan(&ver)
-	case expected == 0:
+	if expected == 0 {
 		err = t.tx.QueryRow(ctx, t.s.q.insertRow, table, key, data).Scan(&ver)
-	default:
+	} else {
 		err = t.tx.QueryRow(ctx, t.s.q.updateRow, table, key, data, int64(expected)).Scan(&ver)
 	}
 	if errors.Is(err, pgx.ErrNoRows) {
@@ -256,14 +265,14 @@ func (t *pgTx) PutRow(ctx context.Context, table, key string, data []byte, check
 // DeleteRow implements store.RowTx.
 func (t *pgTx) DeleteRow(ctx context.Context, table, key string) error {
 	if t.done {
-		return store.ErrTxDone
+		return errTxDone
 	}
 	tag, err := t.tx.Exec(ctx, t.s.q.deleteRow, table, key)
 	if err != nil {
 		return wrap(ctx, "delete row", err)
 	}
 	if tag.RowsAffected() == 0 {
-		return &store.NotFoundError{Table: table, Key: key}
+		return store.NotFound(table, key)
 	}
 	return nil
 }
@@ -458,6 +467,10 @@ func (t *pgTx) committedVersions(names []string) (map[string]uint64, error) {
 }
 
 // errUnidentified marks a unique violation that no pinned stream explains.
+// errTxDone is returned (or, by Record, panicked with) when a Tx is used
+// after its Update returned: a bug in the caller, not a condition to handle.
+var errTxDone = errors.New("pgstore: unit of work used after its Update returned")
+
 var errUnidentified = errors.New("pgstore: stream version taken by a concurrent writer")
 
 func isUnidentified(err error) bool { return errors.Is(err, errUnidentified) }

@@ -9,6 +9,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/cqrskit/cqrs/event"
+	"github.com/cqrskit/cqrs/internal/notify"
 	"github.com/cqrskit/cqrs/store"
 )
 
@@ -31,7 +32,7 @@ func (s *Store) Wait(ctx context.Context, after event.Position) error {
 	defer w.waiters.Add(-1)
 	// Take the channel before looking at the head: an advance published
 	// after the look closes this channel or one before it.
-	ch := w.wakeChan()
+	ch := w.wake.Wait()
 	if w.seen.Load() <= uint64(after) {
 		head, err := s.Head(ctx)
 		if err != nil {
@@ -42,7 +43,7 @@ func (s *Store) Wait(ctx context.Context, after event.Position) error {
 	for w.seen.Load() <= uint64(after) {
 		select {
 		case <-ch:
-			ch = w.wakeChan()
+			ch = w.wake.Wait()
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-w.done:
@@ -68,9 +69,9 @@ func (s *Store) committed() {
 type watcher struct {
 	mu        sync.Mutex
 	stopped   bool
-	watching  bool          // listen and watch are running
-	notifying bool          // notifyLoop is running
-	wake      chan struct{} // closed, and replaced, when seen advances
+	watching  bool             // listen and watch are running
+	notifying bool             // notifyLoop is running
+	wake      notify.Broadcast // published when seen advances
 	ctx       context.Context
 	cancel    context.CancelFunc
 	wg        sync.WaitGroup
@@ -84,7 +85,6 @@ type watcher struct {
 
 func (w *watcher) init() {
 	w.ctx, w.cancel = context.WithCancel(context.Background())
-	w.wake = make(chan struct{})
 	w.signal = make(chan struct{}, 1)
 	w.outbox = make(chan struct{}, 1)
 	w.done = make(chan struct{})
@@ -129,12 +129,6 @@ func (w *watcher) kick() {
 	}
 }
 
-func (w *watcher) wakeChan() chan struct{} {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.wake
-}
-
 // observe records a head read by anyone and wakes the waiters if it is new;
 // it reports whether it was. The head never moves back (the horizon only
 // rises), so the maximum is the current head.
@@ -148,10 +142,7 @@ func (w *watcher) observe(head event.Position) bool {
 			break
 		}
 	}
-	w.mu.Lock()
-	close(w.wake)
-	w.wake = make(chan struct{})
-	w.mu.Unlock()
+	w.wake.Publish()
 	return true
 }
 

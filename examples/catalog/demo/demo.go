@@ -284,7 +284,6 @@ func Describe(err error) string {
 		ve  *command.ValidationError
 		re  *command.RejectedError
 		fe  *command.ForbiddenError
-		nf  *command.NotFoundError
 		snf *store.NotFoundError
 		ae  *store.AlreadyExistsError
 		se  *command.StaleError
@@ -306,10 +305,8 @@ func Describe(err error) string {
 		return fmt.Sprintf("rejected (%s): %s", re.Code, re.Message)
 	case errors.As(err, &fe):
 		return "forbidden: " + fe.Reason
-	case errors.As(err, &nf):
-		return fmt.Sprintf("not found: %s %q does not exist", nf.Kind, nf.ID)
 	case errors.As(err, &snf):
-		return fmt.Sprintf("not found: %s has no %q", snf.Table, snf.Key)
+		return fmt.Sprintf("not found: %s %q does not exist", snf.What, snf.Key)
 	case errors.As(err, &ae):
 		return fmt.Sprintf("already exists: %s already has %q", ae.Table, ae.Key)
 	case errors.As(err, &se):

@@ -110,7 +110,7 @@ func TestRejectionsAreTypedAndWriteNothing(t *testing.T) {
 }
 
 func TestErrorTypesMatchTheirSentinels(t *testing.T) {
-	assert.ErrorIs(t, command.NotFound("product", "p1"), store.ErrNotFound)
+	assert.ErrorIs(t, store.NotFound("product", "p1"), store.ErrNotFound)
 	assert.ErrorIs(t, &command.StaleError{Stream: "s"}, store.ErrConflict)
 	assert.ErrorIs(t, command.Forbidden("no"), command.ErrForbidden)
 	assert.ErrorIs(t, command.Invalid("f", "bad"), command.ErrValidation)

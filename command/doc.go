@@ -40,7 +40,7 @@
 //   - ErrValidation (*ValidationError with per-field errors, built with
 //     Invalid and Add): the command itself is malformed, whatever the state;
 //     the caller must fix its input.
-//   - store.ErrNotFound (*store.NotFoundError, or *NotFoundError): an
+//   - store.ErrNotFound (*store.NotFoundError, made with store.NotFound): an
 //     entity the command refers to does not exist.
 //   - ErrForbidden (*ForbiddenError): the caller may not do this.
 //   - store.ErrAlreadyExists (*store.AlreadyExistsError): the command would

@@ -104,21 +104,6 @@ func (v *ValidationError) Error() string {
 // Is makes ValidationError match ErrValidation.
 func (v *ValidationError) Is(target error) bool { return target == ErrValidation }
 
-// NotFoundError reports that an entity the command refers to does not exist.
-// It matches store.ErrNotFound.
-type NotFoundError struct {
-	Kind string
-	ID   string
-}
-
-// NotFound returns a *NotFoundError.
-func NotFound(kind, id string) *NotFoundError { return &NotFoundError{Kind: kind, ID: id} }
-
-func (e *NotFoundError) Error() string { return fmt.Sprintf("command: %s %q not found", e.Kind, e.ID) }
-
-// Is makes NotFoundError match store.ErrNotFound.
-func (e *NotFoundError) Is(target error) bool { return target == store.ErrNotFound }
-
 // ForbiddenError says why the caller may not perform the command. It matches
 // ErrForbidden.
 type ForbiddenError struct{ Reason string }

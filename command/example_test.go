@@ -32,7 +32,7 @@ func Example() {
 	bus := command.New(st, command.WithMiddleware(command.Retry(3, nil)))
 	command.Register(bus, func(ctx context.Context, tx store.Tx, c RenameProduct) error {
 		if ok, err := titles.Exists(tx, c.ID); err != nil || !ok {
-			return errors.Join(err, command.NotFound("product", c.ID))
+			return errors.Join(err, store.NotFound("product", c.ID))
 		}
 		if _, err := titles.Put(tx, c.ID, c.Title); err != nil {
 			return err

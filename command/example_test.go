@@ -55,7 +55,7 @@ func Example() {
 	// Output:
 	// token 1 <nil>
 	// true true
-	// true command: product "p2" not found
+	// true store: product p2 not found
 }
 
 type BookSeat struct{ Flight string }

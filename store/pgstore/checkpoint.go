@@ -109,45 +109,21 @@ func (p *Projector) LoadCheckpoint(ctx context.Context) (projection.Checkpoint, 
 // Errors: apply's error, unchanged; store.ErrClosed; errors matching
 // ctx.Err(); the driver error, wrapped.
 func (p *Projector) Handle(ctx context.Context, rec event.Record) error {
-	s := p.st
-	if err := s.enter(); err != nil {
-		return err
-	}
-	defer s.leave()
-	tx, err := s.pool.Begin(ctx)
-	if err != nil {
-		return wrap(ctx, "begin", err)
-	}
-	defer func() {
-		// A no-op after Commit; otherwise it ends the transaction even when
-		// ctx is done or apply panicked.
-		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), rollbackTimeout)
-		_ = tx.Rollback(rctx)
-		cancel()
-	}()
-	// The row lock makes two instances of one projector (say, during a
-	// deploy) take turns instead of both applying a record.
-	var cur int64
-	err = tx.QueryRow(ctx, s.q.lockCheckpoint, p.name).Scan(&cur)
-	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
-		return wrap(ctx, "lock checkpoint", err)
-	}
-	if event.Position(cur) >= rec.Position {
-		return nil
-	}
-	if err := p.apply(ctx, tx, rec); err != nil {
-		return err
-	}
-	tag, err := tx.Exec(ctx, s.q.advanceCheckpoint, p.name, int64(rec.Position))
-	if err != nil {
-		return wrap(ctx, "save checkpoint", err)
-	}
-	if tag.RowsAffected() == 0 {
-		// Another instance created the row and got past this record
-		// after our lock read found no row: its work stands, ours goes.
-		return nil
-	}
-	return wrap(ctx, "commit", tx.Commit(ctx))
+	return p.locked(ctx, func(tx pgx.Tx, cur event.Position) (bool, error) {
+		if cur >= rec.Position {
+			return false, nil
+		}
+		if err := p.apply(ctx, tx, rec); err != nil {
+			return false, err
+		}
+		tag, err := tx.Exec(ctx, p.st.q.advanceCheckpoint, p.name, int64(rec.Position))
+		if err != nil {
+			return false, wrap(ctx, "save checkpoint", err)
+		}
+		// No row: another instance created it and got past this record
+		// after our lock read found none; its work stands, ours goes.
+		return tag.RowsAffected() > 0, nil
+	})
 }
 
 // Replay implements projection.Replayer, which Runner.Replay uses for a
@@ -160,6 +136,24 @@ func (p *Projector) Handle(ctx context.Context, rec event.Record) error {
 // Errors: apply's error, unchanged; store.ErrClosed; errors matching
 // ctx.Err(); the driver error, wrapped.
 func (p *Projector) Replay(ctx context.Context, rec event.Record) error {
+	return p.locked(ctx, func(tx pgx.Tx, _ event.Position) (bool, error) {
+		if err := p.apply(ctx, tx, rec); err != nil {
+			return false, err
+		}
+		if _, err := tx.Exec(ctx, p.st.q.unpark, p.name, int64(rec.Position)); err != nil {
+			return false, wrap(ctx, "unpark", err)
+		}
+		return true, nil
+	})
+}
+
+// locked runs fn in a transaction that holds the lock on the projector's
+// checkpoint row, with the checkpoint it read (0 when there is no row yet).
+// The lock makes two instances of one projector (say, during a deploy), and
+// Handle and Replay, take turns instead of both applying a record. The
+// transaction commits when fn returns true and rolls back otherwise, also
+// when ctx is done or fn panics.
+func (p *Projector) locked(ctx context.Context, fn func(tx pgx.Tx, cur event.Position) (commit bool, err error)) error {
 	s := p.st
 	if err := s.enter(); err != nil {
 		return err
@@ -170,6 +164,7 @@ func (p *Projector) Replay(ctx context.Context, rec event.Record) error {
 		return wrap(ctx, "begin", err)
 	}
 	defer func() {
+		// A no-op after Commit.
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), rollbackTimeout)
 		_ = tx.Rollback(rctx)
 		cancel()
@@ -178,11 +173,9 @@ func (p *Projector) Replay(ctx context.Context, rec event.Record) error {
 	if err := tx.QueryRow(ctx, s.q.lockCheckpoint, p.name).Scan(&cur); err != nil && !errors.Is(err, pgx.ErrNoRows) {
 		return wrap(ctx, "lock checkpoint", err)
 	}
-	if err := p.apply(ctx, tx, rec); err != nil {
+	commit, err := fn(tx, event.Position(cur))
+	if err != nil || !commit {
 		return err
-	}
-	if _, err := tx.Exec(ctx, s.q.unpark, p.name, int64(rec.Position)); err != nil {
-		return wrap(ctx, "unpark", err)
 	}
 	return wrap(ctx, "commit", tx.Commit(ctx))
 }

@@ -494,3 +494,21 @@ func TestNoHandlerHintsAtPointerRegistration(t *testing.T) {
 		command.Register(b, func(context.Context, store.Tx, command.Validator) error { return nil })
 	}, "an interface type can never be dispatched")
 }
+
+// A handler that panics with a conflict error is a bug, not a lost race:
+// Retry outside Recover must not re-run it.
+func TestRetryDoesNotRetryAPanicWithAConflictValue(t *testing.T) {
+	st := store.NewMemory()
+	defer st.Close()
+	b := command.New(st, command.WithMiddleware(command.Retry(5, nil), command.Recover()))
+	var runs atomic.Int32
+	type boom struct{}
+	command.Register(b, func(ctx context.Context, tx store.Tx, _ boom) error {
+		runs.Add(1)
+		panic(&store.ConflictError{Table: "t", Key: "k", Expected: 1, Actual: 2})
+	})
+	_, err := b.Dispatch(context.Background(), boom{})
+	require.ErrorIs(t, err, event.ErrPanic)
+	assert.ErrorIs(t, err, store.ErrConflict, "the panic value stays reachable")
+	assert.EqualValues(t, 1, runs.Load())
+}

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/cqrskit/cqrs/event"
 	"github.com/cqrskit/cqrs/internal/safe"
 	"github.com/cqrskit/cqrs/store"
 )
@@ -18,8 +19,10 @@ import (
 //
 // It never retries what re-running cannot fix: ErrAfterCommit (the command
 // has already committed), a *StaleError (the command carried an outdated
-// version), store.ErrAlreadyExists, ErrRejected, or any error that does not
-// match store.ErrConflict.
+// version), store.ErrAlreadyExists, ErrRejected, a handler panic
+// (event.ErrPanic, even when the panic value is a conflict error: a panic is
+// a bug, not a lost race), or any error that does not match
+// store.ErrConflict.
 //
 // Errors: the last run's error, unchanged (after the attempts are used up it
 // matches store.ErrConflict). When ctx is done after a conflict (while Retry
@@ -59,7 +62,8 @@ func Retry(attempts int, backoff func(n int) time.Duration) Middleware {
 // retryable reports whether re-running the command may succeed.
 func retryable(err error) bool {
 	if !errors.Is(err, store.ErrConflict) || errors.Is(err, ErrAfterCommit) ||
-		errors.Is(err, store.ErrAlreadyExists) || errors.Is(err, ErrRejected) {
+		errors.Is(err, store.ErrAlreadyExists) || errors.Is(err, ErrRejected) ||
+		errors.Is(err, event.ErrPanic) {
 		return false
 	}
 	var stale *StaleError

@@ -145,7 +145,7 @@ func Register[C any](b *Bus, h func(ctx context.Context, tx store.Tx, cmd C) err
 //   - ErrValidation (*ValidationError): Validate failed, the handler found
 //     the input invalid, or cmd is a nil pointer;
 //   - whatever the handler returns, typically store.ErrNotFound
-//     (*store.NotFoundError, *NotFoundError), ErrForbidden
+//     (*store.NotFoundError), ErrForbidden
 //     (*ForbiddenError), store.ErrAlreadyExists (*store.AlreadyExistsError),
 //     ErrRejected (*RejectedError) or store.ErrConflict
 //     (*store.ConflictError, *StaleError);

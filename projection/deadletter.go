@@ -77,12 +77,14 @@ func (r *Runner) Replay(ctx context.Context, name string, pos event.Position) er
 		pj.health.parked[idx].At = time.Now()
 		return herr
 	}
+	// The event is applied: it leaves the list even if the durable unpark
+	// fails, so that a second Replay cannot apply it twice.
+	pj.health.parked = append(pj.health.parked[:idx], pj.health.parked[idx+1:]...)
 	if ps := r.parks; ps != nil {
 		if err := ps.Unpark(ctx, name, pos); err != nil {
-			return fmt.Errorf("projection: %s: replayed position %v but could not unpark it: %w", name, pos, err)
+			return fmt.Errorf("projection: %s: replayed position %v, but could not remove its durable dead letter (it may be listed again after a restart): %w", name, pos, err)
 		}
 	}
-	pj.health.parked = append(pj.health.parked[:idx], pj.health.parked[idx+1:]...)
 	return nil
 }
 

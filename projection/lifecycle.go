@@ -132,7 +132,8 @@ func (r *Runner) Add(p Projector, opts ...AddOption) error {
 //
 // Errors: a checkpoint load error (wrapped: the store's sentinels stay
 // reachable); a plain error when a checkpoint was saved at another version
-// by a projector that is not a Rebuilder; the error of a rebuild at start-up; a
+// by a projector that is not a Rebuilder; the error of a rebuild at start-up
+// (the runner then stays unstarted: Ready, Sync and dispatches refuse); a
 // *StoppedError when an inline projector fails during catch-up (the runner
 // still starts; see Status); [store.ErrClosed] after Close; a plain error
 // when called twice.
@@ -183,12 +184,14 @@ func (r *Runner) Start(ctx context.Context) error {
 			rebuild = append(rebuild, pj)
 		}
 	}
-	r.ready.Store(true)
 	for _, pj := range rebuild {
 		if err := r.rebuild(ctx, pj); err != nil {
+			// The runner stays unstarted: Ready refuses dispatches and
+			// no checkpoint is saved at the new version over the old view.
 			return err
 		}
 	}
+	r.ready.Store(true)
 	var firstErr error
 	for _, pj := range r.inline {
 		pj.mu.Lock()

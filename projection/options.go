@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/cqrskit/cqrs/event"
 	"github.com/cqrskit/cqrs/store"
 )
 
@@ -89,8 +90,11 @@ func WithClassifier(infrastructure func(err error) bool) AddOption {
 }
 
 // IsInfrastructure is the default classifier: errors matching
-// store.ErrUnavailable.
-func IsInfrastructure(err error) bool { return errors.Is(err, store.ErrUnavailable) }
+// store.ErrUnavailable, except panics (a panic is a bug in the projector,
+// even when its value is a connection error, so it goes to the policy).
+func IsInfrastructure(err error) bool {
+	return errors.Is(err, store.ErrUnavailable) && !errors.Is(err, event.ErrPanic)
+}
 
 // InfraBackoff is the pause before retry n (n >= 1) of an infrastructure
 // failure: 10ms doubling up to 2s.

@@ -77,8 +77,12 @@ func (r *Runner) rebuild(ctx context.Context, pj *proj) error {
 			return fmt.Errorf("projection: %s: flush shadow: %w", pj.name, err)
 		}
 	}
-	// Phase 2: pause live delivery, finish the tail, swap.
-	pj.mu.Lock()
+	// Phase 2: pause live delivery, finish the tail, swap. An async
+	// projector holds the lock for a batch (and through an outage), so the
+	// wait for it honours ctx.
+	if err := pj.mu.LockCtx(ctx); err != nil {
+		return err
+	}
 	defer pj.mu.Unlock()
 	if spos, err = r.replay(ctx, pj, shadow.Handler, spos, buf, &parked); err != nil {
 		return err

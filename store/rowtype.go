@@ -54,6 +54,15 @@ func analyze(t reflect.Type, key bool) *typeInfo {
 			return " at " + path
 		}
 		if opaque(t) {
+			// The type encodes itself; a slice, map or pointer form (say
+			// json.RawMessage) still shares memory when copied as a value.
+			switch t.Kind() {
+			case reflect.Pointer, reflect.Slice, reflect.Map:
+				if key {
+					return nil, t.Kind().String() + where() + ": keys must be plain values (strings, numbers, structs of them)"
+				}
+				ti.refs = true
+			}
 			return nil, ""
 		}
 		switch t.Kind() {
@@ -61,6 +70,11 @@ func analyze(t reflect.Type, key bool) *typeInfo {
 			reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr:
 			return nil, ""
 		case reflect.String, reflect.Float32, reflect.Float64:
+			if key && t.Kind() != reflect.String {
+				// 0 and -0 are one Go map key but two JSON keys, and NaN
+				// is never equal to itself.
+				return nil, t.Kind().String() + where() + ": keys must not hold floats (0 and -0, NaN)"
+			}
 			if direct {
 				flat = append(flat, flatOp{off: off, kind: t.Kind()})
 			}

@@ -251,6 +251,13 @@ func testCompositeKeys(t *testing.T, h Harness) {
 		return err
 	})
 	assertNotFound(t, err, "ints", "-7")
+	// 0 and -0 are one Go map key but two JSON keys: float keys are refused.
+	floats := store.NewTable[float64, account](h.Store, "floats")
+	_, err = h.Store.Update(context.Background(), func(tx store.Tx) error {
+		_, err := floats.Put(tx, 0, account{Owner: "zero"})
+		return err
+	})
+	assertInvalid(t, err, "float key")
 }
 
 func assertConflict(t *testing.T, err error, table, key string, expected uint64) {

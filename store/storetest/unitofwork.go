@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"reflect"
@@ -337,7 +338,12 @@ func testRollbackInPlace(t *testing.T, h Harness) {
 		Inner *struct{ N []int }
 	}
 	nests := store.NewTable[string, nested](h.Store, "nested")
+	type withRaw struct{ Attrs json.RawMessage } // encodes itself, yet is a slice
+	raws := store.NewTable[string, withRaw](h.Store, "raws")
 	mustUpdate(t, h, func(tx store.Tx) error {
+		if _, err := raws.Put(tx, "k", withRaw{Attrs: json.RawMessage(`{"a":1}`)}); err != nil {
+			return err
+		}
 		if _, err := lists.Put(tx, "k", []int{1, 2}); err != nil {
 			return err
 		}
@@ -366,6 +372,11 @@ func testRollbackInPlace(t *testing.T, h Harness) {
 		}
 		n.Tags[0] = "changed"
 		n.Inner.N[0] = 99
+		r, _, err := raws.Get(tx, "k")
+		if err != nil {
+			return err
+		}
+		r.Attrs[5] = '9'
 		return errBoom
 	})
 	if !errors.Is(err, errBoom) {
@@ -394,5 +405,8 @@ func testRollbackInPlace(t *testing.T, h Harness) {
 	}
 	if r := getRow(t, h, nests, "k"); r.val.Tags[0] != "x" || r.val.Inner.N[0] != 1 {
 		t.Fatalf("nested row = %+v, want the committed one", r.val)
+	}
+	if r := getRow(t, h, raws, "k"); string(r.val.Attrs) != `{"a":1}` {
+		t.Fatalf("json.RawMessage row = %s, want the committed {\"a\":1}", r.val.Attrs)
 	}
 }

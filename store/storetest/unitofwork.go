@@ -341,7 +341,7 @@ func testRollbackInPlace(t *testing.T, h Harness) {
 	type withRaw struct{ Attrs json.RawMessage } // encodes itself, yet is a slice
 	raws := store.NewTable[string, withRaw](h.Store, "raws")
 	mustUpdate(t, h, func(tx store.Tx) error {
-		if _, err := raws.Put(tx, "k", withRaw{Attrs: json.RawMessage(`{"a":1}`)}); err != nil {
+		if _, err := raws.Put(tx, "k", withRaw{Attrs: json.RawMessage(`12`)}); err != nil {
 			return err
 		}
 		if _, err := lists.Put(tx, "k", []int{1, 2}); err != nil {
@@ -376,7 +376,7 @@ func testRollbackInPlace(t *testing.T, h Harness) {
 		if err != nil {
 			return err
 		}
-		r.Attrs[5] = '9'
+		r.Attrs[1] = '9'
 		return errBoom
 	})
 	if !errors.Is(err, errBoom) {
@@ -406,7 +406,7 @@ func testRollbackInPlace(t *testing.T, h Harness) {
 	if r := getRow(t, h, nests, "k"); r.val.Tags[0] != "x" || r.val.Inner.N[0] != 1 {
 		t.Fatalf("nested row = %+v, want the committed one", r.val)
 	}
-	if r := getRow(t, h, raws, "k"); string(r.val.Attrs) != `{"a":1}` {
-		t.Fatalf("json.RawMessage row = %s, want the committed {\"a\":1}", r.val.Attrs)
+	if r := getRow(t, h, raws, "k"); string(r.val.Attrs) != "12" {
+		t.Fatalf("json.RawMessage row = %s, want the committed 12", r.val.Attrs)
 	}
 }

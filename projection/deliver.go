@@ -113,7 +113,7 @@ func (pj *proj) step(ctx, handlerCtx context.Context, upTo event.Position) (more
 		if len(recs) == 0 {
 			return false, rerr
 		}
-	} else {
+	} else if pj.unavailable.Load() {
 		pj.setInfra(nil) // the log answers again
 	}
 	if len(recs) == 0 && rerr == nil {

@@ -77,9 +77,12 @@ type proj struct {
 	pos     atomic.Uint64
 	stopped atomic.Pointer[StoppedError]
 	exited  atomic.Bool // the async goroutine has returned
-	buf     []event.Record
-	notify  notify.Broadcast // position advanced, or the projector stopped or exited
-	resume  chan struct{}    // wakes a stopped async goroutine
+	// unavailable mirrors health.infraErr != nil, so that the delivery
+	// path can clear a recovered outage without taking the health lock.
+	unavailable atomic.Bool
+	buf         []event.Record
+	notify      notify.Broadcast // position advanced, or the projector stopped or exited
+	resume      chan struct{}    // wakes a stopped async goroutine
 
 	// health is what Status reports beyond the position, guarded by its
 	// own mutex (pj.mu is held for whole batches).

@@ -205,6 +205,7 @@ func (pj *proj) infraErr() error {
 func (pj *proj) setInfra(err error) {
 	pj.health.Lock()
 	pj.health.infraErr = err
+	pj.unavailable.Store(err != nil)
 	pj.health.Unlock()
 }
 

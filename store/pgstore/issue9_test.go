@@ -154,13 +154,20 @@ func TestBehindCountsEvents(t *testing.T) {
 	r := projection.NewRunner(st, projection.WithCheckpoints(st))
 	defer r.Close()
 	require.NoError(t, r.Add(projection.Named("p", event.HandlerFunc(func(context.Context, event.Record) error { return nil })), projection.AsAsync()))
+	var last event.Position
 	for i := range 2 {
-		_, err := st.Update(ctx, func(tx store.Tx) error {
+		pos, err := st.Update(ctx, func(tx store.Tx) error {
 			tx.Record("s", Tick{Seq: i})
 			return nil
 		})
 		require.NoError(t, err)
+		last = pos
 	}
+	// Another test's transaction may hold the horizon back for a moment:
+	// count once both commits are readable.
+	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	require.NoError(t, st.Wait(wctx, last-1))
 	s, err := r.StatusOf(ctx, "p")
 	require.NoError(t, err)
 	assert.EqualValues(t, 2, s.Behind, "two events behind (head %v)", s.Head)

@@ -100,7 +100,7 @@ func follow(ctx context.Context, st *pgstore.Store, p *pgstore.Projector, stopAt
 			continue
 		}
 		if stopAtHead {
-			head, err := st.Head(ctx)
+			head, err := committedHead(ctx, st)
 			if err != nil || head <= after {
 				return err
 			}
@@ -242,7 +242,7 @@ func TestCrashRecovery(t *testing.T) {
 
 	cp, err := rig.proj.LoadCheckpoint(ctx)
 	require.NoError(t, err)
-	head, err := rig.st.Head(ctx)
+	head, err := committedHead(ctx, rig.st)
 	require.NoError(t, err)
 	assert.Equal(t, head, cp.Position)
 	if t.Failed() {

@@ -96,3 +96,18 @@ type Tick struct {
 }
 
 func (Tick) EventType() string { return "pgstore_test.tick" }
+
+// committedHead is the position of the newest committed record. Head is the
+// newest readable one, which a transaction of another test running against
+// the same server can hold back for a moment; a test that means "everything
+// written so far" must use this instead.
+func committedHead(ctx context.Context, st *pgstore.Store) (event.Position, error) {
+	hb, err := st.HeldBack(ctx)
+	if err != nil {
+		return 0, err
+	}
+	if hb != nil {
+		return hb.Head, nil
+	}
+	return st.Head(ctx)
+}

@@ -126,6 +126,7 @@ func (pj *proj) step(ctx, handlerCtx context.Context, upTo event.Position) (more
 	}
 	applied := pos
 	var failed error
+	_, buffers := pj.p.(BatchFlusher)
 	for i := range recs {
 		rec := &recs[i]
 		if rec.Position <= applied {
@@ -140,7 +141,9 @@ func (pj *proj) step(ctx, handlerCtx context.Context, upTo event.Position) (more
 			break
 		}
 		applied = rec.Position
-		pj.pos.Store(uint64(applied))
+		if !buffers {
+			pj.pos.Store(uint64(applied))
+		}
 		if err := ctx.Err(); err != nil {
 			if applied < upTo {
 				failed = err
@@ -163,8 +166,22 @@ func (pj *proj) step(ctx, handlerCtx context.Context, upTo event.Position) (more
 			rec := event.Record{Position: bad.Position, Type: bad.Type}
 			if failed = pj.policy(ctx, handlerCtx, &rec, rerr, 1); failed == nil {
 				applied = bad.Position
-				pj.pos.Store(uint64(applied))
+				if !buffers {
+					pj.pos.Store(uint64(applied))
+				}
 			}
+		}
+	}
+	if applied > pos && buffers {
+		// The projector buffered the batch (BatchFlusher): it counts as
+		// applied once flushed, and is delivered again when not.
+		if err := pj.flushBatch(handlerCtx, applied); err != nil {
+			applied = pos
+			if failed == nil {
+				failed = err
+			}
+		} else {
+			pj.pos.Store(uint64(applied))
 		}
 	}
 	if applied > pos {

@@ -102,7 +102,10 @@ func (r *Runner) replayOne(ctx context.Context, pj *proj, pos event.Position) er
 	if len(recs) == 0 || recs[0].Position != pos {
 		return fmt.Errorf("projection: %s: parked position %v is not in the log", pj.name, pos)
 	}
-	handlerCtx := detach(ctx)
+	if pj.lease != nil && !pj.lease.owns() {
+		return fmt.Errorf("%w: %s", errNotOwner, pj.name)
+	}
+	handlerCtx := pj.ctxFor(detach(ctx))
 	if canReplay {
 		return pj.handle(handlerCtx, event.HandlerFunc(rp.Replay), recs[0])
 	}

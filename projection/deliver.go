@@ -136,6 +136,14 @@ func (pj *proj) step(ctx, handlerCtx context.Context, upTo event.Position) (more
 			failed = pj.halt(&GapError{Projector: pj.name, Expected: applied + 1, Got: rec.Position}, applied+1)
 			break
 		}
+		if pj.part != nil && PartitionOf(rec.Stream, pj.part.Count) != pj.part.Index {
+			// Another partition's record: done with it, without a call.
+			applied = rec.Position
+			if !buffers {
+				pj.pos.Store(uint64(applied))
+			}
+			continue
+		}
 		if err := pj.apply(ctx, handlerCtx, rec); err != nil {
 			failed = err
 			break
@@ -245,6 +253,10 @@ func (pj *proj) apply(ctx, handlerCtx context.Context, rec *event.Record) error 
 	if err == nil {
 		return nil
 	}
+	if pj.lease != nil && (errors.Is(err, ErrFenced) || handlerCtx.Err() != nil) {
+		// The lease is lost: the record is the new owner's to apply.
+		return err
+	}
 	if interrupted {
 		if pj.cfg.classify(err) {
 			return fmt.Errorf("%w (retrying %w)", ctx.Err(), err)
@@ -263,6 +275,9 @@ func (pj *proj) try(ctx, handlerCtx context.Context, h event.Handler, rec *event
 	infra := 0
 	for n := 1; ; {
 		err = pj.handle(handlerCtx, h, *rec)
+		if err != nil && pj.lease != nil && (errors.Is(err, ErrFenced) || handlerCtx.Err() != nil) {
+			return false, err // no retry under a lost lease
+		}
 		if err != nil && pj.cfg.classify(err) {
 			infra++
 			pj.setInfra(err)
@@ -312,7 +327,20 @@ func (pj *proj) saveCheckpoint(ctx context.Context, pos event.Position) error {
 	if pj.selfCP != nil {
 		return nil
 	}
-	err := pj.r.cps.Save(ctx, pj.name, Checkpoint{Position: pos, Version: pj.version})
+	cp := Checkpoint{Position: pos, Version: pj.version}
+	var err error
+	if pj.lease != nil {
+		held, _ := pj.lease.get()
+		if held.Token == 0 {
+			return &FencedError{Name: pj.name}
+		}
+		if err = pj.r.cps.(FencedCheckpoints).SaveFenced(ctx, pj.name, cp, held); err != nil && (errors.Is(err, ErrFenced) || ctx.Err() != nil) {
+			// The lease is lost (or going): not a save failure to report.
+			return err
+		}
+	} else {
+		err = pj.r.cps.Save(ctx, pj.name, cp)
+	}
 	pj.health.Lock()
 	pj.health.saveErr = err
 	pj.health.Unlock()

@@ -25,6 +25,12 @@ type Runner struct {
 	batch  int
 	contig bool
 
+	leases Leaser // WithLeases; nil: every projector is local
+	owner  string
+	ttl    time.Duration
+	groups []*group // partitioned leased projectors, for balancing
+	names  map[string]bool
+
 	closeTimeout  time.Duration
 	handlerCancel context.CancelFunc // cancels the async handlers' context
 	closeErr      error
@@ -57,7 +63,11 @@ func NewRunner(events store.Log, opts ...Option) *Runner {
 		o(r)
 	}
 	if r.cps == nil {
-		r.cps = &MemoryCheckpoints{}
+		if fc, ok := r.leases.(FencedCheckpoints); ok {
+			r.cps = fc
+		} else {
+			r.cps = &MemoryCheckpoints{}
+		}
 	}
 	r.parks, _ = r.cps.(ParkStore)
 	if c, ok := events.(store.Contiguous); ok {
@@ -84,6 +94,10 @@ type proj struct {
 	notify      notify.Broadcast // position advanced, or the projector stopped or exited
 	resume      chan struct{}    // wakes a stopped async goroutine
 
+	lease *leaseState // nil unless leased (WithLeases)
+	part  *Partition  // nil unless one partition of a partitioned projector
+	group *group      // the balancing of a leased partition; else nil
+
 	// health is what Status reports beyond the position, guarded by its
 	// own mutex (pj.mu is held for whole batches).
 	health struct {
@@ -97,8 +111,15 @@ type proj struct {
 
 // Add registers p. Call it before Start. Names must be unique.
 //
-// Errors: plain errors for misuse: Add after Start, a name added twice,
-// WithVersion for a projector that is not a Rebuilder.
+// With leases (WithLeases), an async projector that is not Local is
+// leased; a partitioned one (WithPartitions) is added as one projector per
+// partition, named PartitionName(p.Name(), i, n).
+//
+// Errors: ErrUnfencedCheckpoints (wrapped) for a leased projector that
+// does not keep its own checkpoint when the checkpoint store is not a
+// FencedCheckpoints; plain errors for misuse: Add after Start, a name
+// added twice, WithVersion for a projector that is not a Rebuilder,
+// WithPartitions for an inline projector.
 func (r *Runner) Add(p Projector, opts ...AddOption) error {
 	c := config{attempts: 3, backoff: DefaultBackoff, classify: IsInfrastructure}
 	for _, o := range opts {
@@ -110,19 +131,61 @@ func (r *Runner) Add(p Projector, opts ...AddOption) error {
 		return errors.New("projection: Add after Start")
 	}
 	name := p.Name()
-	if _, dup := r.projs[name]; dup {
+	if r.names[name] {
 		return fmt.Errorf("projection: projector %q added twice", name)
 	}
-	pj := &proj{r: r, p: p, name: name, cfg: c, buf: make([]event.Record, 0, r.batch), resume: make(chan struct{}, 1), mu: newCtxMutex()}
 	if _, ok := p.(Rebuilder); c.versionSet && !ok {
 		return fmt.Errorf("projection: WithVersion(%d) for %s, which does not implement projection.Rebuilder and so cannot be rebuilt", c.version, name)
 	}
-	pj.version = c.version
-	pj.selfCP, _ = p.(SelfCheckpointer)
-	r.projs[name] = pj
-	r.order = append(r.order, pj)
-	if c.mode == Inline {
-		r.inline = append(r.inline, pj)
+	selfCP, _ := p.(SelfCheckpointer)
+	leased := r.leases != nil && c.mode == Async && !c.local
+	if leased && selfCP == nil {
+		if _, ok := r.cps.(FencedCheckpoints); !ok {
+			return fmt.Errorf("%w: projector %s, checkpoint store %T", ErrUnfencedCheckpoints, name, r.cps)
+		}
+	}
+	n := c.partitions
+	if n > 1 && c.mode != Async {
+		return fmt.Errorf("projection: WithPartitions(%d) for %s, which is inline: only async projectors can be partitioned", n, name)
+	}
+	var g *group
+	if n > 1 && leased {
+		g = &group{name: name, prefix: name + "/members/", n: n}
+		g.share.Store(int32(n))
+		r.groups = append(r.groups, g)
+	}
+	names := []string{name}
+	if n > 1 {
+		names = names[:0]
+		for i := range n {
+			names = append(names, PartitionName(name, i, n))
+		}
+	}
+	for _, pn := range names {
+		if _, dup := r.projs[pn]; dup {
+			return fmt.Errorf("projection: projector %q added twice", pn)
+		}
+	}
+	if r.names == nil {
+		r.names = make(map[string]bool)
+	}
+	r.names[name] = true
+	for i, pn := range names {
+		pj := &proj{r: r, p: p, name: pn, cfg: c, buf: make([]event.Record, 0, r.batch), resume: make(chan struct{}, 1), mu: newCtxMutex()}
+		pj.version = c.version
+		pj.selfCP = selfCP
+		if leased {
+			pj.lease = &leaseState{held: Lease{}, holder: Lease{Name: pn}}
+			pj.group = g
+		}
+		if n > 1 {
+			pj.part = &Partition{Index: i, Count: n, Name: pn}
+		}
+		r.projs[pn] = pj
+		r.order = append(r.order, pj)
+		if c.mode == Inline {
+			r.inline = append(r.inline, pj)
+		}
 	}
 	return nil
 }
@@ -164,13 +227,11 @@ func (r *Runner) Start(ctx context.Context) error {
 
 	var rebuild []*proj
 	for _, pj := range order {
-		var cp Checkpoint
-		var err error
-		if pj.selfCP != nil {
-			cp, err = pj.selfCP.LoadCheckpoint(ctx)
-		} else {
-			cp, err = r.cps.Load(ctx, pj.name)
+		if pj.lease != nil {
+			// Loaded by whichever runner acquires the lease.
+			continue
 		}
+		cp, err := pj.loadCheckpoint(ctx)
 		if err != nil {
 			return fmt.Errorf("projection: load checkpoint of %s: %w", pj.name, err)
 		}
@@ -209,10 +270,22 @@ func (r *Runner) Start(ctx context.Context) error {
 	if r.closed.Load() {
 		return store.ErrClosed
 	}
+	for _, g := range r.groups {
+		// Join before the partitions start, so the first share already
+		// counts this runner among the live ones.
+		r.refreshGroup(ctx, g)
+		r.wg.Add(1)
+		go r.balance(runCtx, g)
+	}
 	for _, pj := range order {
-		if pj.cfg.mode == Async {
+		switch {
+		case pj.cfg.mode != Async:
+		case pj.lease != nil:
 			r.wg.Add(1)
-			go pj.follow(runCtx, handlerCtx)
+			go pj.followLeased(runCtx, handlerCtx)
+		default:
+			r.wg.Add(1)
+			go pj.follow(runCtx, pj.ctxFor(handlerCtx))
 		}
 	}
 	return firstErr

@@ -73,6 +73,9 @@ type config struct {
 
 	version    int
 	versionSet bool
+
+	local      bool // exempt from the runner's leases
+	partitions int  // WithPartitions; <= 1: none
 }
 
 // WithClassifier sets how the projector's errors are told apart: an error
@@ -135,3 +138,60 @@ func DefaultBackoff(n int) time.Duration {
 	d := 10 * time.Millisecond << min(n-1, 7)
 	return min(d, time.Second)
 }
+
+// DefaultLeaseTTL is the lease time WithLeases uses when given ttl <= 0: a
+// dead owner's projectors are taken over about this long after it stopped
+// renewing.
+const DefaultLeaseTTL = 5 * time.Second
+
+// WithLeases makes the runner's async projectors (and each partition of a
+// partitioned one, see WithPartitions) run in one process at a time: the
+// runners of every process add the same projectors, and for each one only
+// the runner holding its lease in l delivers to it, while the others stand
+// by (State Standby) and take over when the lease lapses or is released.
+// Inline projectors, and async ones added with Local, are not leased.
+//
+// owner names this runner in the lease store and in Status; it must be
+// unique among the runners sharing l (default: host name, process id and a
+// random suffix, so two runners of one process never pass for one). ttl is
+// how long a lease lasts unless renewed (DefaultLeaseTTL when <= 0): the
+// owner renews it every ttl/3, and a standby tries to acquire it every
+// ttl/8 or so.
+//
+// Every checkpoint the runner saves for a leased projector goes through
+// FencedCheckpoints.SaveFenced, so the checkpoint store must implement it
+// (Add fails with ErrUnfencedCheckpoints otherwise, unless the projector
+// keeps its own checkpoint). When no WithCheckpoints is given and l is a
+// FencedCheckpoints (MemoryLeases, pgstore's Store), l is the checkpoint
+// store.
+func WithLeases(l Leaser, owner string, ttl time.Duration) Option {
+	return func(r *Runner) {
+		if ttl <= 0 {
+			ttl = DefaultLeaseTTL
+		}
+		if owner == "" {
+			owner = defaultOwner()
+		}
+		r.leases, r.owner, r.ttl = l, owner, ttl
+	}
+}
+
+// Local exempts an async projector from the runner's leases (WithLeases):
+// every process delivers to it, as to an in-process view that each process
+// keeps for itself. Inline projectors are always local.
+func Local() AddOption { return func(c *config) { c.local = true } }
+
+// WithPartitions splits an async projector into n partitions (n >= 2): the
+// record of stream s goes to partition PartitionOf(s, n), so records of one
+// stream keep their order. Each partition has its own goroutine, checkpoint
+// and, with WithLeases, its own lease, named PartitionName(name, i, n), so
+// partitions spread over the processes: every runner takes a fair share
+// (about n divided by the live runners) and gives up the extras when
+// another runner joins. The projector's Handle is called concurrently from
+// the partitions' goroutines (one record at a time per partition) and sees
+// only its partition's records; its context carries the Partition
+// (PartitionFrom) and, when leased, the fence (FenceFrom), so a
+// SelfCheckpointer keeps one checkpoint per partition. Status reports one
+// entry per partition. Partitioned projectors cannot be rebuilt with
+// Rebuild; n <= 1 means no partitions.
+func WithPartitions(n int) AddOption { return func(c *config) { c.partitions = n } }

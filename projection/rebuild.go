@@ -25,7 +25,8 @@ import (
 // is untouched);
 // ctx.Err(); [store.ErrClosed] (also when Close interrupts it); plain
 // errors for misuse: an unknown name, a projector that is not a Rebuilder,
-// a rebuild of it already running, a runner not started.
+// a rebuild of it already running, a runner not started, a partitioned
+// projector, a leased projector whose lease another runner holds.
 func (r *Runner) Rebuild(ctx context.Context, name string) error {
 	if r.closed.Load() {
 		return store.ErrClosed
@@ -44,6 +45,12 @@ func (r *Runner) rebuild(ctx context.Context, pj *proj) error {
 	rb, ok := pj.p.(Rebuilder)
 	if !ok {
 		return fmt.Errorf("%w: %s", errNotRebuildable, pj.name)
+	}
+	if pj.part != nil {
+		return fmt.Errorf("projection: %s is one partition of a partitioned projector, which cannot be rebuilt", pj.name)
+	}
+	if pj.lease != nil && !pj.lease.owns() {
+		return fmt.Errorf("%w: %s", errNotOwner, pj.name)
 	}
 	pj.health.Lock()
 	if pj.health.rebuilding {

@@ -49,9 +49,14 @@ const (
 	// (see WithClassifier); Status.Err holds the latest cause. Delivery
 	// resumes by itself once the store answers.
 	Unavailable
+	// Standby: the projector is leased (WithLeases) and another runner
+	// holds the lease (Status.Owner), or nobody does yet; this runner
+	// tries to acquire it now and then. Status.Checkpoint follows the
+	// owner's saved checkpoint.
+	Standby
 )
 
-var stateNames = [...]string{"idle", "running", "catching up", "rebuilding", "stopped", "closed", "unavailable"}
+var stateNames = [...]string{"idle", "running", "catching up", "rebuilding", "stopped", "closed", "unavailable", "standby"}
 
 func (s State) String() string {
 	if int(s) < len(stateNames) {
@@ -89,6 +94,17 @@ type Status struct {
 	Err     error
 	Parked  int // events in the dead-letter list
 	Version int
+
+	// Leased says the projector runs under the runner's leases
+	// (WithLeases). Owner is then the runner holding its lease (this
+	// runner's Owner when it delivers, "" when nobody holds it) and Epoch
+	// that lease's fencing token, which grows with every change of owner.
+	Leased bool
+	Owner  string
+	Epoch  uint64
+	// Partition is set for one partition of a partitioned projector
+	// (WithPartitions); Name is then the partition's name.
+	Partition *Partition
 }
 
 // Status reports every projector in the order they were added.
@@ -184,6 +200,14 @@ func (pj *proj) status(ctx context.Context, head event.Position, hb *store.HeldB
 	if se := pj.stopped.Load(); se != nil {
 		s.Err = se
 	}
+	if pj.part != nil {
+		p := *pj.part
+		s.Partition = &p
+	}
+	if pj.lease != nil {
+		_, holder := pj.lease.get()
+		s.Leased, s.Owner, s.Epoch = true, holder.Owner, holder.Token
+	}
 	pj.health.Lock()
 	if s.Err == nil {
 		s.Err = pj.health.infraErr
@@ -228,6 +252,8 @@ func (pj *proj) state(pos uint64, head event.Position) State {
 		return Idle
 	case pj.exited.Load():
 		return Closed // Start's ctx ended, or the log was closed
+	case pj.lease != nil && !pj.lease.owns():
+		return Standby
 	case uint64(head) > pos:
 		return CatchingUp
 	}

@@ -88,6 +88,13 @@ var (
 // NewProjector returns a projector named name that runs apply for each
 // record. Its checkpoint is the row name in the store's checkpoints table,
 // the same one Store.Load reads.
+//
+// It works under a runner's leases (projection.WithLeases): when the
+// context carries a fence (projection.FenceFrom), each transaction checks
+// it against the store's leases table first, so a former owner's write is
+// refused with a *projection.FencedError and rolled back. Partitioned
+// (projection.WithPartitions), it keeps one checkpoint row per partition,
+// named after the partition (projection.PartitionFrom).
 func NewProjector(st *Store, name string, apply ApplyFunc) *Projector {
 	return &Projector{st: st, name: name, apply: apply}
 }
@@ -97,7 +104,15 @@ func (p *Projector) Name() string { return p.name }
 
 // LoadCheckpoint implements projection.SelfCheckpointer.
 func (p *Projector) LoadCheckpoint(ctx context.Context) (projection.Checkpoint, error) {
-	return p.st.Load(ctx, p.name)
+	return p.st.Load(ctx, p.checkpoint(ctx))
+}
+
+// checkpoint is the name of the checkpoint row ctx's records go with.
+func (p *Projector) checkpoint(ctx context.Context) string {
+	if part, ok := projection.PartitionFrom(ctx); ok {
+		return part.Name
+	}
+	return p.name
 }
 
 // Handle implements projection.Projector. In one transaction it locks the
@@ -106,8 +121,9 @@ func (p *Projector) LoadCheckpoint(ctx context.Context) (projection.Checkpoint, 
 // rec.Position. If apply fails, nothing of it stays and the checkpoint does
 // not move.
 //
-// Errors: apply's error, unchanged; store.ErrClosed; errors matching
-// ctx.Err(); the driver error, wrapped.
+// Errors: apply's error, unchanged; *projection.FencedError
+// (projection.ErrFenced) when ctx's fence is stale; store.ErrClosed;
+// errors matching ctx.Err(); the driver error, wrapped.
 func (p *Projector) Handle(ctx context.Context, rec event.Record) error {
 	return p.locked(ctx, func(tx pgx.Tx, cur event.Position) (bool, error) {
 		if cur >= rec.Position {
@@ -116,7 +132,7 @@ func (p *Projector) Handle(ctx context.Context, rec event.Record) error {
 		if err := p.apply(ctx, tx, rec); err != nil {
 			return false, err
 		}
-		tag, err := tx.Exec(ctx, p.st.q.advanceCheckpoint, p.name, int64(rec.Position))
+		tag, err := tx.Exec(ctx, p.st.q.advanceCheckpoint, p.checkpoint(ctx), int64(rec.Position))
 		if err != nil {
 			return false, wrap(ctx, "save checkpoint", err)
 		}
@@ -140,7 +156,7 @@ func (p *Projector) Replay(ctx context.Context, rec event.Record) error {
 		if err := p.apply(ctx, tx, rec); err != nil {
 			return false, err
 		}
-		if _, err := tx.Exec(ctx, p.st.q.unpark, p.name, int64(rec.Position)); err != nil {
+		if _, err := tx.Exec(ctx, p.st.q.unpark, p.checkpoint(ctx), int64(rec.Position)); err != nil {
 			return false, wrap(ctx, "unpark", err)
 		}
 		return true, nil
@@ -169,8 +185,13 @@ func (p *Projector) locked(ctx context.Context, fn func(tx pgx.Tx, cur event.Pos
 		_ = tx.Rollback(rctx)
 		cancel()
 	}()
+	if fence, ok := projection.FenceFrom(ctx); ok {
+		if err := s.checkFence(ctx, tx, fence); err != nil {
+			return err
+		}
+	}
 	var cur int64
-	if err := tx.QueryRow(ctx, s.q.lockCheckpoint, p.name).Scan(&cur); err != nil && !errors.Is(err, pgx.ErrNoRows) {
+	if err := tx.QueryRow(ctx, s.q.lockCheckpoint, p.checkpoint(ctx)).Scan(&cur); err != nil && !errors.Is(err, pgx.ErrNoRows) {
 		return wrap(ctx, "lock checkpoint", err)
 	}
 	commit, err := fn(tx, event.Position(cur))

@@ -68,6 +68,16 @@ CREATE TABLE %[1]s.dead_letters (
 	PRIMARY KEY (name, position)
 );
 `,
+	// 3: leases (projection.Leaser). A row is never deleted: a released
+	// lease keeps its token, so tokens for a name only ever grow.
+	`
+CREATE TABLE %[1]s.leases (
+	name    text        PRIMARY KEY,
+	owner   text        NOT NULL, -- '' once released
+	token   bigint      NOT NULL CHECK (token > 0),
+	expires timestamptz NOT NULL  -- by the server's clock
+);
+`,
 }
 
 // migrate brings the schema up to date. The advisory lock is taken before
@@ -129,6 +139,9 @@ type queries struct {
 	park, unpark, loadParked      string
 	lockParked, clearParked       string
 	insertParked                  string
+	acquireLease, renewLease      string
+	releaseLease, leaseHolder     string
+	listLeases, lockLease         string
 }
 
 func buildQueries(schema string) queries {
@@ -237,8 +250,36 @@ RETURNING position`,
 			SELECT $1, * FROM unnest($2::bigint[], $3::text[], $4::integer[], $5::timestamptz[])
 			ON CONFLICT (name, position) DO UPDATE
 			SET err = excluded.err, attempts = excluded.attempts, parked_at = excluded.parked_at`,
+		// The lease queries use the server's clock only, so owners on
+		// machines with skewed clocks agree on expiry. $3 is the TTL in
+		// microseconds. An owner re-acquiring its live lease keeps the
+		// token; anyone else, or the same owner after expiry, gets the
+		// next one. A live lease of another owner makes the WHERE false:
+		// no row comes back.
+		acquireLease: `INSERT INTO $schema.leases AS l (name, owner, token, expires)
+			VALUES ($1, $2, 1, clock_timestamp() + $3 * interval '1 microsecond')
+			ON CONFLICT (name) DO UPDATE SET
+				token = CASE WHEN l.owner = excluded.owner AND l.expires > clock_timestamp() THEN l.token ELSE l.token + 1 END,
+				owner = excluded.owner, expires = excluded.expires
+			WHERE l.owner = excluded.owner OR l.owner = '' OR l.expires <= clock_timestamp()
+			RETURNING token, expires`,
+		renewLease: `UPDATE $schema.leases SET expires = clock_timestamp() + $3 * interval '1 microsecond'
+			WHERE name = $1 AND token = $2 AND owner <> '' AND expires > clock_timestamp()
+			RETURNING owner, expires`,
+		releaseLease: `UPDATE $schema.leases SET owner = '', expires = '-infinity'
+			WHERE name = $1 AND token = $2 AND owner <> ''`,
+		leaseHolder: `SELECT owner, token, expires FROM $schema.leases
+			WHERE name = $1 AND owner <> '' AND expires > clock_timestamp()`,
+		listLeases: `SELECT name, owner, token, expires FROM $schema.leases
+			WHERE starts_with(name, $1) AND owner <> '' AND expires > clock_timestamp()
+			ORDER BY name COLLATE "C"`,
+		// FOR SHARE makes an Acquire that would take the lease over wait
+		// for the fenced write's transaction to end.
+		lockLease: `SELECT token FROM $schema.leases
+			WHERE name = $1 AND owner <> '' AND expires > clock_timestamp() FOR SHARE`,
 	}
 	for _, p := range []*string{
+		&q.acquireLease, &q.renewLease, &q.releaseLease, &q.leaseHolder, &q.listLeases, &q.lockLease,
 		&q.streamVersion, &q.streamVersions, &q.insertEvents, &q.read, &q.head,
 		&q.heads, &q.countEvents, &q.blocker,
 		&q.getRow, &q.upsertRow, &q.insertRow, &q.updateRow, &q.rowVersion, &q.deleteRow,

@@ -1,0 +1,531 @@
+package pgstore_test
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/stretchr/testify/require"
+
+	"github.com/cqrskit/cqrs/event"
+	"github.com/cqrskit/cqrs/projection"
+	"github.com/cqrskit/cqrs/store"
+	"github.com/cqrskit/cqrs/store/pgstore"
+)
+
+// These tests run projectors in several operating-system processes: the
+// test binary starts copies of itself (TestLeaseChild, selected by
+// childEnv) that each run a Runner with the same exactly-once counter
+// projector under pgstore's leases, and kills, stops and restarts them.
+//
+// Environment:
+//   - CQRSKIT_LEASE_KILLS=n: kill the owner n times in TestMultiProcessFailover
+//     (default 2) and log the takeover times' p50 and max;
+//   - CQRSKIT_LEASE_SPEEDUP=n: run TestMultiProcessSpeedup on n events
+//     (skipped otherwise).
+const childEnv = "CQRSKIT_LEASE_CHILD"
+
+// mpTTL is the children's lease TTL: short, to keep the tests quick.
+const mpTTL = time.Second
+
+// childReport is what a child prints, as one JSON line, every 50ms.
+type childReport struct {
+	Owner    string        `json:"owner"`
+	Fenced   int64         `json:"fenced"` // writes its projector had refused by the fence
+	Statuses []childStatus `json:"statuses"`
+}
+
+type childStatus struct {
+	Name       string `json:"name"`
+	State      string `json:"state"`
+	Owner      string `json:"owner"`
+	Epoch      uint64 `json:"epoch"`
+	Checkpoint uint64 `json:"checkpoint"`
+}
+
+// held lists the projectors (or partitions) the child delivers to.
+func (r childReport) held() []string {
+	var out []string
+	for _, s := range r.Statuses {
+		if s.Owner == r.Owner && s.State != projection.Standby.String() {
+			out = append(out, s.Name)
+		}
+	}
+	return out
+}
+
+// counterTables creates the counter view's tables: a count and the last
+// version applied per stream (disorder counts versions that arrived out of
+// order), and one row per applied position (dup counts re-applications).
+func counterTables(t testing.TB, pool *pgxpool.Pool, schema string) {
+	t.Helper()
+	q := pgx.Identifier{schema}.Sanitize()
+	_, err := pool.Exec(context.Background(), `
+CREATE TABLE `+q+`.counts (stream text PRIMARY KEY, n bigint NOT NULL, last_version bigint NOT NULL, disorder bigint NOT NULL DEFAULT 0);
+CREATE TABLE `+q+`.applied (position bigint PRIMARY KEY, dup integer NOT NULL DEFAULT 0);`)
+	require.NoError(t, err)
+}
+
+// leasedCounter is the child's projector: pgstore.Projector (view and
+// checkpoint in one transaction, fenced) around the counter tables. A
+// pause before each record, outside the transaction, makes kills and stops
+// land mid-batch; the write after it ignores cancellation, as a slow
+// handler that does not watch its context would, so a stale owner does
+// try to write and the fence must refuse it.
+type leasedCounter struct {
+	*pgstore.Projector
+	pause  time.Duration
+	fenced atomic.Int64
+}
+
+func newLeasedCounter(st *pgstore.Store, schema string, pause time.Duration) *leasedCounter {
+	q := pgx.Identifier{schema}.Sanitize()
+	upsert := `INSERT INTO ` + q + `.counts AS c (stream, n, last_version) VALUES ($1, 1, $2)
+		ON CONFLICT (stream) DO UPDATE SET n = c.n + 1, last_version = $2,
+			disorder = c.disorder + CASE WHEN c.last_version >= $2 THEN 1 ELSE 0 END`
+	mark := `INSERT INTO ` + q + `.applied AS a (position) VALUES ($1)
+		ON CONFLICT (position) DO UPDATE SET dup = a.dup + 1`
+	c := &leasedCounter{pause: pause}
+	c.Projector = pgstore.NewProjector(st, "counter", func(ctx context.Context, tx pgx.Tx, rec event.Record) error {
+		if _, err := tx.Exec(ctx, upsert, rec.Stream, int64(rec.Version)); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, mark, int64(rec.Position))
+		return err
+	})
+	return c
+}
+
+func (c *leasedCounter) Handle(ctx context.Context, rec event.Record) error {
+	if c.pause > 0 {
+		time.Sleep(c.pause)
+	}
+	err := c.Projector.Handle(context.WithoutCancel(ctx), rec)
+	if errors.Is(err, projection.ErrFenced) {
+		c.fenced.Add(1)
+	}
+	return err
+}
+
+// TestLeaseChild is the child process; it does nothing in a normal run.
+func TestLeaseChild(t *testing.T) {
+	if os.Getenv(childEnv) == "" {
+		t.Skip("only runs as a child of the multi-process tests")
+	}
+	env := func(k string) string { return os.Getenv("CQRSKIT_LEASE_" + k) }
+	ctx := context.Background()
+	cfg, err := pgxpool.ParseConfig(os.Getenv(urlEnv))
+	require.NoError(t, err)
+	cfg.MaxConns = 10
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	require.NoError(t, err)
+	defer pool.Close()
+	schema := env("SCHEMA")
+	st, err := pgstore.New(ctx, pool, testRegistry(t), pgstore.WithSchema(schema), pgstore.WithPollInterval(50*time.Millisecond))
+	require.NoError(t, err)
+	defer st.Close()
+	owner := env("OWNER")
+	parts, _ := strconv.Atoi(env("PARTITIONS"))
+	pause, _ := time.ParseDuration(env("PAUSE"))
+	batch, _ := strconv.Atoi(env("BATCH"))
+	r := projection.NewRunner(st, projection.WithLeases(st, owner, mpTTL), projection.WithBatchSize(max(batch, 1)))
+	c := newLeasedCounter(st, schema, pause)
+	require.NoError(t, r.Add(c, projection.AsAsync(), projection.WithPartitions(parts), projection.WithRetry(1, nil)))
+	require.NoError(t, r.Start(ctx))
+	defer r.Close()
+	out := bufio.NewWriter(os.Stdout)
+	for {
+		ss, err := r.Status(ctx)
+		if err == nil {
+			rep := childReport{Owner: owner, Fenced: c.fenced.Load()}
+			for _, s := range ss {
+				rep.Statuses = append(rep.Statuses, childStatus{Name: s.Name, State: s.State.String(), Owner: s.Owner, Epoch: s.Epoch, Checkpoint: uint64(s.Checkpoint)})
+			}
+			b, _ := json.Marshal(rep)
+			fmt.Fprintf(out, "REPORT %s\n", b)
+			_ = out.Flush()
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// child is a running child process and its latest report.
+type child struct {
+	owner string
+	cmd   *exec.Cmd
+	mu    sync.Mutex
+	last  childReport
+	seen  bool
+	done  chan struct{}
+}
+
+func (c *child) report() (childReport, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.last, c.seen
+}
+
+// cluster is a schema with the counter tables, a store for the test's own
+// writes and checks, and the children.
+type cluster struct {
+	t        *testing.T
+	pool     *pgxpool.Pool
+	schema   string
+	st       *pgstore.Store
+	parts    int
+	pause    time.Duration
+	batch    int
+	children []*child
+	n        int // children started so far, for owner names
+	streams  int
+	written  int
+}
+
+func newCluster(t *testing.T, parts int, pause time.Duration) *cluster {
+	pool := newPool(t, 8)
+	st := newStore(t, pool)
+	counterTables(t, pool, st.Schema())
+	return &cluster{t: t, pool: pool, schema: st.Schema(), st: st, parts: parts, pause: pause, batch: 50, streams: 40}
+}
+
+func (cl *cluster) start() *child {
+	t := cl.t
+	cl.n++
+	c := &child{owner: fmt.Sprintf("proc-%d", cl.n), done: make(chan struct{})}
+	cmd := exec.Command(os.Args[0], "-test.run=^TestLeaseChild$", "-test.count=1", "-test.timeout=0")
+	cmd.Env = append(os.Environ(), childEnv+"=1",
+		"CQRSKIT_LEASE_SCHEMA="+cl.schema, "CQRSKIT_LEASE_OWNER="+c.owner,
+		"CQRSKIT_LEASE_PARTITIONS="+strconv.Itoa(cl.parts), "CQRSKIT_LEASE_PAUSE="+cl.pause.String(),
+		"CQRSKIT_LEASE_BATCH="+strconv.Itoa(cl.batch))
+	stdout, err := cmd.StdoutPipe()
+	require.NoError(t, err)
+	cmd.Stderr = os.Stderr
+	require.NoError(t, cmd.Start())
+	c.cmd = cmd
+	go func() {
+		defer close(c.done)
+		sc := bufio.NewScanner(stdout)
+		sc.Buffer(make([]byte, 1<<20), 1<<20)
+		for sc.Scan() {
+			line := sc.Bytes()
+			const prefix = "REPORT "
+			if len(line) < len(prefix) || string(line[:len(prefix)]) != prefix {
+				continue
+			}
+			var rep childReport
+			if json.Unmarshal(line[len(prefix):], &rep) == nil {
+				c.mu.Lock()
+				c.last, c.seen = rep, true
+				c.mu.Unlock()
+			}
+		}
+		_ = cmd.Wait()
+	}()
+	t.Cleanup(func() { cl.kill(c) })
+	cl.children = append(cl.children, c)
+	return c
+}
+
+// kill SIGKILLs c (if it still runs) and waits for it to exit.
+func (cl *cluster) kill(c *child) {
+	_ = c.cmd.Process.Signal(syscall.SIGCONT) // a stopped process dies too, but be sure
+	_ = c.cmd.Process.Kill()
+	<-c.done
+	cl.children = slices.DeleteFunc(cl.children, func(x *child) bool { return x == c })
+}
+
+// write appends n events spread over the cluster's streams.
+func (cl *cluster) write(n int) {
+	t := cl.t
+	for done := 0; done < n; {
+		k := min(100, n-done)
+		_, err := cl.st.Update(context.Background(), func(tx store.Tx) error {
+			for j := range k {
+				i := cl.written + done + j
+				tx.Record(fmt.Sprintf("s-%d", i%cl.streams), Incremented{Key: "k", N: i})
+			}
+			return nil
+		})
+		require.NoError(t, err)
+		done += k
+	}
+	cl.written += n
+}
+
+// holders returns the live lease holder of each leased name.
+func (cl *cluster) holders() map[string]projection.Lease {
+	ls, err := cl.st.List(context.Background(), "counter")
+	require.NoError(cl.t, err)
+	m := map[string]projection.Lease{}
+	for _, l := range ls {
+		m[l.Name] = l
+	}
+	return m
+}
+
+// leaseNames are the names the counter is leased under.
+func (cl *cluster) leaseNames() []string {
+	if cl.parts <= 1 {
+		return []string{"counter"}
+	}
+	var out []string
+	for i := range cl.parts {
+		out = append(out, projection.PartitionName("counter", i, cl.parts))
+	}
+	return out
+}
+
+// until polls cond every 10ms for up to d.
+func (cl *cluster) until(d time.Duration, what string, cond func() bool) {
+	cl.t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			cl.t.Fatalf("not %s within %v", what, d)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// applied is the number of records the view has applied.
+func (cl *cluster) applied() int {
+	var n int
+	require.NoError(cl.t, cl.pool.QueryRow(context.Background(), `SELECT count(*) FROM `+pgx.Identifier{cl.schema}.Sanitize()+`.applied`).Scan(&n))
+	return n
+}
+
+// checkExact waits until every written event is applied, then requires
+// each exactly once, every stream counted right and in version order.
+func (cl *cluster) checkExact(within time.Duration) {
+	t := cl.t
+	t.Helper()
+	cl.until(within, fmt.Sprintf("all %d events applied", cl.written), func() bool { return cl.applied() >= cl.written })
+	q := pgx.Identifier{cl.schema}.Sanitize()
+	var rows, dups, total, disorder int
+	require.NoError(t, cl.pool.QueryRow(context.Background(), `SELECT count(*), coalesce(sum(dup), 0) FROM `+q+`.applied`).Scan(&rows, &dups))
+	require.NoError(t, cl.pool.QueryRow(context.Background(), `SELECT coalesce(sum(n), 0), coalesce(sum(disorder), 0) FROM `+q+`.counts`).Scan(&total, &disorder))
+	require.Equal(t, cl.written, rows, "distinct positions applied")
+	require.Zero(t, dups, "positions applied more than once")
+	require.Equal(t, cl.written, total, "sum of the per-stream counts")
+	require.Zero(t, disorder, "records of a stream applied out of version order")
+	want := map[string]int{}
+	for i := range cl.written {
+		want[fmt.Sprintf("s-%d", i%cl.streams)]++
+	}
+	rs, err := cl.pool.Query(context.Background(), `SELECT stream, n FROM `+q+`.counts`)
+	require.NoError(t, err)
+	got := map[string]int{}
+	for rs.Next() {
+		var s string
+		var n int
+		require.NoError(t, rs.Scan(&s, &n))
+		got[s] = n
+	}
+	require.NoError(t, rs.Err())
+	require.Equal(t, want, got, "per-stream counts")
+}
+
+// owner returns the child holding name's lease, waiting for one.
+func (cl *cluster) ownerOf(name string, within time.Duration) *child {
+	var found *child
+	cl.until(within, "an owner for "+name, func() bool {
+		h := cl.holders()[name]
+		for _, c := range cl.children {
+			if c.owner == h.Owner {
+				found = c
+				return true
+			}
+		}
+		return false
+	})
+	return found
+}
+
+func percentile(ds []time.Duration, p float64) time.Duration {
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	return s[min(len(s)-1, int(float64(len(s))*p))]
+}
+
+// TestMultiProcessFailover: three processes, one projector. SIGKILL the
+// owner mid-batch; another takes over within about the TTL and resumes
+// from the checkpoint: nothing lost, nothing applied twice.
+func TestMultiProcessFailover(t *testing.T) {
+	testURL(t)
+	kills := 2
+	if s := os.Getenv("CQRSKIT_LEASE_KILLS"); s != "" {
+		kills, _ = strconv.Atoi(s)
+	}
+	cl := newCluster(t, 1, time.Millisecond)
+	cl.write(2000)
+	for range 3 {
+		cl.start()
+	}
+	var takeovers []time.Duration
+	for k := range kills {
+		owner := cl.ownerOf("counter", 10*mpTTL)
+		// Let it get some way into the log (a batch is in hand).
+		before := cl.applied()
+		cl.until(10*mpTTL, "progress by the owner", func() bool { return cl.applied() > before+20 })
+		old := cl.holders()["counter"]
+		t0 := time.Now()
+		cl.kill(owner)
+		var next projection.Lease
+		cl.until(5*mpTTL, "a takeover", func() bool {
+			next = cl.holders()["counter"]
+			return next.Owner != "" && next.Owner != old.Owner
+		})
+		d := time.Since(t0)
+		takeovers = append(takeovers, d)
+		require.Greater(t, next.Token, old.Token, "kill %d: the new owner's epoch", k)
+		cl.start() // keep three processes
+		cl.write(300)
+	}
+	cl.checkExact(60 * time.Second)
+	t.Logf("takeover after SIGKILL over %d kills (TTL %v): p50 %v, max %v", len(takeovers), mpTTL,
+		percentile(takeovers, 0.5).Round(time.Millisecond), percentile(takeovers, 1).Round(time.Millisecond))
+	for _, d := range takeovers {
+		require.Less(t, d, 2*mpTTL, "a takeover took longer than twice the TTL")
+	}
+}
+
+// TestMultiProcessPausedOwner: SIGSTOP the owner past its lease; another
+// process takes over; on SIGCONT the old owner's writes are refused by the
+// fence, it goes back to standby, and the view stays exact.
+func TestMultiProcessPausedOwner(t *testing.T) {
+	testURL(t)
+	cl := newCluster(t, 1, 5*time.Millisecond)
+	cl.write(1000)
+	for range 2 {
+		cl.start()
+	}
+	owner := cl.ownerOf("counter", 10*mpTTL)
+	cl.until(10*mpTTL, "progress", func() bool { return cl.applied() > 50 })
+	old := cl.holders()["counter"]
+	require.NoError(t, owner.cmd.Process.Signal(syscall.SIGSTOP))
+	stopped := time.Now()
+	var next projection.Lease
+	cl.until(5*mpTTL, "a takeover from the stopped owner", func() bool {
+		next = cl.holders()["counter"]
+		return next.Owner != "" && next.Owner != old.Owner
+	})
+	t.Logf("takeover from a stopped owner after %v", time.Since(stopped).Round(time.Millisecond))
+	time.Sleep(mpTTL / 2) // the new owner makes progress meanwhile
+	require.NoError(t, owner.cmd.Process.Signal(syscall.SIGCONT))
+	var rep childReport
+	cl.until(5*mpTTL, "the old owner back in standby, its stale write refused", func() bool {
+		var ok bool
+		rep, ok = owner.report()
+		return ok && rep.Fenced > 0 && len(rep.held()) == 0 && len(rep.Statuses) == 1 &&
+			rep.Statuses[0].Owner == next.Owner && rep.Statuses[0].State == projection.Standby.String()
+	})
+	t.Logf("stale writes refused after SIGCONT: %d", rep.Fenced)
+	require.Equal(t, next.Token, rep.Statuses[0].Epoch, "the standby's Status names the new epoch")
+	cl.write(200)
+	cl.checkExact(60 * time.Second)
+}
+
+// TestMultiProcessPartitions: three processes, the projector in 8
+// partitions. They share the partitions out; kill one and its partitions
+// move to the others; start it again and it gets its share back. Status
+// of every process names the owner, epoch and partitions held; the view is
+// exact and every stream in order.
+func TestMultiProcessPartitions(t *testing.T) {
+	testURL(t)
+	cl := newCluster(t, 8, time.Millisecond)
+	cl.write(2000)
+	for range 3 {
+		cl.start()
+	}
+	names := cl.leaseNames()
+	// balanced waits until each live child holds its share, and checks
+	// that the children's Status agrees with the lease table.
+	balanced := func(what string) {
+		t.Helper()
+		cl.until(15*mpTTL, what, func() bool {
+			hs := cl.holders()
+			byOwner := map[string][]string{}
+			for _, n := range names {
+				h, ok := hs[n]
+				if !ok {
+					return false
+				}
+				byOwner[h.Owner] = append(byOwner[h.Owner], n)
+			}
+			share := (len(names) + len(cl.children) - 1) / len(cl.children)
+			for _, c := range cl.children {
+				got := byOwner[c.owner]
+				if len(got) < share-1 || len(got) > share {
+					return false
+				}
+				rep, ok := c.report()
+				if !ok || !slices.Equal(rep.held(), got) {
+					return false
+				}
+				for _, s := range rep.Statuses {
+					if s.Owner != hs[s.Name].Owner || s.Epoch != hs[s.Name].Token {
+						return false
+					}
+				}
+			}
+			return len(byOwner) == len(cl.children)
+		})
+		for _, c := range cl.children {
+			rep, _ := c.report()
+			t.Logf("%s: %s holds %v", what, c.owner, rep.held())
+		}
+	}
+	balanced("shared out over 3")
+	cl.write(500)
+	victim := cl.children[0]
+	cl.kill(victim)
+	balanced("moved to the 2 survivors")
+	cl.write(500)
+	cl.start()
+	balanced("shared out again after the restart")
+	cl.write(500)
+	cl.checkExact(60 * time.Second)
+}
+
+// TestMultiProcessSpeedup projects CQRSKIT_LEASE_SPEEDUP events in 8
+// partitions with one process, then with three, and logs the speed-up.
+func TestMultiProcessSpeedup(t *testing.T) {
+	n, _ := strconv.Atoi(os.Getenv("CQRSKIT_LEASE_SPEEDUP"))
+	if n <= 0 {
+		t.Skip("set CQRSKIT_LEASE_SPEEDUP=<events> to measure the partitioned speed-up")
+	}
+	testURL(t)
+	run := func(procs int) time.Duration {
+		cl := newCluster(t, 8, 0)
+		cl.streams = 1000
+		cl.batch = 256
+		cl.write(n)
+		t0 := time.Now()
+		for range procs {
+			cl.start()
+		}
+		cl.checkExact(30 * time.Minute)
+		d := time.Since(t0)
+		for _, c := range slices.Clone(cl.children) {
+			cl.kill(c)
+		}
+		t.Logf("%d events, 8 partitions, %d process(es): %v (%.0f events/s)", n, procs, d.Round(time.Millisecond), float64(n)/d.Seconds())
+		return d
+	}
+	one := run(1)
+	three := run(3)
+	t.Logf("speed-up of 3 processes over 1: %.2fx", one.Seconds()/three.Seconds())
+}

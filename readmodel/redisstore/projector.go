@@ -54,8 +54,8 @@ type Projector struct {
 	mu    sync.Mutex
 	w     *writer
 	bg    sync.WaitGroup
-	stop  chan struct{}
-	once  sync.Once
+	stop  chan struct{} // closed by Close; guarded by mu
+	cmu   sync.Mutex     // serialises Close
 	chunk int
 }
 
@@ -375,30 +375,43 @@ func (p *Projector) Shadow(ctx context.Context) (projection.Shadow, error) {
 	swap := func() {
 		smu.Lock()
 		defer smu.Unlock()
+		p.cmu.Lock() // no Close between Add and the goroutine's start
 		p.mu.Lock()
 		sw.shadow = false
 		p.w = sw
-		p.mu.Unlock()
+		stop := p.stop
 		p.bg.Add(1)
-		go p.switchAndClean(n)
+		p.mu.Unlock()
+		p.cmu.Unlock()
+		// Switch readers now, so that a query right after Rebuild reads
+		// the new generation; if Redis does not answer, the background
+		// goroutine (and the next commit) finish the switch.
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		err := switchScript.Run(ctx, p.ns.rdb, nil, p.ns.genKey(), n).Err()
+		cancel()
+		go p.switchAndClean(n, err == nil, stop)
 	}
 	return projection.Shadow{Handler: handle, Flush: flush, Swap: swap}, nil
 }
 
-// switchAndClean switches readers to generation n (retrying while Redis
-// is unreachable, until Close) and then deletes older generations.
-func (p *Projector) switchAndClean(n uint64) {
+// switchAndClean switches readers to generation n, retrying while Redis
+// is unreachable (until Close), and then deletes older generations.
+func (p *Projector) switchAndClean(n uint64, switched bool, stop <-chan struct{}) {
 	defer p.bg.Done()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go func() {
 		select {
-		case <-p.stop:
+		case <-stop:
 			cancel()
 		case <-ctx.Done():
 		}
 	}()
 	for delay := 10 * time.Millisecond; ; delay = min(2*delay, time.Second) {
+		if switched {
+			_ = p.ns.dropGenerations(ctx, func(g uint64) bool { return g < n })
+			return
+		}
 		cur, err := switchScript.Run(ctx, p.ns.rdb, nil, p.ns.genKey(), n).Uint64()
 		if err == nil {
 			_ = p.ns.dropGenerations(ctx, func(g uint64) bool { return g < cur })
@@ -412,10 +425,18 @@ func (p *Projector) switchAndClean(n uint64) {
 	}
 }
 
-// Close stops and waits for background work (the deletion of an old
-// generation). It does not close the Redis client.
+// Close cancels background work (the deletion of an old generation, or a
+// generation switch Redis did not take yet) and waits for it. It does not
+// close the Redis client. The projector stays usable: a later rebuild
+// starts new background work.
 func (p *Projector) Close() error {
-	p.once.Do(func() { close(p.stop) })
+	p.cmu.Lock()
+	defer p.cmu.Unlock()
+	p.mu.Lock()
+	stop := p.stop
+	p.stop = make(chan struct{})
+	p.mu.Unlock()
+	close(stop)
 	p.bg.Wait()
 	return nil
 }

@@ -55,7 +55,7 @@ type Projector struct {
 	w     *writer
 	bg    sync.WaitGroup
 	stop  chan struct{} // closed by Close; guarded by mu
-	cmu   sync.Mutex     // serialises Close
+	cmu   sync.Mutex    // serialises Close
 	chunk int
 }
 
@@ -112,6 +112,11 @@ type part struct {
 	durable projection.Checkpoint
 	raw     string // the stored checkpoint as the script compares it
 	tx      *Tx
+	// lost is set when a reload found the stored checkpoint below one
+	// this projector committed: Redis lost writes (a restart without
+	// them). The runner is past them, so every flush fails with it until
+	// LoadCheckpoint starts over from what Redis has.
+	lost error
 }
 
 func (p *Projector) newWriter(gen uint64) *writer {
@@ -175,6 +180,10 @@ func (w *writer) part(ctx context.Context, f string) (*part, error) {
 		if err != nil {
 			return nil, err
 		}
+		if cp.Position < pt.durable.Position && pt.lost == nil {
+			pt.lost = &store.ConflictError{Table: w.p.ns.base + ":checkpoints", Key: f, Expected: uint64(pt.durable.Position), Actual: uint64(cp.Position)}
+			pt.lost = fmt.Errorf("redisstore: %s: the stored checkpoint went back (Redis lost its last writes); load the checkpoint again: %w", w.p.ns.base, pt.lost)
+		}
 		pt.loaded, pt.durable, pt.raw, pt.tx = true, cp, raw, nil
 	}
 	return pt, nil
@@ -219,6 +228,9 @@ func (w *writer) handle(ctx context.Context, rec event.Record) error {
 	if err != nil {
 		return err
 	}
+	if pt.lost != nil {
+		return nil // FlushBatch reports it; nothing of the batch counts
+	}
 	if pt.tx == nil {
 		pt.tx = w.newTx(pt.durable.Position)
 	}
@@ -253,6 +265,10 @@ func (w *writer) flush(ctx context.Context, f string, pos event.Position) error 
 	if err != nil {
 		return err
 	}
+	if pt.lost != nil {
+		pt.tx = nil
+		return pt.lost
+	}
 	tx := pt.tx
 	pt.tx = nil
 	if tx == nil {
@@ -275,11 +291,11 @@ func (w *writer) flush(ctx context.Context, f string, pos event.Position) error 
 		pt.loaded = false
 		return err
 	}
-	return w.result(pt, res, f, pos, fence, func() { pt.durable, pt.raw = to, toRaw })
+	return w.result(pt, res, f, toRaw, fence, func() { pt.durable, pt.raw = to, toRaw })
 }
 
 // result turns a commit result into an error, or runs ok.
-func (w *writer) result(pt *part, res commitResult, f string, pos event.Position, fence projection.Lease, ok func()) error {
+func (w *writer) result(pt *part, res commitResult, f, target string, fence projection.Lease, ok func()) error {
 	switch res.status {
 	case "ok":
 		ok()
@@ -288,6 +304,13 @@ func (w *writer) result(pt *part, res commitResult, f string, pos event.Position
 		cur, _ := strconv.ParseUint(res.detail, 10, 64)
 		return &projection.FencedError{Name: fence.Name, Token: fence.Token, Current: cur}
 	case "conflict":
+		if res.detail == target {
+			// The checkpoint is the one this batch writes: an earlier
+			// attempt of it committed and its reply was lost (the
+			// client retried after a dropped connection).
+			ok()
+			return nil
+		}
 		pt.loaded = false
 		actual, _ := decodeCP(res.detail)
 		return &store.ConflictError{Table: w.p.ns.base + ":checkpoints", Key: f, Expected: uint64(pt.durable.Position), Actual: uint64(actual.Position)}
@@ -322,7 +345,7 @@ func (p *Projector) Replay(ctx context.Context, rec event.Record) error {
 	if err != nil {
 		return err
 	}
-	return w.result(&part{}, res, field(ctx), rec.Position, fence, func() {})
+	return w.result(&part{}, res, field(ctx), "\x00", fence, func() {})
 }
 
 // Shadow implements projection.Rebuilder. The shadow writes a new

@@ -34,7 +34,9 @@ func TestProjectorFenced(t *testing.T) {
 	}
 	pa := cv.projector()
 	actx := projection.WithFence(ctx, a)
-	rec := func(pos event.Position) event.Record { return event.Record{Position: pos, Stream: "s", Data: added{N: 1}} }
+	rec := func(pos event.Position) event.Record {
+		return event.Record{Position: pos, Stream: "s", Data: added{N: 1}}
+	}
 	if err := pa.Handle(actx, rec(1)); err != nil {
 		t.Fatal(err)
 	}

@@ -353,7 +353,10 @@ func (f *Follower) read(ctx context.Context, s jetstream.Stream, after event.Pos
 	keep := true
 	for m := range batch.Messages() {
 		if stop != nil {
-			continue // drain
+			// Drain the batch. The consumer has delivered these, so
+			// the cursor cannot serve a later Read: drop it.
+			keep = false
+			continue
 		}
 		meta, err := m.Metadata()
 		if err != nil || meta.Sequence.Stream != c.next {

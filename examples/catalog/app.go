@@ -42,6 +42,14 @@ func RetryBackoff(n int) time.Duration {
 	return time.Duration(rand.Int64N(int64(ceiling))) + 1
 }
 
+// The trending badge of Open's Trending read model: a product trends with
+// TrendingThreshold reviews within TrendingWindow. Processes that build
+// their own read side (a reader following a remote log) use the same.
+const (
+	TrendingWindow    = 7 * 24 * time.Hour
+	TrendingThreshold = 3
+)
+
 // App wires the catalog: the write model on a store, the command bus, and
 // the read models fed by a projection runner.
 type App struct {
@@ -58,7 +66,7 @@ func Open(ctx context.Context, st store.Store, lg store.Log, cfg Config) (*App, 
 	a := &App{
 		Domain:   NewDomain(st),
 		Views:    NewViews(),
-		Trending: NewTrending(7*24*time.Hour, 3),
+		Trending: NewTrending(TrendingWindow, TrendingThreshold),
 	}
 	var ropts []projection.Option
 	if cfg.Checkpoints != nil {

@@ -1,0 +1,109 @@
+#!/usr/bin/env bash
+# load.sh: the catalog service under load. Seeds PRODUCTS products, then
+#   1. sends RATE commands/s alone for DURATION s (write latency baseline);
+#   2. runs wrk (GET /v1/products/{id}, Zipf key mix, zipf.lua) for
+#      DURATION s while the same RATE commands/s go on;
+# and prints reads/s, read p50/p99 (wrk), and write p99 with and without
+# the read load (loadgen, measured from each command's due time).
+#
+#   examples/catalogd/load.sh            # single process, in-memory store (the default)
+#   examples/catalogd/load.sh readers    # writer + 2 readers on PostgreSQL ($CQRSKIT_POSTGRES_URL)
+#
+# Run it alone on the machine: flock /work/wt/bench.lock examples/catalogd/load.sh
+# Environment: PRODUCTS (100000), RATE (500), DURATION (20), CONNS (wrk
+# connections, 32), THREADS (wrk threads, 1), ZIPF_S (1.1), PORT (18080).
+# Installs wrk with apt-get when it is missing.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+topology=${1:-single}
+export PRODUCTS=${PRODUCTS:-100000} ZIPF_S=${ZIPF_S:-1.1}
+rate=${RATE:-500}
+duration=${DURATION:-20}
+conns=${CONNS:-32}
+threads=${THREADS:-1}
+port=${PORT:-18080}
+pg=${CQRSKIT_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/test?sslmode=disable}
+
+if ! command -v wrk >/dev/null; then
+  echo "installing wrk" >&2
+  apt-get install -y wrk >/dev/null || { apt-get update >/dev/null && apt-get install -y wrk >/dev/null; }
+fi
+
+tmp=$(mktemp -d)
+pids=()
+schema=""
+cleanup() {
+  if ((${#pids[@]})); then
+    kill -TERM "${pids[@]}" 2>/dev/null || true
+    wait "${pids[@]}" 2>/dev/null || true
+  fi
+  if [[ -n $schema ]]; then
+    psql "$pg" -qc "DROP SCHEMA IF EXISTS $schema CASCADE" >/dev/null 2>&1 || true
+  fi
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+go build -o "$tmp/catalogd" .
+go build -o "$tmp/loadgen" ./cmd/loadgen
+
+ready() { # url [seconds]
+  for _ in $(seq 1 $((${2:-60} * 10))); do
+    curl -fs "$1/readyz" >/dev/null 2>&1 && return 0
+    sleep 0.1
+  done
+  echo "$1 did not become ready" >&2
+  exit 1
+}
+
+case $topology in
+single)
+  writer=http://127.0.0.1:$port
+  read_urls=("$writer")
+  "$tmp/catalogd" -addr "127.0.0.1:$port" -seed "$PRODUCTS" -log-level warn >/dev/null &
+  pids+=($!)
+  ready "$writer" 600
+  desc="single process, in-memory store"
+  ;;
+readers)
+  schema=catalogd_load_$$
+  writer=http://127.0.0.1:$port
+  "$tmp/catalogd" -addr "127.0.0.1:$port" -role writer -postgres "$pg" -schema "$schema" -seed "$PRODUCTS" -log-level warn >/dev/null &
+  pids+=($!)
+  ready "$writer" 1800
+  read_urls=()
+  for i in 1 2; do
+    "$tmp/catalogd" -addr "127.0.0.1:$((port + i))" -role reader -postgres "$pg" -schema "$schema" -log-level warn >/dev/null &
+    pids+=($!)
+    read_urls+=("http://127.0.0.1:$((port + i))")
+  done
+  for u in "${read_urls[@]}"; do ready "$u" 600; done
+  desc="writer + 2 readers on PostgreSQL"
+  ;;
+*)
+  echo "usage: $0 [single|readers]" >&2
+  exit 2
+  ;;
+esac
+
+echo "== $desc: $PRODUCTS products, Zipf s=$ZIPF_S, $rate commands/s, ${duration}s per phase, wrk -t$threads -c$conns per read URL"
+echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
+
+"$tmp/loadgen" -url "$writer" -products "$PRODUCTS" -rate "$rate" -duration "${duration}s" -label "writes alone"
+
+"$tmp/loadgen" -url "$writer" -products "$PRODUCTS" -rate "$rate" -duration "${duration}s" -label "writes with reads" >"$tmp/writes.txt" &
+lg=$!
+wrks=()
+for u in "${read_urls[@]}"; do
+  wrk -t"$threads" -c"$conns" -d"${duration}s" --timeout 10s -s zipf.lua "$u" >"$tmp/wrk-${u##*:}.txt" &
+  wrks+=($!)
+done
+wait "${wrks[@]}"
+wait "$lg" || true
+for u in "${read_urls[@]}"; do
+  echo "reads on $u: $(grep wrk-result "$tmp/wrk-${u##*:}.txt" | cut -d' ' -f2-)"
+done
+cat "$tmp/writes.txt"
+echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"

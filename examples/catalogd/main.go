@@ -1,0 +1,95 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// Exit codes.
+const (
+	exitOK     = 0
+	exitFailed = 1
+	exitUsage  = 2 // bad flags, or a flag this build does not support
+)
+
+// run is main without the process: it parses args, starts the server,
+// prints its URL on stdout and serves until ctx ends, then shuts down.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("catalogd", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var cfg Config
+	var role, level string
+	var shutdown time.Duration
+	fs.StringVar(&cfg.Addr, "addr", ":8080", "listen address")
+	fs.StringVar(&role, "role", string(RoleAll), "role: "+joinRoles()+" (projector and relay are not built yet)")
+	fs.StringVar(&cfg.Postgres, "postgres", "", "PostgreSQL URL of the write side and log (empty: in-memory store, role all only)")
+	fs.StringVar(&cfg.Schema, "schema", "", "PostgreSQL schema (default cqrskit)")
+	fs.StringVar(&cfg.NATS, "nats", "", "NATS URL for the JetStream relay (not built yet)")
+	fs.StringVar(&cfg.Redis, "redis", "", "Redis address for the views (not built yet)")
+	fs.IntVar(&cfg.Seed, "seed", 0, "list this many generated products before serving (roles all and writer)")
+	fs.DurationVar(&cfg.ConsistencyTimeout, "consistency-timeout", 2*time.Second, "longest read-your-writes wait before 503")
+	fs.Int64Var(&cfg.MaxBodyBytes, "max-body", 64<<10, "largest request body in bytes")
+	fs.DurationVar(&shutdown, "shutdown-timeout", 10*time.Second, "how long requests in flight may take to finish on SIGINT/SIGTERM")
+	fs.StringVar(&level, "log-level", "info", "log level: debug, info, warn, error")
+	if err := fs.Parse(args); err != nil {
+		return exitUsage
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "catalogd: unexpected arguments %q\n", fs.Args())
+		return exitUsage
+	}
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		fmt.Fprintf(stderr, "catalogd: -log-level: %v\n", err)
+		return exitUsage
+	}
+	cfg.Role = Role(role)
+	cfg.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: lv}))
+	srv, err := Start(ctx, cfg)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		if errors.Is(err, ErrNotBuilt) || errors.Is(err, ErrConfig) {
+			return exitUsage
+		}
+		return exitFailed
+	}
+	fmt.Fprintf(stdout, "catalogd: role %s serving %s\n", cfg.Role, srv.URL())
+	code := exitOK
+	select {
+	case <-ctx.Done():
+	case err := <-srv.Done():
+		cfg.Logger.Error("catalogd: serve failed", "err", err)
+		code = exitFailed
+	}
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdown)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		cfg.Logger.Error("catalogd: shutdown", "err", err)
+		code = exitFailed
+	}
+	return code
+}
+
+func joinRoles() string {
+	s := make([]string, len(Roles))
+	for i, r := range Roles {
+		s[i] = string(r)
+	}
+	return strings.Join(s, " | ")
+}

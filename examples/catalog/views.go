@@ -117,10 +117,14 @@ type viewSet struct {
 	router   event.Router
 
 	// bulk is set while a rebuild replays the log into this (still
-	// private) set: the ranking and the in-stock set, which only queries
-	// read, then record each product's final state once in pending instead
-	// of being updated per event, and Flush applies it.
+	// private) set: product views then live in bulkProducts and are
+	// changed in place (no reader can see them yet, so the copy-on-write
+	// that lock-free readers need is wasted work), and the ranking and the
+	// in-stock set, which only queries read, record each product's final
+	// state once in pending instead of being updated per event. Flush
+	// publishes all of it.
 	bulk         bool
+	bulkProducts map[string]*ProductView
 	pendingRank  map[string]float64
 	pendingStock map[string]bool
 }
@@ -185,6 +189,7 @@ func (v *Views) Handle(ctx context.Context, rec event.Record) error {
 func (v *Views) Shadow(context.Context) (projection.Shadow, error) {
 	vs := newViewSet()
 	vs.bulk = true
+	vs.bulkProducts = make(map[string]*ProductView)
 	vs.pendingRank = make(map[string]float64)
 	vs.pendingStock = make(map[string]bool)
 	return projection.Shadow{Handler: &vs.router, Flush: vs.flush, Swap: func() { v.cur.Store(vs) }}, nil
@@ -192,6 +197,10 @@ func (v *Views) Shadow(context.Context) (projection.Shadow, error) {
 
 // flush applies the deferred index updates and ends bulk mode.
 func (vs *viewSet) flush(context.Context) error {
+	for id, p := range vs.bulkProducts {
+		p.History = p.History[:len(p.History):len(p.History)] // see appendHistory
+		vs.products.Put(context.Background(), id, *p)
+	}
 	for id, score := range vs.pendingRank {
 		vs.topRated.Set(id, score)
 	}
@@ -202,7 +211,7 @@ func (vs *viewSet) flush(context.Context) error {
 			vs.inStock.Remove(id)
 		}
 	}
-	vs.bulk, vs.pendingRank, vs.pendingStock = false, nil, nil
+	vs.bulk, vs.bulkProducts, vs.pendingRank, vs.pendingStock = false, nil, nil, nil
 	return nil
 }
 
@@ -288,6 +297,12 @@ func (vs *viewSet) updateSeller(id string, fn func(*SellerView)) SellerView {
 
 func (vs *viewSet) refreshSellerProducts(s SellerView) {
 	for _, id := range vs.bySeller.Keys(s.ID, nil) {
+		if vs.bulk {
+			if p := vs.bulkProducts[id]; p != nil {
+				p.SellerName, p.SellerRating = s.Name, s.Rating
+			}
+			continue
+		}
 		vs.products.Update(id, func(p ProductView, ok bool) (ProductView, bool) {
 			if ok {
 				p.SellerName, p.SellerRating = s.Name, s.Rating
@@ -307,7 +322,11 @@ func (vs *viewSet) productListed(_ context.Context, rec event.Record, e ProductL
 		History: []PricePoint{{At: rec.Time, Cents: e.PriceCents}},
 		Version: rec.Version, UpdatedAt: rec.Time,
 	}
-	vs.products.Put(context.Background(), e.ProductID, p)
+	if vs.bulk {
+		vs.bulkProducts[e.ProductID] = &p
+	} else {
+		vs.products.Put(context.Background(), e.ProductID, p)
+	}
 	vs.bySeller.Add(e.SellerID, e.ProductID)
 	vs.index(p)
 	return nil
@@ -315,27 +334,48 @@ func (vs *viewSet) productListed(_ context.Context, rec event.Record, e ProductL
 
 // change applies fn to a copy of the product view and stores the copy, then
 // touches the secondary indexes only if what they order by changed: an
-// index write costs far more than the view's own update.
-func (vs *viewSet) change(rec event.Record, id string, fn func(*ProductView)) {
-	var before, after ProductView
-	found := false
+// index write costs far more than the view's own update. fn takes and
+// returns the view by value: a pointer passed to a function value would
+// make every copy escape to the heap.
+func (vs *viewSet) change(rec event.Record, id string, fn func(ProductView) ProductView) {
+	var stockChanged, ratingChanged, found bool
+	var after ProductView
+	if vs.bulk {
+		p := vs.bulkProducts[id]
+		if p == nil {
+			return
+		}
+		n := fn(*p)
+		n.Version, n.UpdatedAt = rec.Version, rec.Time
+		stockChanged, ratingChanged = p.InStock != n.InStock, p.Ratings != n.Ratings
+		*p = n
+		if stockChanged {
+			vs.indexStock(n)
+		}
+		if ratingChanged {
+			vs.indexRating(n)
+		}
+		return
+	}
 	vs.products.Update(id, func(p ProductView, ok bool) (ProductView, bool) {
 		if !ok {
 			return p, false
 		}
-		before = p
-		fn(&p)
-		p.Version, p.UpdatedAt = rec.Version, rec.Time
-		after, found = p, true
-		return p, true
+		n := fn(p)
+		n.Version, n.UpdatedAt = rec.Version, rec.Time
+		stockChanged, ratingChanged, found = p.InStock != n.InStock, p.Ratings != n.Ratings, true
+		if stockChanged || ratingChanged {
+			after = n
+		}
+		return n, true
 	})
 	if !found {
 		return
 	}
-	if before.InStock != after.InStock {
+	if stockChanged {
 		vs.indexStock(after)
 	}
-	if before.Ratings != after.Ratings {
+	if ratingChanged {
 		vs.indexRating(after)
 	}
 }
@@ -369,19 +409,22 @@ func (vs *viewSet) indexRating(p ProductView) {
 }
 
 func (vs *viewSet) priceChanged(_ context.Context, rec event.Record, e PriceChanged) error {
-	vs.change(rec, e.ProductID, func(p *ProductView) {
+	vs.change(rec, e.ProductID, func(p ProductView) ProductView {
 		p.PreviousPriceCents = p.PriceCents
 		p.PriceDropped = e.NewCents < p.PriceCents
 		p.PriceCents = e.NewCents
-		p.History = appendHistory(p.History, PricePoint{At: rec.Time, Cents: e.NewCents})
+		p.History = appendHistory(p.History, PricePoint{At: rec.Time, Cents: e.NewCents}, vs.bulk)
+		return p
 	})
 	return nil
 }
 
-// appendHistory returns a new slice (the old one may be shared with
-// readers) holding the points needed to answer prices up to 90 days before
-// any time at or after the newest point.
-func appendHistory(h []PricePoint, pt PricePoint) []PricePoint {
+// appendHistory returns a slice holding the points needed to answer prices
+// up to 90 days before any time at or after the newest point. It is a new
+// slice, since the old one may be shared with readers, unless private is
+// set (a rebuild's views, which no reader sees before Flush): then it
+// appends in place.
+func appendHistory(h []PricePoint, pt PricePoint, private bool) []PricePoint {
 	cut := pt.At.Add(-historyWindow)
 	start := 0
 	// Keep the newest point at or before the cut: it is the price in
@@ -395,48 +438,59 @@ func appendHistory(h []PricePoint, pt PricePoint) []PricePoint {
 	if n := len(h) - start + 1; n > maxHistory {
 		start += n - maxHistory
 	}
+	if private {
+		return append(h[start:], pt)
+	}
 	out := make([]PricePoint, 0, len(h)-start+1)
 	out = append(out, h[start:]...)
 	return append(out, pt)
 }
 
 func (vs *viewSet) stockChanged(_ context.Context, rec event.Record, e StockChanged) error {
-	vs.change(rec, e.ProductID, func(p *ProductView) {
+	vs.change(rec, e.ProductID, func(p ProductView) ProductView {
 		p.Stock, p.InStock = e.Stock, e.Stock > 0
+		return p
 	})
 	return nil
 }
 
 func (vs *viewSet) stockReserved(_ context.Context, rec event.Record, e StockReserved) error {
-	vs.change(rec, e.ProductID, func(p *ProductView) {
+	vs.change(rec, e.ProductID, func(p ProductView) ProductView {
 		p.Stock, p.InStock = e.Stock, e.Stock > 0
+		return p
 	})
 	return nil
 }
 
 func (vs *viewSet) restocked(_ context.Context, rec event.Record, e Restocked) error {
-	vs.change(rec, e.ProductID, func(p *ProductView) {
+	vs.change(rec, e.ProductID, func(p ProductView) ProductView {
 		p.Stock, p.InStock = e.Stock, e.Stock > 0
+		return p
 	})
 	return nil
 }
 
 func (vs *viewSet) detailsChanged(_ context.Context, rec event.Record, e DetailsChanged) error {
-	vs.change(rec, e.ProductID, func(p *ProductView) {
+	vs.change(rec, e.ProductID, func(p ProductView) ProductView {
 		p.Title, p.Description = e.Title, e.Description
+		return p
 	})
 	return nil
 }
 
 func (vs *viewSet) reviewSubmitted(_ context.Context, rec event.Record, e ReviewSubmitted) error {
-	vs.change(rec, e.ProductID, func(p *ProductView) {
+	vs.change(rec, e.ProductID, func(p ProductView) ProductView {
 		p.Ratings = p.Ratings.Add(float64(e.Rating))
 		p.Recent = p.Recent.Push(ReviewSummary{ReviewID: e.ReviewID, Author: e.Author, Rating: e.Rating, Text: e.Text, At: rec.Time})
+		return p
 	})
 	return nil
 }
 
 func (vs *viewSet) shippingSet(_ context.Context, rec event.Record, e ShippingSet) error {
-	vs.change(rec, e.ProductID, func(p *ProductView) { p.Shipping = e.Options })
+	vs.change(rec, e.ProductID, func(p ProductView) ProductView {
+		p.Shipping = e.Options
+		return p
+	})
 	return nil
 }

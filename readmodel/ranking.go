@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"iter"
 	"math"
+	"slices"
 	"sync"
 	"sync/atomic"
 )
@@ -180,6 +181,52 @@ func (r *Ranking[K]) Set(key K, score float64) {
 	if !ok {
 		r.nodes.store(key, x)
 	}
+}
+
+// SetMany gives each entry's key its score, as calling Set for each entry
+// in order would (a key listed twice gets its last score). Into an empty
+// Ranking it loads the entries in O(m log m), linking them in order instead
+// of searching for each one, and publishes the snapshot once; that is what
+// it is for (filling a rebuilt view's ranking). Otherwise it calls Set for
+// each entry.
+func (r *Ranking[K]) SetMany(entries []Ranked[K]) {
+	r.mu.Lock()
+	if r.n.Load() != 0 {
+		r.mu.Unlock()
+		for _, e := range entries {
+			r.Set(e.Key, e.Score)
+		}
+		return
+	}
+	defer r.mu.Unlock()
+	// The last entry of each key wins: a stable sort by key keeps a key's
+	// entries in their given order.
+	es := slices.Clone(entries)
+	slices.SortStableFunc(es, func(a, b Ranked[K]) int { return cmp.Compare(a.Key, b.Key) })
+	last := es[:0]
+	for i, e := range es {
+		if i+1 < len(es) && es[i+1].Key == e.Key {
+			continue
+		}
+		last = append(last, e)
+	}
+	slices.SortFunc(last, compareRanked[K])
+	var tails [rankMaxLevel]*rnode[K]
+	for l := range tails {
+		tails[l] = &r.head
+	}
+	for _, e := range last {
+		x := &rnode[K]{item: e, next: make([]*rnode[K], r.randomLevel())}
+		x.score.Store(math.Float64bits(e.Score))
+		for l := range x.next {
+			tails[l].next[l] = x
+			tails[l] = x
+		}
+		r.level = max(r.level, len(x.next))
+		r.nodes.store(e.Key, x)
+	}
+	r.n.Store(int64(len(last)))
+	r.publish()
 }
 
 // sameScore reports whether a and b are the same float64, bit for bit

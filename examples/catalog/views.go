@@ -120,13 +120,11 @@ type viewSet struct {
 	// private) set: product views then live in bulkProducts and are
 	// changed in place (no reader can see them yet, so the copy-on-write
 	// that lock-free readers need is wasted work), and the ranking and the
-	// in-stock set, which only queries read, record each product's final
-	// state once in pending instead of being updated per event. Flush
-	// publishes all of it.
+	// in-stock set, which only queries read and which depend only on each
+	// product's latest view, are not touched per event. Flush publishes
+	// the views and loads both indexes from them.
 	bulk         bool
 	bulkProducts map[string]*ProductView
-	pendingRank  map[string]float64
-	pendingStock map[string]bool
 }
 
 func newViewSet() *viewSet {
@@ -183,35 +181,42 @@ func (v *Views) Handle(ctx context.Context, rec event.Record) error {
 	return v.cur.Load().router.Handle(ctx, rec)
 }
 
-// Shadow implements projection.Rebuilder. The shadow defers the ranking
-// and in-stock indexes until its Flush, which makes a rebuild update them
-// once per product rather than once per event.
+// Shadow implements projection.Rebuilder. Until its Flush the shadow
+// changes its product views in place and leaves the ranking and in-stock
+// indexes alone; Flush publishes the views and loads each index in one go,
+// so a rebuild pays for copy-on-write and index updates once per product
+// rather than once per event.
 func (v *Views) Shadow(context.Context) (projection.Shadow, error) {
 	vs := newViewSet()
 	vs.bulk = true
 	vs.bulkProducts = make(map[string]*ProductView)
-	vs.pendingRank = make(map[string]float64)
-	vs.pendingStock = make(map[string]bool)
 	return projection.Shadow{Handler: &vs.router, Flush: vs.flush, Swap: func() { v.cur.Store(vs) }}, nil
 }
 
 // flush applies the deferred index updates and ends bulk mode.
 func (vs *viewSet) flush(context.Context) error {
+	if !vs.bulk {
+		return nil // a rebuild flushes twice; bulk mode ended at the first
+	}
+	// Load each index in one go from the final views, as the per-event
+	// updates would have left it: a bulk load links or builds it in order
+	// instead of searching, or copying a tree path, per product. The
+	// indexes are empty until now.
+	var ranked []Rated
+	var in []string
 	for id, p := range vs.bulkProducts {
 		p.History = p.History[:len(p.History):len(p.History)] // see appendHistory
 		vs.products.Put(context.Background(), id, *p)
-	}
-	for id, score := range vs.pendingRank {
-		vs.topRated.Set(id, score)
-	}
-	for id, in := range vs.pendingStock {
-		if in {
-			vs.inStock.Add(id)
-		} else {
-			vs.inStock.Remove(id)
+		if p.ReviewCount() >= TopRatedMinReviews {
+			ranked = append(ranked, Rated{Key: id, Score: p.Ratings.Mean()})
+		}
+		if p.InStock {
+			in = append(in, id)
 		}
 	}
-	vs.bulk, vs.bulkProducts, vs.pendingRank, vs.pendingStock = false, nil, nil, nil
+	vs.topRated.SetMany(ranked)
+	vs.inStock.AddMany(in)
+	vs.bulk, vs.bulkProducts = false, nil
 	return nil
 }
 
@@ -323,10 +328,11 @@ func (vs *viewSet) productListed(_ context.Context, rec event.Record, e ProductL
 		Version: rec.Version, UpdatedAt: rec.Time,
 	}
 	if vs.bulk {
-		vs.bulkProducts[e.ProductID] = &p
-	} else {
-		vs.products.Put(context.Background(), e.ProductID, p)
+		vs.bulkProducts[e.ProductID] = &p // flush publishes and indexes the final view
+		vs.bySeller.Add(e.SellerID, e.ProductID)
+		return nil
 	}
+	vs.products.Put(context.Background(), e.ProductID, p)
 	vs.bySeller.Add(e.SellerID, e.ProductID)
 	vs.index(p)
 	return nil
@@ -345,17 +351,9 @@ func (vs *viewSet) change(rec event.Record, id string, fn func(ProductView) Prod
 		if p == nil {
 			return
 		}
-		n := fn(*p)
-		n.Version, n.UpdatedAt = rec.Version, rec.Time
-		stockChanged, ratingChanged = p.InStock != n.InStock, p.Ratings != n.Ratings
-		*p = n
-		if stockChanged {
-			vs.indexStock(n)
-		}
-		if ratingChanged {
-			vs.indexRating(n)
-		}
-		return
+		*p = fn(*p)
+		p.Version, p.UpdatedAt = rec.Version, rec.Time
+		return // flush indexes the final view
 	}
 	vs.products.Update(id, func(p ProductView, ok bool) (ProductView, bool) {
 		if !ok {
@@ -387,10 +385,6 @@ func (vs *viewSet) index(p ProductView) {
 }
 
 func (vs *viewSet) indexStock(p ProductView) {
-	if vs.bulk {
-		vs.pendingStock[p.ID] = p.InStock
-		return
-	}
 	if p.InStock {
 		vs.inStock.Add(p.ID)
 	} else {
@@ -399,10 +393,6 @@ func (vs *viewSet) indexStock(p ProductView) {
 }
 
 func (vs *viewSet) indexRating(p ProductView) {
-	if p.ReviewCount() >= TopRatedMinReviews && vs.bulk {
-		vs.pendingRank[p.ID] = p.Ratings.Mean()
-		return
-	}
 	if p.ReviewCount() >= TopRatedMinReviews {
 		vs.topRated.Set(p.ID, p.Ratings.Mean())
 	}

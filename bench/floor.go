@@ -26,19 +26,25 @@ import (
 //   - events carrying the same fields, handed to the view by a direct call;
 //   - a product view with the same information as catalog.ProductView,
 //     whose price history is a new slice on every change (the catalog copies
-//     it because readers may hold the old one; so does the floor);
+//     it because readers may hold the old one; so does the floor) and whose
+//     recent reviews are a readmodel.Recent, as the catalog's are;
 //   - the same secondary read models, updated under the same conditions:
 //     products by seller, in stock, top rated (built from the same readmodel
 //     data structures, so their cost is identical by construction) and the
-//     trending window of catalog.Trending.
+//     trending window of catalog.Trending (a readmodel.Recent per product).
 //
 // What it leaves out, by design: an event log, positions, row versions and
 // optimistic concurrency, middleware, the retry-on-conflict loop, projection
 // routing and checkpoints, and everything else cqrskit does for durability
-// and operability. Its product views live in a map of mutable structs under
-// a sync.RWMutex instead of cqrskit's copy-on-write map: that is the design
-// the ratios compare. It is the physical floor the ratios are taken against,
-// not a competitor.
+// and operability. Its product views are immutable snapshots, a new one
+// for every change, as cqrskit's are (readers keep what they loaded while
+// the next version is built), but they live in a plain map under a
+// sync.RWMutex instead of cqrskit's lock-free map. It is the physical floor
+// the ratios are taken against, not a competitor.
+//
+// (Until issue 15 the floor changed its views in place, under the lock; a
+// snapshot per change is the work cqrskit's views do for lock-free reads,
+// and issue 15 sets the targets against a floor that does it too.)
 
 // Errors returned by the floor.
 var (
@@ -371,9 +377,9 @@ type FloorProduct struct {
 	Stock                  int
 	InStock                bool
 	RatingSum, RatingCount int64
-	// Recent holds the last catalog.RecentReviews reviews, newest first.
-	// The slice is replaced, never written, once a reader may hold it.
-	Recent               []catalog.ReviewSummary
+	// Recent holds the last catalog.RecentReviews reviews, newest first,
+	// in the same immutable building block as catalog.ProductView.
+	Recent               readmodel.Recent[catalog.ReviewSummary]
 	SellerID, SellerName string
 	SellerRating         float64
 	Shipping             []catalog.ShippingOption
@@ -412,10 +418,11 @@ func (p *FloorProduct) PriceDaysAgo(now time.Time, days int) (int64, bool) {
 }
 
 // FloorView is the floor's read side: product views in a map under a
-// sync.RWMutex. Writers update a view in place; readers copy it out under
-// the read lock. Slices inside a view are never written once published
-// (Recent, Shipping and History are replaced), so a copy stays valid after
-// RUnlock.
+// sync.RWMutex. Like the catalog's views, each product view is an immutable
+// snapshot: a writer builds a new one for every change and swaps the map
+// entry, and a reader takes the pointer under the read lock and copies the
+// view after releasing it. Slices inside a view are never written once
+// published (Recent, Shipping and History are replaced).
 //
 // Next to the product views it keeps the same secondary read models as
 // catalog.Views and catalog.Trending, updated under the same conditions:
@@ -429,7 +436,7 @@ type FloorView struct {
 	bySeller *readmodel.Index[string, string]
 	inStock  *readmodel.SortedSet[string]
 	topRated *readmodel.Ranking[string]
-	trending map[string][]time.Time // newest first, at most trendingThreshold
+	trending map[string]readmodel.Recent[time.Time] // as catalog.Trending keeps them
 }
 
 // trendingWindow and trendingThreshold mirror the catalog.Trending that
@@ -447,7 +454,7 @@ func NewFloorView() *FloorView {
 		bySeller: readmodel.NewIndex[string, string](),
 		inStock:  readmodel.NewSortedSet[string](),
 		topRated: readmodel.NewRanking[string](),
-		trending: make(map[string][]time.Time),
+		trending: make(map[string]readmodel.Recent[time.Time]),
 	}
 }
 
@@ -478,20 +485,33 @@ func (v *FloorView) IsTrending(productID string, now time.Time) bool {
 	v.mu.RLock()
 	times := v.trending[productID]
 	v.mu.RUnlock()
-	return len(times) >= trendingThreshold && now.Sub(times[len(times)-1]) <= trendingWindow
+	return times.Len() >= trendingThreshold && now.Sub(times.At(times.Len()-1)) <= trendingWindow
 }
 
 // Product returns a copy of the product view. It does not allocate.
 func (v *FloorView) Product(id string) (FloorProduct, bool) {
 	v.mu.RLock()
 	p := v.products[id]
+	v.mu.RUnlock()
 	if p == nil {
-		v.mu.RUnlock()
 		return FloorProduct{}, false
 	}
-	out := *p
-	v.mu.RUnlock()
-	return out, true
+	return *p, true // p is immutable: no lock needed to copy it
+}
+
+// change publishes a new snapshot of product id made by fn from a copy of
+// the current one, and returns it (nil if the product is unknown). v.mu is
+// held.
+func (v *FloorView) change(id string, fn func(p *FloorProduct)) *FloorProduct {
+	old := v.products[id]
+	if old == nil {
+		return nil
+	}
+	p := new(FloorProduct)
+	*p = *old
+	fn(p)
+	v.products[id] = p
+	return p
 }
 
 // Len returns the number of product views.
@@ -514,9 +534,7 @@ func (v *FloorView) SellerChanged(e FloorSellerChanged) {
 	v.mu.Lock()
 	v.sellers[e.SellerID] = FloorSellerRegistered(e)
 	for id := range v.bySeller.All(e.SellerID) {
-		if p := v.products[id]; p != nil {
-			p.SellerName, p.SellerRating = e.Name, e.Rating
-		}
+		v.change(id, func(p *FloorProduct) { p.SellerName, p.SellerRating = e.Name, e.Rating })
 	}
 	v.mu.Unlock()
 }
@@ -530,6 +548,7 @@ func (v *FloorView) ProductListed(e FloorProductListed) {
 		PriceCents: e.PriceCents, Stock: e.Stock, InStock: e.Stock > 0,
 		SellerID: e.SellerID, SellerName: s.Name, SellerRating: s.Rating,
 		History: []catalog.PricePoint{{At: e.At, Cents: e.PriceCents}},
+		Recent:  readmodel.NewRecent[catalog.ReviewSummary](catalog.RecentReviews),
 		Version: 1, UpdatedAt: e.At,
 	}
 	v.bySeller.Add(e.SellerID, e.ProductID)
@@ -546,7 +565,7 @@ const (
 // PriceChanged applies the event.
 func (v *FloorView) PriceChanged(e FloorPriceChanged) {
 	v.mu.Lock()
-	if p := v.products[e.ProductID]; p != nil {
+	v.change(e.ProductID, func(p *FloorProduct) {
 		p.PreviousPriceCents = p.PriceCents
 		p.PriceDropped = e.NewCents < p.PriceCents
 		p.PriceCents = e.NewCents
@@ -568,21 +587,21 @@ func (v *FloorView) PriceChanged(e FloorPriceChanged) {
 		p.History = append(history, catalog.PricePoint{At: e.At, Cents: e.NewCents})
 		p.Version++
 		p.UpdatedAt = e.At
-	}
+	})
 	v.mu.Unlock()
 }
 
 // StockChanged applies the event.
 func (v *FloorView) StockChanged(e FloorStockChanged) {
 	v.mu.Lock()
-	if p := v.products[e.ProductID]; p != nil {
-		was := p.InStock
+	was := false
+	if p := v.change(e.ProductID, func(p *FloorProduct) {
+		was = p.InStock
 		p.Stock, p.InStock = e.Stock, e.Stock > 0
 		p.Version++
 		p.UpdatedAt = e.At
-		if p.InStock != was {
-			v.indexStock(p.ID, p.InStock)
-		}
+	}); p != nil && p.InStock != was {
+		v.indexStock(p.ID, p.InStock)
 	}
 	v.mu.Unlock()
 }
@@ -590,37 +609,33 @@ func (v *FloorView) StockChanged(e FloorStockChanged) {
 // DetailsChanged applies the event.
 func (v *FloorView) DetailsChanged(e FloorDetailsChanged) {
 	v.mu.Lock()
-	if p := v.products[e.ProductID]; p != nil {
+	v.change(e.ProductID, func(p *FloorProduct) {
 		p.Title, p.Description = e.Title, e.Description
 		p.Version++
 		p.UpdatedAt = e.At
-	}
+	})
 	v.mu.Unlock()
 }
 
 // ReviewSubmitted applies the event.
 func (v *FloorView) ReviewSubmitted(e FloorReviewSubmitted) {
 	v.mu.Lock()
-	if p := v.products[e.ProductID]; p != nil {
+	if p := v.change(e.ProductID, func(p *FloorProduct) {
 		p.RatingSum += int64(e.Rating)
 		p.RatingCount++
-		recent := make([]catalog.ReviewSummary, min(len(p.Recent)+1, catalog.RecentReviews))
-		recent[0] = catalog.ReviewSummary{ReviewID: e.ReviewID, Author: e.Author, Rating: e.Rating, Text: e.Text, At: e.At}
-		copy(recent[1:], p.Recent)
-		p.Recent = recent
+		p.Recent = p.Recent.Push(catalog.ReviewSummary{ReviewID: e.ReviewID, Author: e.Author, Rating: e.Rating, Text: e.Text, At: e.At})
 		p.Version++
 		p.UpdatedAt = e.At
-		if p.RatingCount >= catalog.TopRatedMinReviews {
-			v.topRated.Set(p.ID, p.Mean())
-		}
+	}); p != nil && p.RatingCount >= catalog.TopRatedMinReviews {
+		v.topRated.Set(p.ID, p.Mean())
 	}
 	// catalog.Trending is a separate projector: it records the review even
 	// for a product it has not seen listed.
-	old := v.trending[e.ProductID]
-	times := make([]time.Time, min(len(old)+1, trendingThreshold))
-	times[0] = e.At
-	copy(times[1:], old)
-	v.trending[e.ProductID] = times
+	times, ok := v.trending[e.ProductID]
+	if !ok {
+		times = readmodel.NewRecent[time.Time](trendingThreshold)
+	}
+	v.trending[e.ProductID] = times.Push(e.At)
 	v.mu.Unlock()
 }
 
@@ -628,11 +643,11 @@ func (v *FloorView) ReviewSubmitted(e FloorReviewSubmitted) {
 // write side does not modify.
 func (v *FloorView) ShippingSet(e FloorShippingSet) {
 	v.mu.Lock()
-	if p := v.products[e.ProductID]; p != nil {
+	v.change(e.ProductID, func(p *FloorProduct) {
 		p.Shipping = e.Options
 		p.Version++
 		p.UpdatedAt = e.At
-	}
+	})
 	v.mu.Unlock()
 }
 

@@ -179,7 +179,7 @@ func TestFloorMatchesViews(t *testing.T) {
 		if got != want {
 			t.Fatalf("%s: floor %v, view %v", id, got, want)
 		}
-		if !slices.Equal(f.Recent, v.Recent.Items()) || !slices.Equal(f.Shipping, v.Shipping) || !slices.Equal(f.History, v.History) {
+		if !slices.Equal(f.Recent.Items(), v.Recent.Items()) || !slices.Equal(f.Shipping, v.Shipping) || !slices.Equal(f.History, v.History) {
 			t.Fatalf("%s: floor reviews/shipping/history differ:\n%+v\n%+v", id, f, v)
 		}
 	}
@@ -325,7 +325,7 @@ func TestWatermillUpdatesView(t *testing.T) {
 	}
 	<-w.Applied
 	v, _ := f.View.Product("p-0")
-	if v.PriceCents != 90 || !v.PriceDropped || v.RatingCount != 1 || len(v.Recent) != 1 {
+	if v.PriceCents != 90 || !v.PriceDropped || v.RatingCount != 1 || v.Recent.Len() != 1 {
 		t.Fatalf("view after watermill commands: %+v", v)
 	}
 }

@@ -214,7 +214,13 @@ func (b *Bus) dispatch(ctx context.Context, cmd any) (Result, error) {
 			}
 		}
 	}
-	pos, err := b.st.Update(ctx, func(tx store.Tx) error { return e.handle(ctx, tx, cmd) })
+	f := framePool.Get().(*frame)
+	f.ctx, f.e, f.cmd = ctx, e, cmd
+	pos, err := b.st.Update(ctx, f.run)
+	// Store.Update does not keep fn once it returns, so the frame can be
+	// reused (after a panic it is simply dropped).
+	f.ctx, f.e, f.cmd = nil, nil, nil
+	framePool.Put(f)
 	if err != nil {
 		return Result{}, err
 	}
@@ -226,6 +232,24 @@ func (b *Bus) dispatch(ctx context.Context, cmd any) (Result, error) {
 	}
 	return res, nil
 }
+
+// frame carries one dispatch into its unit of work. A closure over ctx, the
+// entry and cmd would be a heap allocation per dispatch; frames are pooled,
+// and each binds its run method value once, when it is made.
+type frame struct {
+	ctx context.Context
+	e   *entry
+	cmd any
+	run func(tx store.Tx) error // f.handle
+}
+
+func (f *frame) handle(tx store.Tx) error { return f.e.handle(f.ctx, tx, f.cmd) }
+
+var framePool = sync.Pool{New: func() any {
+	f := new(frame)
+	f.run = f.handle
+	return f
+}}
 
 // noHandler explains a dispatch of type t that has no handler.
 func (b *Bus) noHandler(t reflect.Type) error {

@@ -1,6 +1,7 @@
 package readmodel
 
 import (
+	"slices"
 	"sync"
 	"sync/atomic"
 )
@@ -321,6 +322,51 @@ func size[T any](n *bnode[T]) int {
 	return n.size
 }
 
+// build returns a tree holding items, which must be sorted and free of
+// duplicates, built bottom-up in O(n): as even as the node size limits
+// allow, every leaf at the same depth. A nil root is the empty tree.
+func build[T any](items []T) *bnode[T] {
+	if len(items) == 0 {
+		return nil
+	}
+	// Leaves: n items make L leaves and L-1 separators, with L the
+	// fewest leaves of at most btMaxItems items each; split evenly, each
+	// non-root leaf then holds at least btMinItems.
+	n := len(items)
+	leaves := (n + btMaxItems + 1) / (btMaxItems + 1)
+	nodes := make([]*bnode[T], 0, leaves)
+	seps := make([]T, 0, leaves-1)
+	rest := items
+	for i := range leaves {
+		left := leaves - i
+		k := (len(rest) - (left - 1)) / left
+		nodes = append(nodes, newNode(clone(rest[:k]), nil))
+		if left > 1 {
+			seps = append(seps, rest[k])
+			rest = rest[k+1:]
+		}
+	}
+	// Inner levels: group nodes evenly under parents of at most btDegree*2
+	// children (at least btDegree when there are two or more parents).
+	for len(nodes) > 1 {
+		m := len(nodes)
+		groups := (m + 2*btDegree - 1) / (2 * btDegree)
+		parents := make([]*bnode[T], 0, groups)
+		up := make([]T, 0, groups-1)
+		at := 0
+		for j := range groups {
+			c := (m - at) / (groups - j)
+			parents = append(parents, newNode(clone(seps[at:at+c-1]), clone(nodes[at:at+c])))
+			if j < groups-1 {
+				up = append(up, seps[at+c-1])
+			}
+			at += c
+		}
+		nodes, seps = parents, up
+	}
+	return nodes[0]
+}
+
 // insertAt returns a new slice: s with x inserted at index i.
 func insertAt[T any](s []T, i int, x T) []T {
 	out := make([]T, len(s)+1)
@@ -403,6 +449,41 @@ func (t *cowTree[T]) remove(x T) bool {
 		t.root.Store(root)
 	}
 	return removed
+}
+
+// addMany inserts keys (in any order, duplicates allowed) and publishes
+// the result with one store: it merges them with the current items and
+// builds a new tree, O(n + m log m), instead of copying a path per key.
+// It reports how many keys were absent.
+func (t *cowTree[T]) addMany(keys []T) int {
+	if len(keys) == 0 {
+		return 0
+	}
+	add := slices.Clone(keys)
+	slices.SortFunc(add, t.ord.cmp)
+	add = slices.CompactFunc(add, func(a, b T) bool { return t.ord.cmp(a, b) == 0 })
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	old := t.root.Load()
+	merged := make([]T, 0, size(old)+len(add))
+	i := 0
+	all(old, func(x T) bool {
+		for i < len(add) && t.ord.cmp(add[i], x) < 0 {
+			merged = append(merged, add[i])
+			i++
+		}
+		if i < len(add) && t.ord.cmp(add[i], x) == 0 {
+			i++ // already present
+		}
+		merged = append(merged, x)
+		return true
+	})
+	merged = append(merged, add[i:]...)
+	if added := len(merged) - size(old); added > 0 {
+		t.root.Store(build(merged))
+		return added
+	}
+	return 0
 }
 
 // clear empties the tree. Readers holding the old root keep their snapshot.

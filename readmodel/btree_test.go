@@ -3,6 +3,7 @@ package readmodel
 import (
 	"cmp"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"slices"
 	"testing"
@@ -177,4 +178,63 @@ func TestBTreeSequential(t *testing.T) {
 		root, _ = o.insert(root, i)
 	}
 	checkTree(t, o, root, ref)
+}
+
+// TestBuild builds trees bottom-up from sorted runs of every size up to a
+// few levels deep and checks the B-tree invariants.
+func TestBuild(t *testing.T) {
+	o := ordering[int]{cmp: cmp.Compare[int]}
+	sizes := []int{0, 1, 2, btMaxItems - 1, btMaxItems, btMaxItems + 1, btMaxItems + 2, 2*btMaxItems + 1, 2*btMaxItems + 2}
+	for n := 3; n < 40_000; n = n*3/2 + 1 {
+		sizes = append(sizes, n)
+	}
+	for _, n := range sizes {
+		items := make([]int, n)
+		for i := range items {
+			items[i] = 2 * i
+		}
+		root := build(items)
+		checkTree(t, o, root, items[:n:n])
+		if n > 0 {
+			// The built tree works with the copy-on-write operations.
+			root, _ = o.insert(root, 1)
+			root, _ = o.remove(root, 0)
+			want := append([]int{1}, items[1:]...)
+			checkTree(t, o, root, want)
+		}
+	}
+}
+
+// TestSortedSetAddMany loads random batches (with duplicates and keys
+// already present) and checks the set against a reference.
+func TestSortedSetAddMany(t *testing.T) {
+	rng := rand.New(rand.NewPCG(15, 1))
+	s := NewSortedSet[int]()
+	ref := map[int]bool{}
+	for range 30 {
+		if rng.IntN(3) == 0 {
+			k := rng.IntN(20_000) // mix single adds in
+			s.Add(k)
+			ref[k] = true
+		}
+		batch := make([]int, rng.IntN(3000))
+		absent := map[int]bool{}
+		for i := range batch {
+			batch[i] = rng.IntN(20_000)
+			if !ref[batch[i]] {
+				absent[batch[i]] = true
+			}
+		}
+		before := s.t.root.Load()
+		snapshot := slices.Collect(s.All())
+		require.Equal(t, len(absent), s.AddMany(batch))
+		for _, k := range batch {
+			ref[k] = true
+		}
+		want := slices.Sorted(maps.Keys(ref))
+		checkTree(t, s.t.ord, s.t.root.Load(), want)
+		var old []int
+		all(before, func(x int) bool { old = append(old, x); return true })
+		require.Equal(t, snapshot, old, "AddMany changed a published snapshot")
+	}
 }

@@ -351,3 +351,50 @@ func TestRankingStringKeysAgainstReference(t *testing.T) {
 }
 
 func sameFloat(a, b float64) bool { return a == b || (math.IsNaN(a) && math.IsNaN(b)) }
+
+// TestRankingSetMany loads random entries (ties, repeated keys) into an
+// empty ranking and into one that has entries, and checks that the result
+// is what calling Set for each entry gives.
+func TestRankingSetMany(t *testing.T) {
+	rng := rand.New(rand.NewPCG(15, 2))
+	entries := func(n int) []readmodel.Ranked[string] {
+		es := make([]readmodel.Ranked[string], n)
+		for i := range es {
+			es[i] = readmodel.Ranked[string]{Key: fmt.Sprintf("k%04d", rng.IntN(n)), Score: float64(rng.IntN(9)) / 2}
+		}
+		return es
+	}
+	for _, n := range []int{0, 1, 5, 200, 3000} {
+		for _, prefilled := range []bool{false, true} {
+			bulk, ref := readmodel.NewRanking[string](), readmodel.NewRanking[string]()
+			if prefilled {
+				for _, e := range entries(n/2 + 1) {
+					bulk.Set(e.Key, e.Score)
+					ref.Set(e.Key, e.Score)
+				}
+			}
+			es := entries(n)
+			bulk.SetMany(es)
+			for _, e := range es {
+				ref.Set(e.Key, e.Score)
+			}
+			require.Equal(t, ref.Len(), bulk.Len(), "n=%d prefilled=%v", n, prefilled)
+			require.Equal(t, slices.Collect(ref.All()), slices.Collect(bulk.All()), "n=%d prefilled=%v", n, prefilled)
+			require.Equal(t, ref.Top(10, nil), bulk.Top(10, nil), "n=%d prefilled=%v", n, prefilled)
+			for _, e := range es {
+				got, ok := bulk.Score(e.Key)
+				want, _ := ref.Score(e.Key)
+				require.True(t, ok)
+				require.Equal(t, want, got, "score of %s", e.Key)
+			}
+			// The loaded ranking keeps working.
+			if n > 0 {
+				bulk.Set(es[0].Key, 100)
+				ref.Set(es[0].Key, 100)
+				bulk.Remove(es[len(es)-1].Key)
+				ref.Remove(es[len(es)-1].Key)
+				require.Equal(t, slices.Collect(ref.All()), slices.Collect(bulk.All()))
+			}
+		}
+	}
+}

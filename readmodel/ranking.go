@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"iter"
 	"math"
+	"slices"
 	"sync"
 	"sync/atomic"
 )
@@ -43,20 +44,23 @@ const RankingTopCache = 128
 // A Ranking must be created with [NewRanking] and must not be copied after
 // first use.
 type Ranking[K cmp.Ordered] struct {
-	mu     sync.Mutex // serialises writers and full-order reads
-	head   rnode[K]   // sentinel; head.next has rankMaxLevel entries
-	level  int        // levels in use
-	rnd    uint64     // xorshift state for node levels
-	scores Map[K, float64]
-	top    atomic.Pointer[[]Ranked[K]] // the best RankingTopCache entries
-	n      atomic.Int64
+	mu    sync.Mutex                  // serialises writers and full-order reads
+	head  rnode[K]                    // sentinel; head.next has rankMaxLevel entries
+	level int                         // levels in use
+	rnd   uint64                      // xorshift state for node levels
+	nodes Map[K, *rnode[K]]           // key index for Set, Remove and Score
+	top   atomic.Pointer[[]Ranked[K]] // the best RankingTopCache entries
+	n     atomic.Int64
 }
 
 const rankMaxLevel = 24 // 4^24 keys before levels saturate: plenty
 
 type rnode[K cmp.Ordered] struct {
-	item Ranked[K]
-	next []*rnode[K]
+	item Ranked[K] // written and read by writers only, under mu
+	// score is item.Score for lock-free readers (Score): a move rewrites
+	// it in place, so that it costs no allocation.
+	score atomic.Uint64
+	next  []*rnode[K]
 }
 
 // NewRanking returns an empty Ranking.
@@ -65,7 +69,7 @@ func NewRanking[K cmp.Ordered]() *Ranking[K] {
 	r.head.next = make([]*rnode[K], rankMaxLevel)
 	r.level = 1
 	r.rnd = 0x9e3779b97f4a7c15
-	r.scores.init()
+	r.nodes.init()
 	empty := []Ranked[K]{}
 	r.top.Store(&empty)
 	return r
@@ -152,18 +156,16 @@ func (r *Ranking[K]) publish() {
 func (r *Ranking[K]) Set(key K, score float64) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	old, ok := r.scores.Load(key)
-	if ok && sameScore(old, score) {
+	x, ok := r.nodes.Load(key)
+	if ok && sameScore(x.item.Score, score) {
 		return
 	}
 	var prev [rankMaxLevel]*rnode[K]
 	e := Ranked[K]{key, score}
 	touched := r.inTop(e)
-	var x *rnode[K]
 	if ok {
-		o := Ranked[K]{key, old}
-		touched = touched || r.inTop(o)
-		x = r.find(o, &prev)
+		touched = touched || r.inTop(x.item)
+		r.find(x.item, &prev)
 		r.unlink(x, &prev)
 		x.item = e // reuse the node: a move allocates nothing
 	} else {
@@ -175,7 +177,56 @@ func (r *Ranking[K]) Set(key K, score float64) {
 	if touched {
 		r.publish()
 	}
-	r.scores.store(key, score)
+	x.score.Store(math.Float64bits(score))
+	if !ok {
+		r.nodes.store(key, x)
+	}
+}
+
+// SetMany gives each entry's key its score, as calling Set for each entry
+// in order would (a key listed twice gets its last score). Into an empty
+// Ranking it loads the entries in O(m log m), linking them in order instead
+// of searching for each one, and publishes the snapshot once; that is what
+// it is for (filling a rebuilt view's ranking). Otherwise it calls Set for
+// each entry.
+func (r *Ranking[K]) SetMany(entries []Ranked[K]) {
+	r.mu.Lock()
+	if r.n.Load() != 0 {
+		r.mu.Unlock()
+		for _, e := range entries {
+			r.Set(e.Key, e.Score)
+		}
+		return
+	}
+	defer r.mu.Unlock()
+	// The last entry of each key wins: a stable sort by key keeps a key's
+	// entries in their given order.
+	es := slices.Clone(entries)
+	slices.SortStableFunc(es, func(a, b Ranked[K]) int { return cmp.Compare(a.Key, b.Key) })
+	last := es[:0]
+	for i, e := range es {
+		if i+1 < len(es) && es[i+1].Key == e.Key {
+			continue
+		}
+		last = append(last, e)
+	}
+	slices.SortFunc(last, compareRanked[K])
+	var tails [rankMaxLevel]*rnode[K]
+	for l := range tails {
+		tails[l] = &r.head
+	}
+	for _, e := range last {
+		x := &rnode[K]{item: e, next: make([]*rnode[K], r.randomLevel())}
+		x.score.Store(math.Float64bits(e.Score))
+		for l := range x.next {
+			tails[l].next[l] = x
+			tails[l] = x
+		}
+		r.level = max(r.level, len(x.next))
+		r.nodes.store(e.Key, x)
+	}
+	r.n.Store(int64(len(last)))
+	r.publish()
 }
 
 // sameScore reports whether a and b are the same float64, bit for bit
@@ -189,24 +240,29 @@ func sameScore(a, b float64) bool {
 func (r *Ranking[K]) Remove(key K) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	old, ok := r.scores.Load(key)
+	x, ok := r.nodes.Load(key)
 	if !ok {
 		return
 	}
 	var prev [rankMaxLevel]*rnode[K]
-	o := Ranked[K]{key, old}
-	touched := r.inTop(o)
-	r.unlink(r.find(o, &prev), &prev)
+	touched := r.inTop(x.item)
+	r.find(x.item, &prev)
+	r.unlink(x, &prev)
 	r.n.Add(-1)
 	if touched {
 		r.publish()
 	}
-	r.scores.remove(key)
+	r.nodes.remove(key)
 }
 
 // Score returns key's score and whether key is ranked. It costs a [Map]
 // lookup and does not allocate.
-func (r *Ranking[K]) Score(key K) (float64, bool) { return r.scores.Load(key) }
+func (r *Ranking[K]) Score(key K) (float64, bool) {
+	if x, ok := r.nodes.Load(key); ok {
+		return math.Float64frombits(x.score.Load()), true
+	}
+	return 0, false
+}
 
 // Len returns the number of ranked keys.
 func (r *Ranking[K]) Len() int { return int(r.n.Load()) }
@@ -254,5 +310,5 @@ func (r *Ranking[K]) Clear() {
 	r.n.Store(0)
 	empty := []Ranked[K]{}
 	r.top.Store(&empty)
-	r.scores.Clear()
+	r.nodes.Clear()
 }

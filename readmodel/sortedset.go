@@ -30,6 +30,13 @@ func NewSortedSet[K cmp.Ordered]() *SortedSet[K] {
 // Add inserts key and reports whether it was absent.
 func (s *SortedSet[K]) Add(key K) bool { return s.t.add(key) }
 
+// AddMany inserts keys, in any order (duplicates and keys already present
+// are fine), and returns how many were absent. Readers see all of them
+// appear at once. It rebuilds the set in O(n + m log m) for n keys in the
+// set and m given, so it is meant for loading many keys at a time, such as
+// a rebuilt view's index; one Add costs O(log n).
+func (s *SortedSet[K]) AddMany(keys []K) int { return s.t.addMany(keys) }
+
 // Remove deletes key and reports whether it was present.
 func (s *SortedSet[K]) Remove(key K) bool { return s.t.remove(key) }
 

@@ -5,6 +5,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"slices"
+	"sync"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -131,6 +132,72 @@ func TestRecent(t *testing.T) {
 	for range r3.All() {
 		break
 	}
+}
+
+// TestRecentVersionsNeverChange pushes along random lines of versions (a
+// push on the newest version, which may reuse the shared array, or on an
+// older one, which must not) and checks that every version ever returned
+// still shows exactly what it showed when it was made.
+func TestRecentVersionsNeverChange(t *testing.T) {
+	rnd := rand.New(rand.NewPCG(15, 15))
+	for _, capacity := range []int{1, 2, 3, 5} {
+		type version struct {
+			r    readmodel.Recent[int]
+			want []int
+		}
+		versions := []version{{readmodel.NewRecent[int](capacity), nil}}
+		for i := range 2000 {
+			from := len(versions) - 1 // mostly extend the newest line
+			if rnd.IntN(4) == 0 {
+				from = rnd.IntN(len(versions))
+			}
+			v := versions[from]
+			want := append([]int{i}, v.want...)
+			want = want[:min(len(want), capacity)]
+			versions = append(versions, version{v.r.Push(i), want})
+		}
+		for k, v := range versions {
+			require.Equal(t, v.want, v.r.Items(), "capacity %d, version %d", capacity, k)
+			require.Equal(t, len(v.want), v.r.Len())
+			for i, x := range v.want {
+				require.Equal(t, x, v.r.At(i))
+			}
+		}
+	}
+}
+
+// TestRecentConcurrentPushes pushes onto one version from several
+// goroutines at once (run with -race): each gets its own item, and the
+// version they share is unchanged.
+func TestRecentConcurrentPushes(t *testing.T) {
+	base := readmodel.NewRecent[int](4).Push(1).Push(2)
+	const n = 8
+	got := make([]readmodel.Recent[int], n)
+	var wg sync.WaitGroup
+	for g := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			got[g] = base.Push(100 + g).Push(200 + g)
+		}()
+	}
+	wg.Wait()
+	for g, r := range got {
+		assert.Equal(t, []int{200 + g, 100 + g, 2, 1}, r.Items(), "goroutine %d", g)
+	}
+	assert.Equal(t, []int{2, 1}, base.Items())
+}
+
+// TestRecentPushAllocations: pushing along one line of versions, as a
+// projection does, allocates a new array (two allocations) once every Cap+1
+// pushes, not on every push.
+func TestRecentPushAllocations(t *testing.T) {
+	if raceEnabled {
+		t.Skip("allocation counts differ under the race detector")
+	}
+	r := readmodel.NewRecent[string](5)
+	allocs := testing.AllocsPerRun(600, func() { r = r.Push("x") })
+	assert.LessOrEqual(t, allocs, 2.0/6+0.01, "allocations per Push")
 }
 
 func TestRecentPanics(t *testing.T) {

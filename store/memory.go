@@ -35,6 +35,7 @@ type Memory struct {
 	recErr  error          // the first invalid Record of the current unit of work; it fails it
 	log     memLog
 	ids     idSource
+	txs     []memTx // fresh units of work, handed out in order (see newTx)
 }
 
 var (
@@ -165,10 +166,11 @@ func (m *Memory) Update(ctx context.Context, fn func(tx Tx) error) (event.Positi
 	if m.closed.Load() {
 		return 0, ErrClosed
 	}
-	tx := &memTx{s: m, ctx: ctx}
+	tx := m.newTx(ctx)
 	ok := false
 	defer func() {
 		tx.done = true
+		tx.ctx = context.Background() // do not keep the caller's context alive
 		if !ok {
 			m.rollback()
 		}
@@ -182,6 +184,23 @@ func (m *Memory) Update(ctx context.Context, fn func(tx Tx) error) (event.Positi
 	pos := m.commit(ctx)
 	ok = true
 	return pos, nil
+}
+
+// txSlab is how many units of work one allocation provides.
+const txSlab = 64
+
+// newTx returns a fresh unit of work. A *memTx must stay unique, so that a
+// Tx kept after its Update returned is caught (check) rather than mistaken
+// for a later one; instead of one allocation per Update, they are carved
+// out of slabs of txSlab and never reused. m.mu is held.
+func (m *Memory) newTx(ctx context.Context) *memTx {
+	if len(m.txs) == 0 {
+		m.txs = make([]memTx, txSlab)
+	}
+	tx := &m.txs[0]
+	m.txs = m.txs[1:]
+	tx.s, tx.ctx = m, ctx
+	return tx
 }
 
 func (m *Memory) rollback() {

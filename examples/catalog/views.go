@@ -117,12 +117,14 @@ type viewSet struct {
 	router   event.Router
 
 	// bulk is set while a rebuild replays the log into this (still
-	// private) set: the ranking and the in-stock set, which only queries
-	// read, then record each product's final state once in pending instead
-	// of being updated per event, and Flush applies it.
+	// private) set: product views then live in bulkProducts and are
+	// changed in place (no reader can see them yet, so the copy-on-write
+	// that lock-free readers need is wasted work), and the ranking and the
+	// in-stock set, which only queries read and which depend only on each
+	// product's latest view, are not touched per event. Flush publishes
+	// the views and loads both indexes from them.
 	bulk         bool
-	pendingRank  map[string]float64
-	pendingStock map[string]bool
+	bulkProducts map[string]*ProductView
 }
 
 func newViewSet() *viewSet {
@@ -179,30 +181,42 @@ func (v *Views) Handle(ctx context.Context, rec event.Record) error {
 	return v.cur.Load().router.Handle(ctx, rec)
 }
 
-// Shadow implements projection.Rebuilder. The shadow defers the ranking
-// and in-stock indexes until its Flush, which makes a rebuild update them
-// once per product rather than once per event.
+// Shadow implements projection.Rebuilder. Until its Flush the shadow
+// changes its product views in place and leaves the ranking and in-stock
+// indexes alone; Flush publishes the views and loads each index in one go,
+// so a rebuild pays for copy-on-write and index updates once per product
+// rather than once per event.
 func (v *Views) Shadow(context.Context) (projection.Shadow, error) {
 	vs := newViewSet()
 	vs.bulk = true
-	vs.pendingRank = make(map[string]float64)
-	vs.pendingStock = make(map[string]bool)
+	vs.bulkProducts = make(map[string]*ProductView)
 	return projection.Shadow{Handler: &vs.router, Flush: vs.flush, Swap: func() { v.cur.Store(vs) }}, nil
 }
 
 // flush applies the deferred index updates and ends bulk mode.
 func (vs *viewSet) flush(context.Context) error {
-	for id, score := range vs.pendingRank {
-		vs.topRated.Set(id, score)
+	if !vs.bulk {
+		return nil // a rebuild flushes twice; bulk mode ended at the first
 	}
-	for id, in := range vs.pendingStock {
-		if in {
-			vs.inStock.Add(id)
-		} else {
-			vs.inStock.Remove(id)
+	// Load each index in one go from the final views, as the per-event
+	// updates would have left it: a bulk load links or builds it in order
+	// instead of searching, or copying a tree path, per product. The
+	// indexes are empty until now.
+	var ranked []Rated
+	var in []string
+	for id, p := range vs.bulkProducts {
+		p.History = p.History[:len(p.History):len(p.History)] // see appendHistory
+		vs.products.Put(context.Background(), id, *p)
+		if p.ReviewCount() >= TopRatedMinReviews {
+			ranked = append(ranked, Rated{Key: id, Score: p.Ratings.Mean()})
+		}
+		if p.InStock {
+			in = append(in, id)
 		}
 	}
-	vs.bulk, vs.pendingRank, vs.pendingStock = false, nil, nil
+	vs.topRated.SetMany(ranked)
+	vs.inStock.AddMany(in)
+	vs.bulk, vs.bulkProducts = false, nil
 	return nil
 }
 
@@ -288,6 +302,12 @@ func (vs *viewSet) updateSeller(id string, fn func(*SellerView)) SellerView {
 
 func (vs *viewSet) refreshSellerProducts(s SellerView) {
 	for _, id := range vs.bySeller.Keys(s.ID, nil) {
+		if vs.bulk {
+			if p := vs.bulkProducts[id]; p != nil {
+				p.SellerName, p.SellerRating = s.Name, s.Rating
+			}
+			continue
+		}
 		vs.products.Update(id, func(p ProductView, ok bool) (ProductView, bool) {
 			if ok {
 				p.SellerName, p.SellerRating = s.Name, s.Rating
@@ -307,6 +327,11 @@ func (vs *viewSet) productListed(_ context.Context, rec event.Record, e ProductL
 		History: []PricePoint{{At: rec.Time, Cents: e.PriceCents}},
 		Version: rec.Version, UpdatedAt: rec.Time,
 	}
+	if vs.bulk {
+		vs.bulkProducts[e.ProductID] = &p // flush publishes and indexes the final view
+		vs.bySeller.Add(e.SellerID, e.ProductID)
+		return nil
+	}
 	vs.products.Put(context.Background(), e.ProductID, p)
 	vs.bySeller.Add(e.SellerID, e.ProductID)
 	vs.index(p)
@@ -315,27 +340,40 @@ func (vs *viewSet) productListed(_ context.Context, rec event.Record, e ProductL
 
 // change applies fn to a copy of the product view and stores the copy, then
 // touches the secondary indexes only if what they order by changed: an
-// index write costs far more than the view's own update.
-func (vs *viewSet) change(rec event.Record, id string, fn func(*ProductView)) {
-	var before, after ProductView
-	found := false
+// index write costs far more than the view's own update. fn takes and
+// returns the view by value: a pointer passed to a function value would
+// make every copy escape to the heap.
+func (vs *viewSet) change(rec event.Record, id string, fn func(ProductView) ProductView) {
+	var stockChanged, ratingChanged, found bool
+	var after ProductView
+	if vs.bulk {
+		p := vs.bulkProducts[id]
+		if p == nil {
+			return
+		}
+		*p = fn(*p)
+		p.Version, p.UpdatedAt = rec.Version, rec.Time
+		return // flush indexes the final view
+	}
 	vs.products.Update(id, func(p ProductView, ok bool) (ProductView, bool) {
 		if !ok {
 			return p, false
 		}
-		before = p
-		fn(&p)
-		p.Version, p.UpdatedAt = rec.Version, rec.Time
-		after, found = p, true
-		return p, true
+		n := fn(p)
+		n.Version, n.UpdatedAt = rec.Version, rec.Time
+		stockChanged, ratingChanged, found = p.InStock != n.InStock, p.Ratings != n.Ratings, true
+		if stockChanged || ratingChanged {
+			after = n
+		}
+		return n, true
 	})
 	if !found {
 		return
 	}
-	if before.InStock != after.InStock {
+	if stockChanged {
 		vs.indexStock(after)
 	}
-	if before.Ratings != after.Ratings {
+	if ratingChanged {
 		vs.indexRating(after)
 	}
 }
@@ -347,10 +385,6 @@ func (vs *viewSet) index(p ProductView) {
 }
 
 func (vs *viewSet) indexStock(p ProductView) {
-	if vs.bulk {
-		vs.pendingStock[p.ID] = p.InStock
-		return
-	}
 	if p.InStock {
 		vs.inStock.Add(p.ID)
 	} else {
@@ -359,29 +393,28 @@ func (vs *viewSet) indexStock(p ProductView) {
 }
 
 func (vs *viewSet) indexRating(p ProductView) {
-	if p.ReviewCount() >= TopRatedMinReviews && vs.bulk {
-		vs.pendingRank[p.ID] = p.Ratings.Mean()
-		return
-	}
 	if p.ReviewCount() >= TopRatedMinReviews {
 		vs.topRated.Set(p.ID, p.Ratings.Mean())
 	}
 }
 
 func (vs *viewSet) priceChanged(_ context.Context, rec event.Record, e PriceChanged) error {
-	vs.change(rec, e.ProductID, func(p *ProductView) {
+	vs.change(rec, e.ProductID, func(p ProductView) ProductView {
 		p.PreviousPriceCents = p.PriceCents
 		p.PriceDropped = e.NewCents < p.PriceCents
 		p.PriceCents = e.NewCents
-		p.History = appendHistory(p.History, PricePoint{At: rec.Time, Cents: e.NewCents})
+		p.History = appendHistory(p.History, PricePoint{At: rec.Time, Cents: e.NewCents}, vs.bulk)
+		return p
 	})
 	return nil
 }
 
-// appendHistory returns a new slice (the old one may be shared with
-// readers) holding the points needed to answer prices up to 90 days before
-// any time at or after the newest point.
-func appendHistory(h []PricePoint, pt PricePoint) []PricePoint {
+// appendHistory returns a slice holding the points needed to answer prices
+// up to 90 days before any time at or after the newest point. It is a new
+// slice, since the old one may be shared with readers, unless private is
+// set (a rebuild's views, which no reader sees before Flush): then it
+// appends in place.
+func appendHistory(h []PricePoint, pt PricePoint, private bool) []PricePoint {
 	cut := pt.At.Add(-historyWindow)
 	start := 0
 	// Keep the newest point at or before the cut: it is the price in
@@ -395,48 +428,59 @@ func appendHistory(h []PricePoint, pt PricePoint) []PricePoint {
 	if n := len(h) - start + 1; n > maxHistory {
 		start += n - maxHistory
 	}
+	if private {
+		return append(h[start:], pt)
+	}
 	out := make([]PricePoint, 0, len(h)-start+1)
 	out = append(out, h[start:]...)
 	return append(out, pt)
 }
 
 func (vs *viewSet) stockChanged(_ context.Context, rec event.Record, e StockChanged) error {
-	vs.change(rec, e.ProductID, func(p *ProductView) {
+	vs.change(rec, e.ProductID, func(p ProductView) ProductView {
 		p.Stock, p.InStock = e.Stock, e.Stock > 0
+		return p
 	})
 	return nil
 }
 
 func (vs *viewSet) stockReserved(_ context.Context, rec event.Record, e StockReserved) error {
-	vs.change(rec, e.ProductID, func(p *ProductView) {
+	vs.change(rec, e.ProductID, func(p ProductView) ProductView {
 		p.Stock, p.InStock = e.Stock, e.Stock > 0
+		return p
 	})
 	return nil
 }
 
 func (vs *viewSet) restocked(_ context.Context, rec event.Record, e Restocked) error {
-	vs.change(rec, e.ProductID, func(p *ProductView) {
+	vs.change(rec, e.ProductID, func(p ProductView) ProductView {
 		p.Stock, p.InStock = e.Stock, e.Stock > 0
+		return p
 	})
 	return nil
 }
 
 func (vs *viewSet) detailsChanged(_ context.Context, rec event.Record, e DetailsChanged) error {
-	vs.change(rec, e.ProductID, func(p *ProductView) {
+	vs.change(rec, e.ProductID, func(p ProductView) ProductView {
 		p.Title, p.Description = e.Title, e.Description
+		return p
 	})
 	return nil
 }
 
 func (vs *viewSet) reviewSubmitted(_ context.Context, rec event.Record, e ReviewSubmitted) error {
-	vs.change(rec, e.ProductID, func(p *ProductView) {
+	vs.change(rec, e.ProductID, func(p ProductView) ProductView {
 		p.Ratings = p.Ratings.Add(float64(e.Rating))
 		p.Recent = p.Recent.Push(ReviewSummary{ReviewID: e.ReviewID, Author: e.Author, Rating: e.Rating, Text: e.Text, At: rec.Time})
+		return p
 	})
 	return nil
 }
 
 func (vs *viewSet) shippingSet(_ context.Context, rec event.Record, e ShippingSet) error {
-	vs.change(rec, e.ProductID, func(p *ProductView) { p.Shipping = e.Options })
+	vs.change(rec, e.ProductID, func(p ProductView) ProductView {
+		p.Shipping = e.Options
+		return p
+	})
 	return nil
 }

@@ -383,3 +383,39 @@ func TestPartitionsBalanceOverRunners(t *testing.T) {
 		view.exactlyOnce(t, head)
 	})
 }
+
+// Two runners (as in two processes) share one projector through leases:
+// one delivers, the other stands by and takes over when the first closes.
+func ExampleWithLeases() {
+	ctx := context.Background()
+	st := store.NewMemory()
+	defer st.Close()
+	leases := projection.NewMemoryLeases(nil) // across processes: pgstore's Store
+	newRunner := func(owner string) *projection.Runner {
+		r := projection.NewRunner(st, projection.WithLeases(leases, owner, 400*time.Millisecond))
+		_ = r.Add(projection.Named("orders", event.HandlerFunc(func(context.Context, event.Record) error { return nil })), projection.AsAsync())
+		_ = r.Start(ctx)
+		return r
+	}
+	show := func(r *projection.Runner, want projection.State) {
+		for {
+			s, _ := r.StatusOf(ctx, "orders")
+			if s.State == want && s.Owner != "" {
+				fmt.Printf("%s: %v, owner %s\n", r.Owner(), s.State, s.Owner)
+				return
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	a := newRunner("a")
+	show(a, projection.Running)
+	b := newRunner("b")
+	defer b.Close()
+	show(b, projection.Standby)
+	_ = a.Close() // releases the lease at once
+	show(b, projection.Running)
+	// Output:
+	// a: running, owner a
+	// b: standby, owner a
+	// b: running, owner b
+}

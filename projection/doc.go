@@ -115,6 +115,23 @@
 // when the version differs from the one saved in its checkpoint; Add
 // refuses WithVersion for a projector that is not a Rebuilder.
 //
+// # Several processes: leases, fencing, partitions
+//
+// When several processes run the same service against a shared read model,
+// give their runners a [Leaser] ([WithLeases]): each async projector then
+// has one owner at a time, the runner holding its [Lease]; the others
+// report State [Standby] with the holder in Status.Owner and its fencing
+// token in Status.Epoch, and take over when the lease lapses (the owner
+// died) or is released (Close). Every checkpoint the owner saves goes
+// through [FencedCheckpoints.SaveFenced], and its handlers' context carries
+// the lease ([FenceFrom]) so a self-checkpointing view can condition its
+// writes on it: an owner paused past its lease gets [ErrFenced] when it
+// wakes, drops the batch in hand and stands by. [WithPartitions] splits a
+// projector by stream hash ([PartitionOf]) into partitions with their own
+// checkpoint and lease, which the runners share out fairly among the live
+// ones. [Local] keeps a projector in every process. [MemoryLeases] is the
+// in-process Leaser; package leasetest is the conformance suite for others.
+//
 // # Status and logging
 //
 // [Runner.Status] reports each projector's [State], checkpoint, the newest
@@ -159,6 +176,10 @@
 //   - [event.ErrPanic]: *[event.PanicError], with the panic value and stack,
 //     the cause of a StoppedError or dead letter when a projector panics.
 //   - [store.ErrClosed]: any method after Close.
+//   - [ErrLeaseHeld], [ErrFenced]: *[LeaseHeldError] and *[FencedError]
+//     from a Leaser; a runner handles them itself (standby).
+//   - [ErrUnfencedCheckpoints]: Add of a leased projector when the
+//     checkpoint store cannot save fenced.
 //
 // Misuse (an unknown projector name, Sync before Start, a rebuild of a
 // projector that is not a Rebuilder or is already rebuilding, Replay of a

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	mathrand "math/rand/v2"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -382,4 +384,121 @@ func TestPartitionsBalanceOverRunners(t *testing.T) {
 		waitOwners(t, head, a, b, c)
 		view.exactlyOnce(t, head)
 	})
+}
+
+// Two runners (as in two processes) share one projector through leases:
+// one delivers, the other stands by and takes over when the first closes.
+func ExampleWithLeases() {
+	ctx := context.Background()
+	st := store.NewMemory()
+	defer st.Close()
+	leases := projection.NewMemoryLeases(nil) // across processes: pgstore's Store
+	newRunner := func(owner string) *projection.Runner {
+		r := projection.NewRunner(st, projection.WithLeases(leases, owner, 400*time.Millisecond))
+		_ = r.Add(projection.Named("orders", event.HandlerFunc(func(context.Context, event.Record) error { return nil })), projection.AsAsync())
+		_ = r.Start(ctx)
+		return r
+	}
+	show := func(r *projection.Runner, want projection.State) {
+		for {
+			s, _ := r.StatusOf(ctx, "orders")
+			if s.State == want && s.Owner != "" {
+				fmt.Printf("%s: %v, owner %s\n", r.Owner(), s.State, s.Owner)
+				return
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	a := newRunner("a")
+	show(a, projection.Running)
+	b := newRunner("b")
+	defer b.Close()
+	show(b, projection.Standby)
+	_ = a.Close() // releases the lease at once
+	show(b, projection.Running)
+	// Output:
+	// a: running, owner a
+	// b: standby, owner a
+	// b: running, owner b
+}
+
+// Leased runners, owners and standbys, partitioned or not, leave no
+// goroutine behind on Close or when Start's context ends, and release
+// their leases.
+func TestLeasesNoGoroutineLeaks(t *testing.T) {
+	base := runtime.NumGoroutine()
+	st := newMemory(t)
+	appendN(t, st, 200, 20)
+	ls := projection.NewMemoryLeases(nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	var rs []*projection.Runner
+	for _, owner := range []string{"a", "b"} {
+		r := projection.NewRunner(st, projection.WithLeases(ls, owner, 300*time.Millisecond))
+		add(t, r, newSumView("v"), projection.AsAsync())
+		add(t, r, newSharedView("pv", ls), projection.AsAsync(), projection.WithPartitions(4))
+		add(t, r, newSumView("local"), projection.AsAsync(), projection.Local())
+		if owner == "a" {
+			require.NoError(t, r.Start(ctx))
+		} else {
+			require.NoError(t, r.Start(context.Background()))
+		}
+		rs = append(rs, r)
+	}
+	time.Sleep(100 * time.Millisecond)
+	cancel() // a stops with its context
+	require.NoError(t, rs[1].Close())
+	require.NoError(t, rs[0].Close())
+	settle(t, base, "after Close of leased runners")
+	live, err := ls.List(context.Background(), "")
+	require.NoError(t, err)
+	require.Empty(t, live, "leases left held after Close")
+}
+
+// TestLeasesRandomHandovers is a property test: whatever happens to the
+// runners (they join, close, or all their leases lapse at once as after a
+// long pause), a fenced self-checkpointing view applies every record
+// exactly once, each stream in order.
+func TestLeasesRandomHandovers(t *testing.T) {
+	for seed := range 8 {
+		t.Run(fmt.Sprint(seed), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				rng := mathrand.New(mathrand.NewPCG(uint64(seed), 13))
+				st := newMemory(t)
+				clock := &skewClock{}
+				ls := projection.NewMemoryLeases(clock.now)
+				whole := newSharedView("whole", ls)
+				parts := newSharedView("parts", ls)
+				var live []*projection.Runner
+				n := 0
+				startOne := func() {
+					n++
+					r := projection.NewRunner(st, projection.WithLeases(ls, fmt.Sprintf("r%d", n), ttl), projection.WithBatchSize(1+rng.IntN(20)))
+					add(t, r, whole, projection.AsAsync())
+					add(t, r, parts, projection.AsAsync(), projection.WithPartitions(3))
+					start(t, r)
+					live = append(live, r)
+				}
+				startOne()
+				for range 25 {
+					switch op := rng.IntN(10); {
+					case op < 4:
+						appendN(t, st, 1+rng.IntN(40), 1+rng.IntN(7))
+					case op < 6 && len(live) < 3:
+						startOne()
+					case op < 7 && len(live) > 1:
+						i := rng.IntN(len(live))
+						require.NoError(t, live[i].Close())
+						live = append(live[:i], live[i+1:]...)
+					case op < 8:
+						clock.jump(2 * ttl) // every lease lapses: all owners are stale
+					}
+					time.Sleep(time.Duration(rng.IntN(int(2 * ttl))))
+				}
+				head := appendN(t, st, 10, 3)
+				waitOwners(t, head, live...)
+				whole.exactlyOnce(t, head)
+				parts.exactlyOnce(t, head)
+			})
+		})
+	}
 }

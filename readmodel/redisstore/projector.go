@@ -2,6 +2,8 @@ package redisstore
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"strconv"
@@ -51,12 +53,15 @@ type Projector struct {
 	apply   ApplyFunc
 	version int
 
-	mu    sync.Mutex
-	w     *writer
-	bg    sync.WaitGroup
-	stop  chan struct{} // closed by Close; guarded by mu
-	cmu   sync.Mutex    // serialises Close
-	chunk int
+	mu   sync.Mutex
+	w    *writer
+	bg   sync.WaitGroup
+	stop chan struct{} // closed by Close; guarded by mu
+	// tag and batches make each commit's checkpoint value unique.
+	tag     string
+	batches uint64
+	cmu     sync.Mutex // serialises Close
+	chunk   int
 }
 
 var (
@@ -83,7 +88,9 @@ func WithShadowChunk(n int) ProjectorOption {
 // NewProjector returns a projector named after ns that runs apply for each
 // record.
 func NewProjector(ns *Namespace, apply ApplyFunc, opts ...ProjectorOption) *Projector {
-	p := &Projector{ns: ns, apply: apply, stop: make(chan struct{}), chunk: 4096}
+	b := make([]byte, 6)
+	rand.Read(b)
+	p := &Projector{ns: ns, apply: apply, stop: make(chan struct{}), chunk: 4096, tag: hex.EncodeToString(b)}
 	for _, o := range opts {
 		o(p)
 	}
@@ -140,6 +147,7 @@ func decodeCP(s string) (projection.Checkpoint, error) {
 		return projection.Checkpoint{}, nil
 	}
 	pos, ver, ok := strings.Cut(s, ":")
+	ver, _, _ = strings.Cut(ver, ":") // a writer's batch tag may follow
 	p, err1 := strconv.ParseUint(pos, 10, 64)
 	v, err2 := strconv.Atoi(ver)
 	if !ok || err1 != nil || err2 != nil {
@@ -283,7 +291,12 @@ func (w *writer) flush(ctx context.Context, f string, pos event.Position) error 
 	if fenced {
 		fk = leaseKey(w.p.ns.prefix, fence.Name)
 	}
-	toRaw := encodeCP(to)
+	// The stored checkpoint carries a tag unique to this batch, so that a
+	// retried commit whose first attempt did run recognises its own
+	// checkpoint, while a batch of another writer that reached the same
+	// position is still a conflict.
+	w.p.batches++
+	toRaw := encodeCP(to) + ":" + w.p.tag + "." + strconv.FormatUint(w.p.batches, 36)
 	res, err := tx.commit(ctx, f, pt.raw, toRaw, true, fk, fence.Token, !w.shadow)
 	if err != nil {
 		// The script may or may not have run: load the checkpoint again

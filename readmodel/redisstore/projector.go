@@ -111,6 +111,9 @@ type writer struct {
 	// shadow is true while the writer fills a rebuild's generation,
 	// whose commits must not switch readers to it.
 	shadow bool
+	// stale is set when a newer generation was found current (a rebuild
+	// by another process): the next use resolves the generation again.
+	stale bool
 }
 
 // part is the state of one checkpoint (one partition).
@@ -159,7 +162,7 @@ func decodeCP(s string) (projection.Checkpoint, error) {
 // live returns the live writer, resolving the generation on first use.
 // p.mu must be held.
 func (p *Projector) live(ctx context.Context) (*writer, error) {
-	if p.w == nil {
+	if p.w == nil || p.w.stale {
 		g, err := p.ns.Generation(ctx)
 		if err != nil {
 			return nil, err
@@ -197,21 +200,36 @@ func (w *writer) part(ctx context.Context, f string) (*part, error) {
 	return pt, nil
 }
 
+// busy reports whether a partition other than f has a batch in hand.
+func (w *writer) busy(f string) bool {
+	for g, pt := range w.parts {
+		if g != f && pt.tx != nil && pt.tx.last > pt.durable.Position {
+			return true
+		}
+	}
+	return false
+}
+
 func (w *writer) newTx(from event.Position) *Tx {
 	return &Tx{ns: w.p.ns, gen: w.gen, pre: w.p.ns.genPrefix(w.gen), last: from}
 }
 
 // LoadCheckpoint implements projection.SelfCheckpointer: the checkpoint of
-// ctx's partition in the current generation. It drops any batch in hand.
+// ctx's partition, read from Redis. It drops that partition's batch in
+// hand (other partitions keep theirs).
 func (p *Projector) LoadCheckpoint(ctx context.Context) (projection.Checkpoint, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.w = nil // resolve the generation again: a rebuild may have switched it
+	f := field(ctx)
+	if p.w != nil && !p.w.busy(f) {
+		p.w = nil // resolve the generation again: another process may have rebuilt
+	}
 	w, err := p.live(ctx)
 	if err != nil {
 		return projection.Checkpoint{}, err
 	}
-	pt, err := w.part(ctx, field(ctx))
+	delete(w.parts, f) // start over from what Redis has
+	pt, err := w.part(ctx, f)
 	if err != nil {
 		return projection.Checkpoint{}, err
 	}
@@ -329,6 +347,7 @@ func (w *writer) result(pt *part, res commitResult, f, target string, fence proj
 		return &store.ConflictError{Table: w.p.ns.base + ":checkpoints", Key: f, Expected: uint64(pt.durable.Position), Actual: uint64(actual.Position)}
 	case "generation":
 		pt.loaded = false
+		w.stale = true
 		cur, _ := strconv.ParseUint(res.detail, 10, 64)
 		return &store.ConflictError{Table: w.p.ns.base + ":generation", Key: f, Expected: w.gen, Actual: cur}
 	}

@@ -297,8 +297,12 @@ func (tx *Tx) compact(args []any) []any {
 		l := lists[rel]
 		c, _ := strconv.Atoi(l.capacity)
 		vals := l.vals[max(len(l.vals)-c, 0):]
-		args = append(args, "lpushn", rel, l.capacity, strconv.Itoa(len(vals)))
-		args = append(args, vals...)
+		for len(vals) > 0 { // oldest first, so the newest ends up in front
+			n := min(len(vals), chunk)
+			args = append(args, "lpushn", rel, l.capacity, strconv.Itoa(n))
+			args = append(args, vals[:n]...)
+			vals = vals[n:]
+		}
 	}
 	for _, k := range aorder {
 		a := avgs[k]

@@ -224,3 +224,32 @@ func TestBlocksMatchInMemory(t *testing.T) {
 		})
 	}
 }
+
+// TestRecentLongBatch: a batch pushing more values to one list than a
+// script call takes at once keeps the newest Cap, newest first.
+func TestRecentLongBatch(t *testing.T) {
+	c := client(t)
+	ns := namespace(t, c, "long")
+	ctx := context.Background()
+	r := redisstore.NewRecent[int](ns, "r", 9000)
+	p := redisstore.NewProjector(ns, func(ctx context.Context, _ *redisstore.Tx, rec event.Record) error {
+		return r.Push(ctx, "x", int(rec.Position))
+	})
+	want := readmodel.NewRecent[int](9000)
+	for pos := 1; pos <= 12000; pos++ {
+		if err := p.Handle(ctx, event.Record{Position: event.Position(pos)}); err != nil {
+			t.Fatal(err)
+		}
+		want = want.Push(pos)
+	}
+	if err := p.FlushBatch(ctx, 12000); err != nil {
+		t.Fatal(err)
+	}
+	got, err := r.Items(ctx, "x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(got, want.Items()) {
+		t.Fatalf("got %d items starting %v, want %d starting %v", len(got), got[:min(3, len(got))], want.Len(), want.Items()[:3])
+	}
+}

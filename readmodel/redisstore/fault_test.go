@@ -157,7 +157,9 @@ func TestFaultLostWritesRollBackTogether(t *testing.T) {
 	}
 	checkCounts(t, cv, refAt(log, snap))
 
-	// The running projector refuses to go on past the lost writes.
+	// The running projector refuses to go on past the lost writes: its
+	// next batch finds the checkpoint behind the one it committed.
+	head = appendLogged(t, st, rng, 50, &log)
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		s, err := r.StatusOf(ctx, "lost")

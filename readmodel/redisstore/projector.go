@@ -2,6 +2,8 @@ package redisstore
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"strconv"
@@ -51,12 +53,15 @@ type Projector struct {
 	apply   ApplyFunc
 	version int
 
-	mu    sync.Mutex
-	w     *writer
-	bg    sync.WaitGroup
-	stop  chan struct{} // closed by Close; guarded by mu
-	cmu   sync.Mutex    // serialises Close
-	chunk int
+	mu   sync.Mutex
+	w    *writer
+	bg   sync.WaitGroup
+	stop chan struct{} // closed by Close; guarded by mu
+	// tag and batches make each commit's checkpoint value unique.
+	tag     string
+	batches uint64
+	cmu     sync.Mutex // serialises Close
+	chunk   int
 }
 
 var (
@@ -83,7 +88,9 @@ func WithShadowChunk(n int) ProjectorOption {
 // NewProjector returns a projector named after ns that runs apply for each
 // record.
 func NewProjector(ns *Namespace, apply ApplyFunc, opts ...ProjectorOption) *Projector {
-	p := &Projector{ns: ns, apply: apply, stop: make(chan struct{}), chunk: 4096}
+	b := make([]byte, 6)
+	rand.Read(b)
+	p := &Projector{ns: ns, apply: apply, stop: make(chan struct{}), chunk: 4096, tag: hex.EncodeToString(b)}
 	for _, o := range opts {
 		o(p)
 	}
@@ -104,6 +111,9 @@ type writer struct {
 	// shadow is true while the writer fills a rebuild's generation,
 	// whose commits must not switch readers to it.
 	shadow bool
+	// stale is set when a newer generation was found current (a rebuild
+	// by another process): the next use resolves the generation again.
+	stale bool
 }
 
 // part is the state of one checkpoint (one partition).
@@ -140,6 +150,7 @@ func decodeCP(s string) (projection.Checkpoint, error) {
 		return projection.Checkpoint{}, nil
 	}
 	pos, ver, ok := strings.Cut(s, ":")
+	ver, _, _ = strings.Cut(ver, ":") // a writer's batch tag may follow
 	p, err1 := strconv.ParseUint(pos, 10, 64)
 	v, err2 := strconv.Atoi(ver)
 	if !ok || err1 != nil || err2 != nil {
@@ -151,7 +162,7 @@ func decodeCP(s string) (projection.Checkpoint, error) {
 // live returns the live writer, resolving the generation on first use.
 // p.mu must be held.
 func (p *Projector) live(ctx context.Context) (*writer, error) {
-	if p.w == nil {
+	if p.w == nil || p.w.stale {
 		g, err := p.ns.Generation(ctx)
 		if err != nil {
 			return nil, err
@@ -189,21 +200,36 @@ func (w *writer) part(ctx context.Context, f string) (*part, error) {
 	return pt, nil
 }
 
+// busy reports whether a partition other than f has a batch in hand.
+func (w *writer) busy(f string) bool {
+	for g, pt := range w.parts {
+		if g != f && pt.tx != nil && pt.tx.last > pt.durable.Position {
+			return true
+		}
+	}
+	return false
+}
+
 func (w *writer) newTx(from event.Position) *Tx {
 	return &Tx{ns: w.p.ns, gen: w.gen, pre: w.p.ns.genPrefix(w.gen), last: from}
 }
 
 // LoadCheckpoint implements projection.SelfCheckpointer: the checkpoint of
-// ctx's partition in the current generation. It drops any batch in hand.
+// ctx's partition, read from Redis. It drops that partition's batch in
+// hand (other partitions keep theirs).
 func (p *Projector) LoadCheckpoint(ctx context.Context) (projection.Checkpoint, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.w = nil // resolve the generation again: a rebuild may have switched it
+	f := field(ctx)
+	if p.w != nil && !p.w.busy(f) {
+		p.w = nil // resolve the generation again: another process may have rebuilt
+	}
 	w, err := p.live(ctx)
 	if err != nil {
 		return projection.Checkpoint{}, err
 	}
-	pt, err := w.part(ctx, field(ctx))
+	delete(w.parts, f) // start over from what Redis has
+	pt, err := w.part(ctx, f)
 	if err != nil {
 		return projection.Checkpoint{}, err
 	}
@@ -283,7 +309,12 @@ func (w *writer) flush(ctx context.Context, f string, pos event.Position) error 
 	if fenced {
 		fk = leaseKey(w.p.ns.prefix, fence.Name)
 	}
-	toRaw := encodeCP(to)
+	// The stored checkpoint carries a tag unique to this batch, so that a
+	// retried commit whose first attempt did run recognises its own
+	// checkpoint, while a batch of another writer that reached the same
+	// position is still a conflict.
+	w.p.batches++
+	toRaw := encodeCP(to) + ":" + w.p.tag + "." + strconv.FormatUint(w.p.batches, 36)
 	res, err := tx.commit(ctx, f, pt.raw, toRaw, true, fk, fence.Token, !w.shadow)
 	if err != nil {
 		// The script may or may not have run: load the checkpoint again
@@ -316,6 +347,7 @@ func (w *writer) result(pt *part, res commitResult, f, target string, fence proj
 		return &store.ConflictError{Table: w.p.ns.base + ":checkpoints", Key: f, Expected: uint64(pt.durable.Position), Actual: uint64(actual.Position)}
 	case "generation":
 		pt.loaded = false
+		w.stale = true
 		cur, _ := strconv.ParseUint(res.detail, 10, 64)
 		return &store.ConflictError{Table: w.p.ns.base + ":generation", Key: f, Expected: w.gen, Actual: cur}
 	}

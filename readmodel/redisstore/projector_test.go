@@ -271,9 +271,14 @@ func TestProjectorPartitions(t *testing.T) {
 	if err := p.FlushBatch(p0, 5); err != nil {
 		t.Fatal(err)
 	}
-	// Partition 1 is at 0: position 3 is new to it.
+	// Partition 1 is at 0: position 3 is new to it. Loading partition
+	// 0's checkpoint meanwhile (a runner taking over that partition)
+	// leaves partition 1's batch alone.
 	if err := p.Handle(p1, event.Record{Position: 3, Stream: "b", Data: added{N: 2}}); err != nil {
 		t.Fatal(err)
+	}
+	if cp, err := p.LoadCheckpoint(p0); err != nil || cp.Position != 5 {
+		t.Fatalf("LoadCheckpoint(partition 0) = %+v, %v", cp, err)
 	}
 	if err := p.FlushBatch(p1, 3); err != nil {
 		t.Fatal(err)

@@ -38,6 +38,25 @@ local function apply(pre, i)
         redis.call('HINCRBY', k, ARGV[i+2] .. '\0n', -1)
       end
       i = i + 4
+    elseif op == 'hsetn' then
+      local n = tonumber(ARGV[i+2])
+      redis.call('HSET', k, unpack(ARGV, i+3, i+2+2*n)); i = i + 3 + 2*n
+    elseif op == 'hdeln' then
+      local n = tonumber(ARGV[i+2])
+      redis.call('HDEL', k, unpack(ARGV, i+3, i+2+n)); i = i + 3 + n
+    elseif op == 'zaddn' then
+      local n = tonumber(ARGV[i+2])
+      redis.call('ZADD', k, unpack(ARGV, i+3, i+2+2*n)); i = i + 3 + 2*n
+    elseif op == 'zremn' then
+      local n = tonumber(ARGV[i+2])
+      redis.call('ZREM', k, unpack(ARGV, i+3, i+2+n)); i = i + 3 + n
+    elseif op == 'lpushn' then
+      local n = tonumber(ARGV[i+3])
+      redis.call('LPUSH', k, unpack(ARGV, i+4, i+3+n))
+      redis.call('LTRIM', k, 0, tonumber(ARGV[i+2]) - 1); i = i + 4 + n
+    elseif op == 'avgaddn' then
+      redis.call('HINCRBY', k, ARGV[i+2] .. '\0s', ARGV[i+3])
+      redis.call('HINCRBY', k, ARGV[i+2] .. '\0n', ARGV[i+4]); i = i + 5
     elseif op == 'del' then
       redis.call('DEL', k); i = i + 2
     else

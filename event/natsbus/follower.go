@@ -30,6 +30,8 @@ type Follower struct {
 	stream  jetstream.Stream
 	cursors map[event.Position]*cursor
 	sig     chan struct{} // closed and replaced when known moves or the connection changes
+	lost    chan struct{} // closed when the connection goes down; replaced when it is back
+	down    bool
 
 	known  atomic.Uint64 // newest position the watcher has seen stored
 	live   atomic.Bool   // the watcher's consumer is established
@@ -64,6 +66,7 @@ func NewFollower(js jetstream.JetStream, reg *event.Registry, opts ...Option) *F
 		js: js, nc: js.Conn(), reg: reg, cfg: newConfig(opts),
 		cursors: map[event.Position]*cursor{},
 		sig:     make(chan struct{}),
+		lost:    make(chan struct{}),
 		done:    make(chan struct{}),
 		cancel:  cancel,
 	}
@@ -146,10 +149,41 @@ func (f *Follower) watchConn(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
-		case <-f.status:
+		case st := <-f.status:
+			f.mu.Lock()
+			if st == nats.CONNECTED {
+				if f.down {
+					f.down, f.lost = false, make(chan struct{})
+				}
+			} else if !f.down {
+				f.down = true
+				close(f.lost)
+			}
+			f.mu.Unlock()
 			f.broadcast()
 		}
 	}
+}
+
+// errLost: the connection went down while a request was in flight.
+var errLost = errors.New("connection lost")
+
+// request returns a context for NATS requests that ends when ctx does or
+// when the connection goes down: a request in flight when the server dies
+// would otherwise wait for its full timeout. Call cancel when done.
+func (f *Follower) request(ctx context.Context) (context.Context, context.CancelFunc) {
+	rctx, cancel := context.WithCancelCause(ctx)
+	f.mu.Lock()
+	lost := f.lost
+	f.mu.Unlock()
+	go func() {
+		select {
+		case <-lost:
+			cancel(errLost)
+		case <-rctx.Done():
+		}
+	}()
+	return rctx, func() { cancel(nil) }
 }
 
 // Close stops the watcher and removes the Follower's consumers. It does not
@@ -191,6 +225,10 @@ func (f *Follower) getStream(ctx context.Context, op string) (jetstream.Stream, 
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
+	if st := f.nc.Status(); st != nats.CONNECTED {
+		// Fail fast rather than wait for a request timeout.
+		return nil, &UnavailableError{Op: op, Err: errors.New("connection " + st.String())}
+	}
 	if s != nil {
 		return s, nil
 	}
@@ -211,12 +249,24 @@ func (f *Follower) Head(ctx context.Context) (event.Position, error) {
 	if err != nil {
 		return 0, err
 	}
-	_, pos, err := tail(ctx, s)
+	rctx, cancel := f.request(ctx)
+	defer cancel()
+	_, pos, err := tail(rctx, s)
 	if err != nil {
-		return 0, err
+		return 0, lostErr(ctx, rctx, "head", err)
 	}
 	f.raise(pos)
 	return pos, nil
+}
+
+// lostErr turns the cancellation of a request context (by request, when
+// the connection went down) into an *UnavailableError, leaving the
+// caller's own cancellation as it is.
+func lostErr(ctx, rctx context.Context, op string, err error) error {
+	if err != nil && ctx.Err() == nil && errors.Is(context.Cause(rctx), errLost) {
+		return &UnavailableError{Op: op, Err: errLost}
+	}
+	return err
 }
 
 // Wait blocks until the stream holds a position > after, ctx ends
@@ -283,10 +333,12 @@ func (f *Follower) Read(ctx context.Context, after event.Position, dst []event.R
 		n = store.DefaultReadBatch
 		dst = append(make([]event.Record, 0, len(dst)+n), dst...)
 	}
+	rctx, cancel := f.request(ctx)
+	defer cancel()
 	for attempt := 0; ; attempt++ {
-		out, retry, err := f.read(ctx, s, after, dst, n)
+		out, retry, err := f.read(rctx, s, after, dst, n)
 		if !retry || attempt > 0 {
-			return out, err
+			return out, lostErr(ctx, rctx, "read", err)
 		}
 	}
 }
@@ -351,7 +403,21 @@ func (f *Follower) read(ctx context.Context, s jetstream.Stream, after event.Pos
 	start := len(dst)
 	var stop error
 	keep := true
-	for m := range batch.Messages() {
+	msgs := batch.Messages()
+	for {
+		var m jetstream.Msg
+		var more bool
+		select {
+		case m, more = <-msgs:
+		case <-ctx.Done():
+			// The connection went down (or the caller gave up) with
+			// the batch in flight.
+			f.dropCursor(s, c)
+			return dst, false, ctx.Err()
+		}
+		if !more {
+			break
+		}
 		if stop != nil {
 			// Drain the batch. The consumer has delivered these, so
 			// the cursor cannot serve a later Read: drop it.

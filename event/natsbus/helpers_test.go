@@ -114,9 +114,14 @@ func streamPositions(t testing.TB, js jetstream.JetStream, name string) []event.
 	if err != nil {
 		t.Fatal(err)
 	}
+	it, err := cons.Messages()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer it.Stop()
 	var out []event.Position
 	for seq := uint64(0); seq < info.State.LastSeq; {
-		m, err := cons.Next(jetstream.FetchMaxWait(5 * time.Second))
+		m, err := it.Next()
 		if err != nil {
 			t.Fatalf("read stream %s after sequence %d: %v", name, seq, err)
 		}

@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/cqrskit/cqrs/event"
@@ -188,6 +189,15 @@ func (r *Relay) relay(ctx context.Context) error {
 	}
 	r.published.Store(uint64(pos))
 	r.setErr(nil)
+	// Publishes made while the client reconnects are buffered, and their
+	// acknowledgements wait; a status change ends the attempt instead, so
+	// that the outage shows in Status and the tail is read again after it.
+	nc := r.js.Conn()
+	down := nc.StatusChanged(nats.DISCONNECTED, nats.RECONNECTING, nats.CLOSED)
+	defer nc.RemoveStatusListener(down)
+	if st := nc.Status(); st != nats.CONNECTED {
+		return &UnavailableError{Op: "publish", Err: errors.New("connection " + st.String())}
+	}
 	var (
 		buf     = make([]event.Record, 0, store.DefaultReadBatch)
 		pending = make([]inflight, 0, r.cfg.window)
@@ -207,6 +217,8 @@ func (r *Relay) relay(ctx context.Context) error {
 				r.published.Store(uint64(f.pos))
 			case err := <-f.fut.Err():
 				return classify(ctx, err)
+			case st := <-down:
+				return &UnavailableError{Op: "publish", Err: errors.New("connection " + st.String())}
 			case <-ctx.Done():
 				return ctx.Err()
 			}
@@ -221,7 +233,9 @@ func (r *Relay) relay(ctx context.Context) error {
 	defer func() {
 		// Let the publishes in flight land (or fail) before the stream's
 		// tail is read again, so that the next attempt starts from it.
-		if head < len(pending) {
+		// During an outage they cannot: fencing covers any that land
+		// after the next attempt has read the tail.
+		if head < len(pending) && nc.IsConnected() {
 			wctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
 			select {
@@ -245,7 +259,7 @@ func (r *Relay) relay(ctx context.Context) error {
 			if err := settle(0); err != nil {
 				return err
 			}
-			if err := r.log.Wait(ctx, pos); err != nil {
+			if err := r.waitLog(ctx, pos, down); err != nil {
 				return fmt.Errorf("natsbus: wait on the source log: %w", err)
 			}
 			continue
@@ -296,6 +310,17 @@ func (r *Relay) relay(ctx context.Context) error {
 		}
 		clear(recs)
 	}
+}
+
+// waitLog waits for the source log to move past pos, or for the NATS
+// connection to go down.
+func (r *Relay) waitLog(ctx context.Context, pos event.Position, down <-chan nats.Status) error {
+	select {
+	case st := <-down:
+		return &UnavailableError{Op: "publish", Err: errors.New("connection " + st.String())}
+	default:
+	}
+	return r.log.Wait(ctx, pos)
 }
 
 func checkAck(ack *jetstream.PubAck, want uint64) error {

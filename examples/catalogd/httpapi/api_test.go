@@ -591,3 +591,30 @@ func TestConcurrentReservations(t *testing.T) {
 		t.Fatalf("stock %d in stock %v", p.Stock, p.InStock)
 	}
 }
+
+// TestCancelledRequestIsNotAStoreFailure: when the client has gone, the
+// store's report of the cancelled call is not logged as an outage.
+func TestCancelledRequestIsNotAStoreFailure(t *testing.T) {
+	var logs bytes.Buffer
+	h, err := httpapi.New(httpapi.Options{
+		Writer: fakeWriter{fmt.Errorf("pgstore: get row: %w: context canceled", store.ErrUnavailable)},
+		Logger: slog.New(slog.NewTextHandler(&logs, nil)),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	r := httptest.NewRequestWithContext(ctx, "POST", "/v1/products/p1/reservations", strings.NewReader(`{"quantity":1}`))
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, r)
+	problem(t, w, 503, httpapi.TypeUnavailable)
+	if logs.Len() != 0 {
+		t.Fatalf("logged at info or above: %s", logs.String())
+	}
+	// The same error on a live request is an outage, and logged.
+	problem(t, do(h, "POST", "/v1/products/p1/reservations", `{"quantity":1}`), 503, httpapi.TypeUnavailable)
+	if !strings.Contains(logs.String(), "store unavailable") {
+		t.Fatalf("outage not logged: %q", logs.String())
+	}
+}

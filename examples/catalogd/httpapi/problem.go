@@ -89,6 +89,13 @@ func (a *api) classify(r *http.Request, err error) Problem {
 		mbe *http.MaxBytesError
 		nre *projection.NotReachedError
 	)
+	if ctx.Err() != nil && !errors.As(err, &mbe) {
+		// The client went away (or the server is stopping): whatever the
+		// store made of the cancelled call is not its failure. Nobody
+		// reads the answer; it is written for the access log.
+		a.log.DebugContext(ctx, "catalogd: request cancelled", "err", err)
+		return Problem{Type: TypeUnavailable, Status: http.StatusServiceUnavailable, Detail: "the request was cancelled", retryAfter: retryAfterUnavailable}
+	}
 	switch {
 	case errors.As(err, &mbe):
 		return Problem{Type: TypeTooLarge, Status: http.StatusRequestEntityTooLarge, Detail: fmt.Sprintf("the request body is larger than %d bytes", mbe.Limit)}

@@ -9,7 +9,8 @@
 #   examples/catalogd/load.sh            # single process, in-memory store (the default)
 #   examples/catalogd/load.sh readers    # writer + 2 readers on PostgreSQL ($CQRSKIT_POSTGRES_URL)
 #
-# Run it alone on the machine: flock /work/wt/bench.lock examples/catalogd/load.sh
+# Run the measurement alone on the machine: with BENCH_LOCK=/path/to/lock
+# the two measured phases run under flock on it (seeding does not hold it).
 # Environment: PRODUCTS (100000), RATE (500), DURATION (20), CONNS (wrk
 # connections, 32), THREADS (wrk threads, 1), ZIPF_S (1.1), PORT (18080).
 # Installs wrk with apt-get when it is missing.
@@ -88,6 +89,10 @@ readers)
   ;;
 esac
 
+if [[ -n ${BENCH_LOCK:-} ]]; then
+  exec 9>"$BENCH_LOCK"
+  flock 9
+fi
 echo "== $desc: $PRODUCTS products, Zipf s=$ZIPF_S, $rate commands/s, ${duration}s per phase, wrk -t$threads -c$conns per read URL"
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 
@@ -107,3 +112,4 @@ for u in "${read_urls[@]}"; do
 done
 cat "$tmp/writes.txt"
 echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
+if [[ -n ${BENCH_LOCK:-} ]]; then flock -u 9; fi

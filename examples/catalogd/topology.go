@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
@@ -126,7 +127,18 @@ func openBackend(ctx context.Context, cfg Config) (*backend, error) {
 }
 
 func openPostgres(ctx context.Context, cfg Config) (*backend, error) {
-	pool, err := pgxpool.New(ctx, cfg.Postgres)
+	pcfg, err := pgxpool.ParseConfig(cfg.Postgres)
+	if err != nil {
+		return nil, &ConfigError{Reason: "-postgres: " + err.Error()}
+	}
+	if !strings.Contains(cfg.Postgres, "pool_max_conns") {
+		// pgx's default (max(4, cores)) caps a writer at 4 commands in
+		// flight, each several round trips: at 500 commands/s on a busy
+		// 2-core machine the queue grows without bound. The URL's
+		// pool_max_conns wins when given.
+		pcfg.MaxConns = DefaultPoolConns
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, pcfg)
 	if err != nil {
 		return nil, &ConfigError{Reason: "-postgres: " + err.Error()}
 	}
@@ -150,6 +162,10 @@ func openPostgres(ctx context.Context, cfg Config) (*backend, error) {
 		closes: []func(){pool.Close, func() { _ = st.Close() }},
 	}, nil
 }
+
+// DefaultPoolConns is the PostgreSQL pool size unless the URL sets
+// pool_max_conns.
+const DefaultPoolConns = 32
 
 // sides is what a role hands the HTTP API, and what to stop on shutdown.
 type sides struct {

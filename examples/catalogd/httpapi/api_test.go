@@ -359,11 +359,6 @@ func TestErrorMappingHidesInternals(t *testing.T) {
 				t.Errorf("instance %q", p.Instance)
 			}
 		}},
-		{"after commit", &command.AfterCommitError{Position: 77, Err: cause}, 500, httpapi.TypeInternal, func(t *testing.T, p httpapi.Problem, _ *httptest.ResponseRecorder) {
-			if p.Position != "77" {
-				t.Errorf("position %q", p.Position)
-			}
-		}},
 		{"unavailable", fmt.Errorf("%w: %w", store.ErrUnavailable, cause), 503, httpapi.TypeUnavailable, nil},
 		{"held back", &store.HeldBackError{}, 503, httpapi.TypeUnavailable, nil},
 		{"closed", store.ErrClosed, 503, httpapi.TypeUnavailable, nil},
@@ -404,6 +399,32 @@ func TestErrorMappingHidesInternals(t *testing.T) {
 				c.check(t, p, w)
 			}
 		})
+	}
+}
+
+// afterCommitWriter fails every command after its commit, as a dispatch whose
+// inline projection stops does.
+type afterCommitWriter struct{}
+
+func (afterCommitWriter) Dispatch(context.Context, any) (command.Result, error) {
+	return command.Result{}, &command.AfterCommitError{Position: 77, Err: errors.New(secret)}
+}
+
+// TestCommittedWriteIsSuccess: a command that committed but whose inline
+// views failed is reported as done, with its token, never as a failure the
+// client would retry.
+func TestCommittedWriteIsSuccess(t *testing.T) {
+	var logs bytes.Buffer
+	h, err := httpapi.New(httpapi.Options{Writer: afterCommitWriter{}, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := do(h, "POST", "/v1/products/p1/reviews", `{"review_id":"r1","author":"a","rating":5}`)
+	if w.Code != 201 || w.Header().Get(httpapi.PositionHeader) != "77" || strings.Contains(w.Body.String(), "hunter2") {
+		t.Fatalf("%d %q %s", w.Code, w.Header().Get(httpapi.PositionHeader), w.Body)
+	}
+	if !strings.Contains(logs.String(), "hunter2") {
+		t.Errorf("the cause is not logged: %q", logs.String())
 	}
 }
 
@@ -568,5 +589,32 @@ func TestConcurrentReservations(t *testing.T) {
 	}
 	if p, _ := f.product("p1"); p.Stock != 0 || p.InStock {
 		t.Fatalf("stock %d in stock %v", p.Stock, p.InStock)
+	}
+}
+
+// TestCancelledRequestIsNotAStoreFailure: when the client has gone, the
+// store's report of the cancelled call is not logged as an outage.
+func TestCancelledRequestIsNotAStoreFailure(t *testing.T) {
+	var logs bytes.Buffer
+	h, err := httpapi.New(httpapi.Options{
+		Writer: fakeWriter{fmt.Errorf("pgstore: get row: %w: context canceled", store.ErrUnavailable)},
+		Logger: slog.New(slog.NewTextHandler(&logs, nil)),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	r := httptest.NewRequestWithContext(ctx, "POST", "/v1/products/p1/reservations", strings.NewReader(`{"quantity":1}`))
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, r)
+	problem(t, w, 503, httpapi.TypeUnavailable)
+	if logs.Len() != 0 {
+		t.Fatalf("logged at info or above: %s", logs.String())
+	}
+	// The same error on a live request is an outage, and logged.
+	problem(t, do(h, "POST", "/v1/products/p1/reservations", `{"quantity":1}`), 503, httpapi.TypeUnavailable)
+	if !strings.Contains(logs.String(), "store unavailable") {
+		t.Fatalf("outage not logged: %q", logs.String())
 	}
 }

@@ -39,7 +39,10 @@
 //	projection.ErrNotReached, read-your-writes
 //	timeout, store.ErrUnavailable, not ready     503, with Retry-After
 //
-// Bad requests are refused before anything is dispatched, so nothing is
+// A command that committed although this process's inline views failed to
+// follow it (command.ErrAfterCommit) is a success: the write stands, the
+// answer carries its token, and a read with the token waits for the views
+// or gets 503. Bad requests are refused before anything is dispatched, so nothing is
 // written: malformed JSON, a wrong type, an unknown field, trailing data or
 // invalid UTF-8 give 400, a body over Options.MaxBodyBytes 413, a content
 // type other than JSON 415. Internal error text never reaches a client: a

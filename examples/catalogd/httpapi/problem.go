@@ -42,8 +42,7 @@ const (
 	retryAfterUnavailable = 1 // seconds
 )
 
-// Problem is an RFC 9457 problem document. Errors, Code, Position and
-// NotReady are extension members, present only where they apply.
+// Problem is an RFC 9457 problem document. Errors, Code and NotReady are extension members, present only where they apply.
 type Problem struct {
 	Type     string `json:"type"`
 	Title    string `json:"title"`
@@ -55,9 +54,6 @@ type Problem struct {
 	// Code is the machine-readable rule of a rejection (409), such as
 	// "insufficient_stock".
 	Code string `json:"code,omitempty"`
-	// Position is the token of a write that committed although its
-	// inline projection failed (500): the write stands.
-	Position string `json:"position,omitempty"`
 	// NotReady names the projectors that are not caught up (/readyz).
 	NotReady []string `json:"not_ready,omitempty"`
 
@@ -91,16 +87,16 @@ func (a *api) classify(r *http.Request, err error) Problem {
 		ae  *store.AlreadyExistsError
 		re  *command.RejectedError
 		mbe *http.MaxBytesError
-		ace *command.AfterCommitError
 		nre *projection.NotReachedError
 	)
+	if ctx.Err() != nil && !errors.As(err, &mbe) {
+		// The client went away (or the server is stopping): whatever the
+		// store made of the cancelled call is not its failure. Nobody
+		// reads the answer; it is written for the access log.
+		a.log.DebugContext(ctx, "catalogd: request cancelled", "err", err)
+		return Problem{Type: TypeUnavailable, Status: http.StatusServiceUnavailable, Detail: "the request was cancelled", retryAfter: retryAfterUnavailable}
+	}
 	switch {
-	case errors.As(err, &ace):
-		// The write committed; only the inline projection failed. The
-		// client must not retry it: say so, with the position.
-		id := a.logInternal(r, err)
-		return Problem{Type: TypeInternal, Status: http.StatusInternalServerError, Instance: id,
-			Detail: "the command was committed, but the views could not be updated; do not retry it", Position: ace.Position.String()}
 	case errors.As(err, &mbe):
 		return Problem{Type: TypeTooLarge, Status: http.StatusRequestEntityTooLarge, Detail: fmt.Sprintf("the request body is larger than %d bytes", mbe.Limit)}
 	case errors.As(err, &ve):

@@ -13,6 +13,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/cqrskit/cqrs/command"
 	"github.com/cqrskit/cqrs/event"
 	"github.com/cqrskit/cqrs/examples/catalog"
 )
@@ -118,6 +119,15 @@ func write[B any](a *api, status int, ifMatch bool, build func(r *http.Request, 
 		}
 		cmd, loc := build(r, &b, expected)
 		res, err := a.o.Writer.Dispatch(r.Context(), cmd)
+		var ace *command.AfterCommitError
+		if errors.As(err, &ace) {
+			// The command committed; only this process's inline views
+			// failed to follow (a stopped projector, a held-back log).
+			// The write stands, so the client is told so, with its
+			// token: a read with it waits for the views, or gets 503.
+			a.log.WarnContext(r.Context(), "catalogd: committed, but the inline views did not follow", "position", ace.Position.String(), "err", ace.Err)
+			res, err = command.Result{Position: ace.Position}, nil
+		}
 		if err != nil {
 			a.fail(w, r, err)
 			return

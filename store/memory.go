@@ -28,7 +28,7 @@ type Memory struct {
 	mu      sync.Mutex // serialises units of work
 	closed  atomic.Bool
 	clock   func() time.Time
-	streams map[string]uint64
+	streams map[string]*streamState
 	tables  map[string]bool
 	pending []pendingEvent // reused across units of work
 	touched []participant  // tables written in the current unit of work
@@ -39,9 +39,10 @@ type Memory struct {
 }
 
 var (
-	_ Store      = (*Memory)(nil)
-	_ Log        = (*Memory)(nil)
-	_ Contiguous = (*Memory)(nil)
+	_ StreamRecorder = (*memTx)(nil)
+	_ Store          = (*Memory)(nil)
+	_ Log            = (*Memory)(nil)
+	_ Contiguous     = (*Memory)(nil)
 )
 
 // MemoryOption configures NewMemory.
@@ -57,7 +58,7 @@ func WithClock(now func() time.Time) MemoryOption {
 func NewMemory(opts ...MemoryOption) *Memory {
 	m := &Memory{
 		clock:   time.Now,
-		streams: make(map[string]uint64),
+		streams: make(map[string]*streamState),
 		tables:  make(map[string]bool),
 	}
 	m.log.init()
@@ -69,7 +70,15 @@ func NewMemory(opts ...MemoryOption) *Memory {
 
 type pendingEvent struct {
 	stream string
+	st     *streamState // nil for a stream with no committed event yet
 	data   event.Event
+}
+
+// streamState is a stream's committed version and its name, interned: every
+// record of the stream shares the one string.
+type streamState struct {
+	name    string
+	version uint64
 }
 
 // participant is a table written in the current unit of work.
@@ -101,7 +110,33 @@ func (t *memTx) Record(stream string, e event.Event) {
 		t.s.recErr = err
 		return
 	}
-	t.s.pending = append(t.s.pending, pendingEvent{stream: stream, data: e})
+	st := t.s.streams[stream]
+	if st != nil {
+		stream = st.name
+	}
+	t.s.pending = append(t.s.pending, pendingEvent{stream: stream, st: st, data: e})
+}
+
+// RecordIn implements StreamRecorder: the name is put together in a stack
+// buffer and looked up, so recording to a known stream allocates nothing.
+func (t *memTx) RecordIn(prefix, id string, e event.Event) {
+	t.check()
+	if t.s.recErr != nil {
+		return
+	}
+	var buf [96]byte
+	name := append(append(buf[:0], prefix...), id...)
+	st := t.s.streams[string(name)] // no allocation: the compiler looks up the bytes
+	if st == nil {
+		t.Record(string(name), e)
+		return
+	}
+	if e == nil {
+		t.s.recErr = checkRecord(st.name, e)
+		return
+	}
+	// A committed stream's name has passed checkStream already.
+	t.s.pending = append(t.s.pending, pendingEvent{stream: st.name, st: st, data: e})
 }
 
 func (t *memTx) StreamVersion(stream string) (uint64, error) {
@@ -109,7 +144,10 @@ func (t *memTx) StreamVersion(stream string) (uint64, error) {
 	if err := checkStream(stream); err != nil {
 		return 0, err
 	}
-	v := t.s.streams[stream]
+	var v uint64
+	if st := t.s.streams[stream]; st != nil {
+		v = st.version
+	}
 	for _, p := range t.s.pending {
 		if p.stream == stream {
 			v++
@@ -227,14 +265,20 @@ func (m *Memory) commit(ctx context.Context) event.Position {
 	now := m.clock()
 	md := event.MetadataFrom(ctx)
 	for i, p := range m.pending {
-		v := m.streams[p.stream] + 1
-		m.streams[p.stream] = v
+		st := p.st
+		if st == nil {
+			if st = m.streams[p.stream]; st == nil { // a new stream
+				st = &streamState{name: p.stream}
+				m.streams[p.stream] = st
+			}
+		}
+		st.version++
 		head++
 		m.log.put(event.Record{
 			ID:       m.ids.next(),
 			Type:     p.data.EventType(),
-			Stream:   p.stream,
-			Version:  v,
+			Stream:   st.name,
+			Version:  st.version,
 			Position: head,
 			Time:     now,
 			Metadata: md,

@@ -324,3 +324,65 @@ func TestRecordIDsAreUniqueVersion4(t *testing.T) {
 		assert.Equal(t, "RFC4122", r.ID.Variant().String())
 	}
 }
+
+// plainTx hides the StreamRecorder capability of the Tx it wraps, so that
+// RecordIn takes its fallback path.
+type plainTx struct{ store.Tx }
+
+// TestRecordIn checks that RecordIn(tx, prefix, id, e) behaves as
+// Record(prefix+id, e), with and without the StreamRecorder capability:
+// the same versions, the same stream names, the same refusals.
+func TestRecordIn(t *testing.T) {
+	ctx := context.Background()
+	for _, wrap := range []func(store.Tx) store.Tx{
+		func(tx store.Tx) store.Tx { return tx },
+		func(tx store.Tx) store.Tx { return plainTx{tx} },
+	} {
+		m := store.NewMemory()
+		_, err := m.Update(ctx, func(tx store.Tx) error {
+			tx = wrap(tx)
+			store.RecordIn(tx, "p/", "1", added{1}) // a new stream
+			tx.Record("p/1", added{2})
+			store.RecordIn(tx, "p/", "1", added{3})
+			v, err := tx.StreamVersion("p/1")
+			require.NoError(t, err)
+			assert.EqualValues(t, 3, v, "StreamVersion counts RecordIn")
+			return nil
+		})
+		require.NoError(t, err)
+		_, err = m.Update(ctx, func(tx store.Tx) error {
+			tx = wrap(tx)
+			store.RecordIn(tx, "p/", "1", added{4}) // a known stream
+			store.RecordIn(tx, "p/", "2", added{5})
+			return tx.ExpectVersion("p/1", 4)
+		})
+		require.NoError(t, err)
+		recs, err := m.Read(ctx, 0, nil)
+		require.NoError(t, err)
+		var got []string
+		for _, r := range recs {
+			got = append(got, fmt.Sprintf("%s@%d:%d", r.Stream, r.Version, r.Data.(added).N))
+		}
+		assert.Equal(t, []string{"p/1@1:1", "p/1@2:2", "p/1@3:3", "p/1@4:4", "p/2@1:5"}, got)
+
+		// Refusals leave nothing behind, for a known stream too.
+		for name, fn := range map[string]func(tx store.Tx){
+			"nil event, known stream": func(tx store.Tx) { store.RecordIn(tx, "p/", "1", nil) },
+			"nil event, new stream":   func(tx store.Tx) { store.RecordIn(tx, "p/", "9", nil) },
+			"NUL in the id":           func(tx store.Tx) { store.RecordIn(tx, "p/", "1\x00", added{6}) },
+			"invalid UTF-8 prefix":    func(tx store.Tx) { store.RecordIn(tx, "p\xff/", "1", added{6}) },
+		} {
+			head, _ := m.Head(ctx)
+			_, err := m.Update(ctx, func(tx store.Tx) error {
+				tx = wrap(tx)
+				store.RecordIn(tx, "p/", "1", added{7})
+				fn(tx)
+				return nil
+			})
+			require.ErrorIs(t, err, store.ErrInvalid, name)
+			after, _ := m.Head(ctx)
+			assert.Equal(t, head, after, "%s: nothing committed", name)
+		}
+		m.Close()
+	}
+}

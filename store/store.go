@@ -147,6 +147,26 @@ type Tx interface {
 	ExpectVersion(stream string, version uint64) error
 }
 
+// StreamRecorder is an optional Tx capability: RecordIn(prefix, id, e) does
+// what Record(prefix+id, e) does, with the same errors, but lets the store
+// find the stream without the caller building its name, which saves an
+// allocation per event on a hot path. Call it through the RecordIn function,
+// which falls back to Record on a Tx without it. store.Memory implements it.
+type StreamRecorder interface {
+	RecordIn(prefix, id string, e event.Event)
+}
+
+// RecordIn records e to the stream named prefix+id ("product/" and an ID,
+// say): through tx's StreamRecorder capability when it has one, else with
+// tx.Record(prefix+id, e). See Tx.Record for the rules.
+func RecordIn(tx Tx, prefix, id string, e event.Event) {
+	if r, ok := tx.(StreamRecorder); ok {
+		r.RecordIn(prefix, id, e)
+		return
+	}
+	tx.Record(prefix+id, e)
+}
+
 // Store is the write side: it runs units of work and commits their state and
 // events atomically.
 type Store interface {

@@ -120,7 +120,7 @@ func (d *Domain) registerSeller(_ context.Context, tx store.Tx, c RegisterSeller
 	if err := d.Sellers.Insert(tx, c.SellerID, Seller{ID: c.SellerID, Name: c.Name, Rating: c.Rating}); err != nil {
 		return err
 	}
-	tx.Record(sellerStream(c.SellerID), SellerRegistered{SellerID: c.SellerID, Name: c.Name, Rating: c.Rating})
+	store.RecordIn(tx, sellerPrefix, c.SellerID, SellerRegistered{SellerID: c.SellerID, Name: c.Name, Rating: c.Rating})
 	return nil
 }
 
@@ -149,7 +149,7 @@ func (d *Domain) changeSeller(tx store.Tx, id string, fn func(Seller) (Seller, e
 	if _, err := d.Sellers.PutIf(tx, id, s, ver); err != nil {
 		return err
 	}
-	tx.Record(sellerStream(id), e)
+	store.RecordIn(tx, sellerPrefix, id, e)
 	return nil
 }
 
@@ -174,7 +174,7 @@ func (d *Domain) listProduct(_ context.Context, tx store.Tx, c ListProduct) erro
 	if err := d.Prices.Insert(tx, PriceKey{ProductID: c.ProductID, Seq: 1}, PriceRow{Cents: c.PriceCents}); err != nil {
 		return err
 	}
-	tx.Record(productStream(c.ProductID), ProductListed{
+	store.RecordIn(tx, productPrefix, c.ProductID, ProductListed{
 		ProductID: c.ProductID, SellerID: c.SellerID, Title: c.Title,
 		Description: c.Description, PriceCents: c.PriceCents, Stock: c.Stock,
 	})
@@ -223,7 +223,7 @@ func (d *Domain) writeProduct(tx store.Tx, p Product, ver, expected uint64, fn f
 	if _, err := d.Products.PutIf(tx, p.ID, p, ver); err != nil {
 		return err
 	}
-	tx.Record(productStream(p.ID), e)
+	store.RecordIn(tx, productPrefix, p.ID, e)
 	return nil
 }
 
@@ -286,7 +286,7 @@ func (d *Domain) submitReview(_ context.Context, tx store.Tx, c SubmitReview) er
 	if err := d.Reviews.Insert(tx, c.ReviewID, r); err != nil {
 		return err
 	}
-	tx.Record(productStream(c.ProductID), ReviewSubmitted{
+	store.RecordIn(tx, productPrefix, c.ProductID, ReviewSubmitted{
 		ReviewID: c.ReviewID, ProductID: c.ProductID, Author: c.Author, Rating: c.Rating, Text: c.Text,
 	})
 	return nil
@@ -312,6 +312,6 @@ func (d *Domain) setShipping(_ context.Context, tx store.Tx, c SetShipping) erro
 	if _, err := d.Shipping.Put(tx, c.ProductID, opts); err != nil {
 		return err
 	}
-	tx.Record(productStream(c.ProductID), ShippingSet{ProductID: c.ProductID, Options: opts})
+	store.RecordIn(tx, productPrefix, c.ProductID, ShippingSet{ProductID: c.ProductID, Options: opts})
 	return nil
 }

@@ -150,6 +150,12 @@ func RegisterEvents(r *event.Registry) error {
 	return nil
 }
 
-// Stream names.
-func productStream(id string) string { return "product/" + id }
-func sellerStream(id string) string  { return "seller/" + id }
+// Stream names are a prefix and an ID. Handlers record with
+// store.RecordIn(tx, productPrefix, id, e), which lets store.Memory find a
+// known stream without building its name.
+const (
+	productPrefix = "product/"
+	sellerPrefix  = "seller/"
+)
+
+func productStream(id string) string { return productPrefix + id }

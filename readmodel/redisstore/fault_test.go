@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"os/exec"
+	"runtime"
 	"strconv"
 	"sync"
 	"testing"
@@ -238,4 +239,71 @@ func TestFaultConnectionsKilled(t *testing.T) {
 		t.Error("no connection was killed")
 	}
 	t.Logf("%d connections killed", kills)
+}
+
+// TestFaultSwapWhileRedisDown: a rebuild's swap finds Redis down; readers
+// keep the old generation, the projector keeps retrying the switch in
+// the background and makes it when Redis is back; Close ends the
+// background work (no goroutine left).
+func TestFaultSwapWhileRedisDown(t *testing.T) {
+	srv := startServer(t)
+	c := redis.NewClient(&redis.Options{Addr: srv.addr(), MaxRetries: 1, DialTimeout: 200 * time.Millisecond})
+	t.Cleanup(func() { c.Close() })
+	ns, err := redisstore.NewNamespace(c, "fault", "swap")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	cv := newCounter(ns)
+	p := cv.projector()
+	recs := []event.Record{
+		{Position: 1, Stream: "a", Data: added{N: 1}},
+		{Position: 2, Stream: "b", Data: added{N: 2}},
+	}
+	for _, rec := range recs {
+		if err := p.Handle(ctx, rec); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := p.FlushBatch(ctx, 2); err != nil {
+		t.Fatal(err)
+	}
+	base := runtime.NumGoroutine()
+
+	cv.factor = 10 // the rebuilt view differs, so the switch is visible
+	sh, err := p.Shadow(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, rec := range recs {
+		if err := sh.Handler.Handle(ctx, rec); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := sh.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	checkCounts(t, cv, model{"a": 1, "b": 2, totalKey: 3}) // readers: the old generation
+	if err := c.Save(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	srv.kill()
+	sh.Swap() // cannot reach Redis
+	srv.start()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if g, err := ns.Generation(ctx); err == nil && g == 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("readers not switched to the rebuilt generation after Redis came back")
+		}
+	}
+	checkCounts(t, cv, model{"a": 10, "b": 20, totalKey: 30})
+	p.Close()
+	for deadline := time.Now().Add(5 * time.Second); runtime.NumGoroutine() > base; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			buf := make([]byte, 1<<16)
+			t.Fatalf("%d goroutines after Close, %d before the rebuild\n%s", runtime.NumGoroutine(), base, buf[:runtime.Stack(buf, true)])
+		}
+	}
 }

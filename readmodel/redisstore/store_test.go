@@ -5,6 +5,7 @@ import (
 	"errors"
 	"testing"
 
+	"github.com/cqrskit/cqrs/event"
 	"github.com/cqrskit/cqrs/readmodel"
 	"github.com/cqrskit/cqrs/readmodel/readmodeltest"
 	"github.com/cqrskit/cqrs/readmodel/redisstore"
@@ -55,5 +56,27 @@ func TestStoreKeysAndBadValues(t *testing.T) {
 	}
 	if _, err := redisstore.NewNamespace(c, "p", "a:b"); !errors.Is(err, store.ErrInvalid) {
 		t.Fatalf("NewNamespace with ':' in the name: %v", err)
+	}
+}
+
+// TestWriteOtherNamespaceInBatch: a read model of another namespace
+// written inside a projector's batch would not commit with it, so it is
+// refused.
+func TestWriteOtherNamespaceInBatch(t *testing.T) {
+	c := client(t)
+	ctx := context.Background()
+	mine, other := namespace(t, c, "mine"), namespace(t, c, "other")
+	foreign := redisstore.NewStore[string, int](other, "x")
+	p := redisstore.NewProjector(mine, func(ctx context.Context, _ *redisstore.Tx, rec event.Record) error {
+		return foreign.Put(ctx, "k", 1)
+	})
+	if err := p.Handle(ctx, event.Record{Position: 1}); !errors.Is(err, store.ErrInvalid) {
+		t.Fatalf("write to another namespace in a batch: %v, want store.ErrInvalid", err)
+	}
+	if err := p.FlushBatch(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := foreign.Get(ctx, "k"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("the refused write was made: %v", err)
 	}
 }

@@ -136,7 +136,7 @@ func TestCatalogOnRedisEqualsInMemory(t *testing.T) {
 		}
 		gen := catalog.NewGen(seed, 4, 40)
 		cmds := gen.Seed(2)
-		for range 1200 {
+		for range 1000 {
 			cmds = append(cmds, gen.Next())
 		}
 		rv, err := catalogredis.New(c, prefix(t, c))

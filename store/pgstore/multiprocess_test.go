@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"slices"
@@ -126,6 +127,12 @@ func TestLeaseChild(t *testing.T) {
 		t.Skip("only runs as a child of the multi-process tests")
 	}
 	env := func(k string) string { return os.Getenv("CQRSKIT_LEASE_" + k) }
+	// The parent holds our stdin open: when it ends, however it ends, so
+	// do we, rather than project on for good.
+	go func() {
+		_, _ = io.Copy(io.Discard, os.Stdin)
+		os.Exit(0)
+	}()
 	ctx := context.Background()
 	cfg, err := pgxpool.ParseConfig(os.Getenv(urlEnv))
 	require.NoError(t, err)
@@ -211,6 +218,10 @@ func (cl *cluster) start() *child {
 		"CQRSKIT_LEASE_PARTITIONS="+strconv.Itoa(cl.parts), "CQRSKIT_LEASE_PAUSE="+cl.pause.String(),
 		"CQRSKIT_LEASE_BATCH="+strconv.Itoa(cl.batch))
 	stdout, err := cmd.StdoutPipe()
+	require.NoError(t, err)
+	// Never written: it closes when this process exits, which tells the
+	// child to exit too.
+	_, err = cmd.StdinPipe()
 	require.NoError(t, err)
 	cmd.Stderr = os.Stderr
 	require.NoError(t, cmd.Start())

@@ -41,7 +41,16 @@ type leaseState struct {
 	mu     sync.Mutex
 	held   Lease // the lease this runner holds; Token 0 in standby
 	holder Lease // in standby: the holder last seen (Owner "" when free)
+	// until is when the held lease lapses at the latest by this process's
+	// clock (UnixNano): the time the last successful Acquire or Renew was
+	// sent, plus the TTL. Delivery stops once it has passed, even before
+	// the store says so: a process that was paused (SIGSTOP, a long GC
+	// pause) notices on waking up, before it applies another record.
+	until atomic.Int64
 }
+
+// lapsed reports whether the held lease may have lapsed.
+func (ls *leaseState) lapsed() bool { return time.Now().UnixNano() >= ls.until.Load() }
 
 func (ls *leaseState) get() (held, holder Lease) {
 	ls.mu.Lock()
@@ -184,8 +193,12 @@ func (pj *proj) standby(ctx context.Context) (Lease, bool) {
 	for {
 		g := pj.group
 		if g == nil || g.reserve() {
-			l, err := r.leases.Acquire(ctx, pj.name, r.owner, r.ttl)
+			actx, cancel := context.WithTimeout(ctx, r.ttl)
+			sent := time.Now()
+			l, err := r.leases.Acquire(actx, pj.name, r.owner, r.ttl)
+			cancel()
 			if err == nil {
+				pj.lease.until.Store(sent.Add(r.ttl).UnixNano())
 				return l, true
 			}
 			if g != nil {
@@ -360,10 +373,16 @@ func (pj *proj) renew(ctx context.Context, l Lease, lost func(error), done chan<
 	last := time.Now() // when the last successful renewal was sent
 	for sleep(ctx, r.ttl/3) {
 		sent := time.Now()
-		nl, err := r.leases.Renew(ctx, l, r.ttl)
+		// A store that hangs must not keep this runner believing it owns
+		// the lease: each try is bounded, and a whole ttl without success
+		// counts as lost.
+		rctx, cancel := context.WithTimeout(ctx, r.ttl/3)
+		nl, err := r.leases.Renew(rctx, l, r.ttl)
+		cancel()
 		switch {
 		case err == nil:
 			l, last = nl, sent
+			pj.lease.until.Store(sent.Add(r.ttl).UnixNano())
 			pj.lease.set(nl, nl)
 		case ctx.Err() != nil:
 			return

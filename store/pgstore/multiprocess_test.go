@@ -409,7 +409,8 @@ func TestMultiProcessFailover(t *testing.T) {
 	t.Logf("takeover after SIGKILL over %d kills (TTL %v): p50 %v, max %v", len(takeovers), mpTTL,
 		percentile(takeovers, 0.5).Round(time.Millisecond), percentile(takeovers, 1).Round(time.Millisecond))
 	for _, d := range takeovers {
-		require.Less(t, d, 2*mpTTL, "a takeover took longer than twice the TTL")
+		// Within the TTL by design; the margin is for a loaded CI machine.
+		require.Less(t, d, mpTTL+mpTTL/2, "a takeover took much longer than the TTL")
 	}
 }
 

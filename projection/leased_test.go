@@ -549,3 +549,33 @@ func TestLeasesFencedCheckpointSave(t *testing.T) {
 		require.Equal(t, int(head)-48, vb.Count())
 	})
 }
+
+// Only the owner of a leased projector may rebuild it (its new checkpoint
+// is saved under the fence); a standby is refused, and partitioned
+// projectors cannot be rebuilt.
+func TestLeasesRebuildByOwnerOnly(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		st := newMemory(t)
+		head := appendN(t, st, 50, 10)
+		ls := projection.NewMemoryLeases(nil)
+		ra := projection.NewRunner(st, projection.WithLeases(ls, "a", ttl))
+		va := newSumView("v")
+		add(t, ra, va, projection.AsAsync())
+		add(t, ra, newSumView("pv"), projection.AsAsync(), projection.WithPartitions(2))
+		start(t, ra)
+		waitFor(t, ra, "v", head)
+		rb := projection.NewRunner(st, projection.WithLeases(ls, "b", ttl))
+		add(t, rb, newSumView("v"), projection.AsAsync())
+		start(t, rb)
+		untilState(t, rb, "v", projection.Standby, ttl)
+
+		require.Error(t, rb.Rebuild(context.Background(), "v"), "a standby rebuilt")
+		require.Error(t, ra.Rebuild(context.Background(), projection.PartitionName("pv", 0, 2)), "a partition rebuilt")
+		va.factor = 2
+		require.NoError(t, ra.Rebuild(context.Background(), "v"))
+		require.Equal(t, 2*sumTo(50), va.Total())
+		cp, err := ls.Load(context.Background(), "v")
+		require.NoError(t, err)
+		require.Equal(t, head, cp.Position)
+	})
+}

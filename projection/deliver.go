@@ -136,6 +136,13 @@ func (pj *proj) step(ctx, handlerCtx context.Context, upTo event.Position) (more
 			failed = pj.halt(&GapError{Projector: pj.name, Expected: applied + 1, Got: rec.Position}, applied+1)
 			break
 		}
+		if pj.lease != nil && pj.lease.lapsed() {
+			// Possibly no longer ours (say, this process was paused): do
+			// not start another record; the batch in hand is dropped.
+			held, _ := pj.lease.get()
+			failed = &FencedError{Name: pj.name, Token: held.Token}
+			break
+		}
 		if pj.part != nil && PartitionOf(rec.Stream, pj.part.Count) != pj.part.Index {
 			// Another partition's record: done with it, without a call.
 			applied = rec.Position

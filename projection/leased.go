@@ -41,7 +41,16 @@ type leaseState struct {
 	mu     sync.Mutex
 	held   Lease // the lease this runner holds; Token 0 in standby
 	holder Lease // in standby: the holder last seen (Owner "" when free)
+	// until is when the held lease lapses at the latest by this process's
+	// clock (UnixNano): the time the last successful Acquire or Renew was
+	// sent, plus the TTL. Delivery stops once it has passed, even before
+	// the store says so: a process that was paused (SIGSTOP, a long GC
+	// pause) notices on waking up, before it applies another record.
+	until atomic.Int64
 }
+
+// lapsed reports whether the held lease may have lapsed.
+func (ls *leaseState) lapsed() bool { return time.Now().UnixNano() >= ls.until.Load() }
 
 func (ls *leaseState) get() (held, holder Lease) {
 	ls.mu.Lock()
@@ -103,7 +112,7 @@ func (g *group) giveUp() bool {
 
 // refresh renews this runner's membership and recomputes the share.
 func (r *Runner) refreshGroup(ctx context.Context, g *group) {
-	m, err := r.leases.Acquire(ctx, g.prefix+r.owner, r.owner, r.ttl)
+	m, err := r.leases.Acquire(ctx, g.prefix+r.owner, r.owner, r.term())
 	if err != nil {
 		return // keep the last share; the next round tries again
 	}
@@ -129,10 +138,17 @@ func (r *Runner) balance(ctx context.Context, g *group) {
 	}
 }
 
-// poll is how long a standby waits between attempts to acquire: ttl/8
+// term is how long the runner takes a lease for in the store: the TTL
+// less the longest pause between a standby's attempts (see poll), so that
+// a standby takes over within the TTL of the owner's death: the lease
+// lapses at most term after it, and a standby tries again at most ttl/8
+// later.
+func (r *Runner) term() time.Duration { return r.ttl - r.ttl/8 }
+
+// poll is how long a standby waits between attempts to acquire: ttl/16
 // plus up to as much again of jitter, so standbys do not move in step.
 func (r *Runner) poll() time.Duration {
-	base := r.ttl / 8
+	base := r.ttl / 16
 	return base + rand.N(base+1)
 }
 
@@ -184,8 +200,12 @@ func (pj *proj) standby(ctx context.Context) (Lease, bool) {
 	for {
 		g := pj.group
 		if g == nil || g.reserve() {
-			l, err := r.leases.Acquire(ctx, pj.name, r.owner, r.ttl)
+			actx, cancel := context.WithTimeout(ctx, r.ttl)
+			sent := time.Now()
+			l, err := r.leases.Acquire(actx, pj.name, r.owner, r.term())
+			cancel()
 			if err == nil {
+				pj.lease.until.Store(sent.Add(r.term()).UnixNano())
 				return l, true
 			}
 			if g != nil {
@@ -351,7 +371,7 @@ func (pj *proj) start(ctx context.Context) error {
 }
 
 // renew renews l every ttl/3 until ctx ends. It calls lost when the lease
-// was taken over (ErrFenced) or when no renewal succeeded for a whole ttl
+// was taken over (ErrFenced) or when no renewal succeeded for a whole term
 // (the store was unreachable: the lease has lapsed, or will before this
 // runner could tell).
 func (pj *proj) renew(ctx context.Context, l Lease, lost func(error), done chan<- struct{}) {
@@ -360,18 +380,24 @@ func (pj *proj) renew(ctx context.Context, l Lease, lost func(error), done chan<
 	last := time.Now() // when the last successful renewal was sent
 	for sleep(ctx, r.ttl/3) {
 		sent := time.Now()
-		nl, err := r.leases.Renew(ctx, l, r.ttl)
+		// A store that hangs must not keep this runner believing it owns
+		// the lease: each try is bounded, and a whole ttl without success
+		// counts as lost.
+		rctx, cancel := context.WithTimeout(ctx, r.ttl/3)
+		nl, err := r.leases.Renew(rctx, l, r.term())
+		cancel()
 		switch {
 		case err == nil:
 			l, last = nl, sent
+			pj.lease.until.Store(sent.Add(r.term()).UnixNano())
 			pj.lease.set(nl, nl)
 		case ctx.Err() != nil:
 			return
 		case errors.Is(err, ErrFenced):
 			lost(fmt.Errorf("%w: %w", errLeaseLost, err))
 			return
-		case time.Since(last) >= r.ttl:
-			lost(fmt.Errorf("%w: not renewed for %v: %w", errLeaseLost, r.ttl, err))
+		case time.Since(last) >= r.term():
+			lost(fmt.Errorf("%w: not renewed for %v: %w", errLeaseLost, r.term(), err))
 			return
 		}
 	}

@@ -273,7 +273,11 @@ func TestPartitionsRouteByStreamInOrder(t *testing.T) {
 	start(t, r)
 	require.NoError(t, r.WaitFor(context.Background(), "", head))
 	head = appendN(t, st, 300, 7)
-	require.NoError(t, r.WaitFor(context.Background(), "", head))
+	// The projector's own name waits for all its partitions.
+	require.NoError(t, r.WaitFor(context.Background(), "pv", head))
+	for i := range 4 {
+		require.GreaterOrEqual(t, statusOf(t, r, projection.PartitionName("pv", i, 4)).Checkpoint, head)
+	}
 	v.mu.Lock()
 	require.Empty(t, v.bad)
 	require.Equal(t, 800, v.n)
@@ -501,4 +505,77 @@ func TestLeasesRandomHandovers(t *testing.T) {
 			})
 		})
 	}
+}
+
+// A projector whose checkpoint the runner saves: the stale owner's
+// checkpoint save is refused, it drops the batch in hand, delivers
+// nothing more and stands by, and the new owner resumes from the last
+// checkpoint saved under a live lease.
+func TestLeasesFencedCheckpointSave(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		st := newMemory(t)
+		appendN(t, st, 100, 10)
+		clock := &skewClock{}
+		ls := projection.NewMemoryLeases(clock.now)
+		ra := projection.NewRunner(st, projection.WithLeases(ls, "a", ttl), projection.WithBatchSize(16))
+		va := newSumView("v")
+		va.gate, va.gateAt = make(chan struct{}), 60 // the fourth batch is 49..64
+		add(t, ra, va, projection.AsAsync())
+		start(t, ra)
+		synctest.Wait()
+		require.Equal(t, 59, va.Count())
+		rb := projection.NewRunner(st, projection.WithLeases(ls, "b", ttl), projection.WithBatchSize(16))
+		vb := newSumView("v")
+		add(t, rb, vb, projection.AsAsync())
+		start(t, rb)
+		clock.jump(2 * ttl)
+		untilState(t, rb, "v", projection.Running, ttl)
+		close(va.gate)
+		sa := untilState(t, ra, "v", projection.Standby, ttl)
+		require.Equal(t, "b", sa.Owner)
+		cp, err := ls.Load(context.Background(), "v")
+		require.NoError(t, err)
+		require.GreaterOrEqual(t, cp.Position, event.Position(100), "b's checkpoint")
+		// a did not learn of the loss before its save (its own clock says
+		// the lease is still good), so it finished the batch in hand, but
+		// its save was refused: nothing of the batch counts, and it
+		// delivers nothing more.
+		require.Equal(t, 64, va.Count())
+		require.Equal(t, event.Position(49), vb.Applied()[0], "b resumes after a's last saved checkpoint (48)")
+		head := appendN(t, st, 20, 5)
+		waitFor(t, rb, "v", head)
+		time.Sleep(ttl)
+		require.Equal(t, 64, va.Count())
+		require.Equal(t, int(head)-48, vb.Count())
+	})
+}
+
+// Only the owner of a leased projector may rebuild it (its new checkpoint
+// is saved under the fence); a standby is refused, and partitioned
+// projectors cannot be rebuilt.
+func TestLeasesRebuildByOwnerOnly(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		st := newMemory(t)
+		head := appendN(t, st, 50, 10)
+		ls := projection.NewMemoryLeases(nil)
+		ra := projection.NewRunner(st, projection.WithLeases(ls, "a", ttl))
+		va := newSumView("v")
+		add(t, ra, va, projection.AsAsync())
+		add(t, ra, newSumView("pv"), projection.AsAsync(), projection.WithPartitions(2))
+		start(t, ra)
+		waitFor(t, ra, "v", head)
+		rb := projection.NewRunner(st, projection.WithLeases(ls, "b", ttl))
+		add(t, rb, newSumView("v"), projection.AsAsync())
+		start(t, rb)
+		untilState(t, rb, "v", projection.Standby, ttl)
+
+		require.Error(t, rb.Rebuild(context.Background(), "v"), "a standby rebuilt")
+		require.Error(t, ra.Rebuild(context.Background(), projection.PartitionName("pv", 0, 2)), "a partition rebuilt")
+		va.factor = 2
+		require.NoError(t, ra.Rebuild(context.Background(), "v"))
+		require.Equal(t, 2*sumTo(50), va.Total())
+		cp, err := ls.Load(context.Background(), "v")
+		require.NoError(t, err)
+		require.Equal(t, head, cp.Position)
+	})
 }

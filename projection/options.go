@@ -153,10 +153,12 @@ const DefaultLeaseTTL = 5 * time.Second
 //
 // owner names this runner in the lease store and in Status; it must be
 // unique among the runners sharing l (default: host name, process id and a
-// random suffix, so two runners of one process never pass for one). ttl is
-// how long a lease lasts unless renewed (DefaultLeaseTTL when <= 0): the
-// owner renews it every ttl/3, and a standby tries to acquire it every
-// ttl/8 or so.
+// random suffix, so two runners of one process never pass for one). ttl
+// (DefaultLeaseTTL when <= 0) bounds how long a dead owner's projectors go
+// unattended: the runner takes leases for 7/8 of ttl and renews them every
+// ttl/3, and a standby tries to acquire every ttl/16 to ttl/8, so a
+// standby takes over within ttl of the owner's death (plus the lease
+// store's latency).
 //
 // Every checkpoint the runner saves for a leased projector goes through
 // FencedCheckpoints.SaveFenced, so the checkpoint store must implement it

@@ -60,17 +60,29 @@ func (r *Runner) Sync(ctx context.Context, pos event.Position) error {
 // ([ErrNotReached]) that also unwraps to ctx's error (or [store.ErrClosed])
 // and, for a stopped projector, to its *StoppedError ([ErrStopped]); a
 // plain error for an unknown name.
+//
+// For a partitioned projector (WithPartitions), name may be the
+// projector's name: WaitFor then waits for every partition.
 func (r *Runner) WaitFor(ctx context.Context, name string, pos event.Position) error {
-	if name != "" {
-		pj, err := r.get(name)
-		if err != nil {
-			return err
-		}
-		return pj.waitFor(ctx, pos)
-	}
 	r.mu.Lock()
 	order := r.order
 	r.mu.Unlock()
+	if name != "" {
+		pj, err := r.get(name)
+		if err == nil {
+			return pj.waitFor(ctx, pos)
+		}
+		var parts []*proj
+		for _, pj := range order {
+			if pj.part != nil && pj.part.Name == PartitionName(name, pj.part.Index, pj.part.Count) {
+				parts = append(parts, pj)
+			}
+		}
+		if len(parts) == 0 {
+			return err
+		}
+		order = parts
+	}
 	for _, pj := range order {
 		if err := pj.waitFor(ctx, pos); err != nil {
 			return err

@@ -118,6 +118,21 @@
 // it applies each record and advances its checkpoint in one transaction, so
 // the effect of every event is applied exactly once, also after a crash.
 //
+// # Leases
+//
+// The Store is a projection.Leaser and projection.FencedCheckpoints, so
+// runners in several processes can share projectors through it
+// (projection.WithLeases(st, owner, ttl)): one row per lease name in the
+// leases table, never deleted, so fencing tokens only grow; Acquire, Renew,
+// Release, Holder and List are one statement each and use only the
+// server's clock, so skewed machine clocks do not matter. SaveFenced and
+// NewProjector's transactions share-lock the lease row and check the
+// token before writing, so a former owner's write is refused with a
+// *projection.FencedError and a new owner's Acquire waits for a write in
+// flight. An owner frozen inside such a transaction therefore holds up
+// the takeover until its connection ends: set the server's
+// idle_in_transaction_session_timeout below the lease TTL.
+//
 // # Dead letters
 //
 // As a projection.ParkStore, the Store keeps the events a runner parked

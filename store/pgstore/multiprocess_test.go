@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"slices"
@@ -126,6 +127,12 @@ func TestLeaseChild(t *testing.T) {
 		t.Skip("only runs as a child of the multi-process tests")
 	}
 	env := func(k string) string { return os.Getenv("CQRSKIT_LEASE_" + k) }
+	// The parent holds our stdin open: when it ends, however it ends, so
+	// do we, rather than project on for good.
+	go func() {
+		_, _ = io.Copy(io.Discard, os.Stdin)
+		os.Exit(0)
+	}()
 	ctx := context.Background()
 	cfg, err := pgxpool.ParseConfig(os.Getenv(urlEnv))
 	require.NoError(t, err)
@@ -211,6 +218,10 @@ func (cl *cluster) start() *child {
 		"CQRSKIT_LEASE_PARTITIONS="+strconv.Itoa(cl.parts), "CQRSKIT_LEASE_PAUSE="+cl.pause.String(),
 		"CQRSKIT_LEASE_BATCH="+strconv.Itoa(cl.batch))
 	stdout, err := cmd.StdoutPipe()
+	require.NoError(t, err)
+	// Never written: it closes when this process exits, which tells the
+	// child to exit too.
+	_, err = cmd.StdinPipe()
 	require.NoError(t, err)
 	cmd.Stderr = os.Stderr
 	require.NoError(t, cmd.Start())
@@ -398,7 +409,8 @@ func TestMultiProcessFailover(t *testing.T) {
 	t.Logf("takeover after SIGKILL over %d kills (TTL %v): p50 %v, max %v", len(takeovers), mpTTL,
 		percentile(takeovers, 0.5).Round(time.Millisecond), percentile(takeovers, 1).Round(time.Millisecond))
 	for _, d := range takeovers {
-		require.Less(t, d, 2*mpTTL, "a takeover took longer than twice the TTL")
+		// Within the TTL by design; the margin is for a loaded CI machine.
+		require.Less(t, d, mpTTL+mpTTL/2, "a takeover took much longer than the TTL")
 	}
 }
 

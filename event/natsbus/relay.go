@@ -317,14 +317,20 @@ func (r *Relay) relay(ctx context.Context) error {
 }
 
 // waitLog waits for the source log to move past pos, or for the NATS
-// connection to go down.
+// connection to go down (so that an idle relay, too, shows an outage).
 func (r *Relay) waitLog(ctx context.Context, pos event.Position, down <-chan nats.Status) error {
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errc := make(chan error, 1)
+	go func() { errc <- r.log.Wait(wctx, pos) }()
 	select {
+	case err := <-errc:
+		return err
 	case st := <-down:
+		cancel()
+		<-errc
 		return &UnavailableError{Op: "publish", Err: errors.New("connection " + st.String())}
-	default:
 	}
-	return r.log.Wait(ctx, pos)
 }
 
 func checkAck(ack *jetstream.PubAck, want uint64) error {

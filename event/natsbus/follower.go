@@ -43,9 +43,14 @@ type Follower struct {
 
 // cursor is an ephemeral pull consumer positioned at stream sequence next.
 type cursor struct {
-	cons jetstream.Consumer
-	next uint64
+	cons  jetstream.Consumer
+	next  uint64
+	empty time.Time // since when it returns nothing although the stream holds more
 }
+
+// staleCursor is how long a kept consumer may return nothing while the
+// stream holds newer messages before it is replaced.
+const staleCursor = 250 * time.Millisecond
 
 // maxCursors bounds how many read positions a Follower keeps a consumer
 // for: one per async projector reading it is typical.
@@ -484,11 +489,19 @@ func (f *Follower) read(ctx context.Context, s jetstream.Stream, after event.Pos
 		}
 	}
 	if stop == nil && len(dst) == start && reused && event.Position(f.known.Load()) > after {
-		// Nothing from a kept consumer although the stream holds more:
-		// it has expired (InactiveThreshold) while its reader was idle,
-		// and a pull on it just times out. Locate afresh.
-		f.dropCursor(s, c)
-		return dst, true, nil
+		// Nothing from a kept consumer although the stream holds more.
+		// Usually the consumer has not seen the newest message yet
+		// (the caller reads again at once); but if that lasts, the
+		// consumer has expired (InactiveThreshold) while its reader was
+		// idle and a pull on it just times out: locate afresh.
+		if c.empty.IsZero() {
+			c.empty = time.Now()
+		} else if time.Since(c.empty) > staleCursor {
+			f.dropCursor(s, c)
+			return dst, true, nil
+		}
+	} else if len(dst) > start {
+		c.empty = time.Time{}
 	}
 	if keep {
 		f.putCursor(s, last, c)

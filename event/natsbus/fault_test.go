@@ -87,17 +87,23 @@ func TestFaultServerRestart(t *testing.T) {
 	}
 	defer runner.Close()
 
-	const rounds, per = 4, 500
+	const restarts = 3
+	stopWriting := make(chan struct{})
 	var wg sync.WaitGroup
-	wg.Go(func() { // the writer never stops during the restarts
-		for i := range rounds * per {
+	wg.Go(func() { // the writer runs through every restart
+		for i := 0; ; i++ {
+			select {
+			case <-stopWriting:
+				return
+			default:
+			}
 			write(t, m, i, 1)
-			if i%50 == 0 {
-				time.Sleep(2 * time.Millisecond)
+			if i%10 == 0 {
+				time.Sleep(time.Millisecond)
 			}
 		}
 	})
-	for range rounds - 1 {
+	for range restarts {
 		waitPublished(t, r, r.Status().Published+50)
 		e.stop()
 		// Both sides show the outage while it lasts.
@@ -117,6 +123,8 @@ func TestFaultServerRestart(t *testing.T) {
 		t.Logf("outage visible on both sides after %v", time.Since(deadline.Add(-waitLimit)))
 		e.start()
 	}
+	waitPublished(t, r, r.Status().Published+50)
+	close(stopWriting)
 	wg.Wait()
 	head, _ := m.Head(context.Background())
 	waitPublished(t, r, head)

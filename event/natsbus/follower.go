@@ -43,9 +43,14 @@ type Follower struct {
 
 // cursor is an ephemeral pull consumer positioned at stream sequence next.
 type cursor struct {
-	cons jetstream.Consumer
-	next uint64
+	cons  jetstream.Consumer
+	next  uint64
+	empty time.Time // since when it returns nothing although the stream holds more
 }
+
+// staleCursor is how long a kept consumer may return nothing while the
+// stream holds newer messages before it is replaced.
+const staleCursor = 250 * time.Millisecond
 
 // maxCursors bounds how many read positions a Follower keeps a consumer
 // for: one per async projector reading it is typical.
@@ -337,7 +342,7 @@ func (f *Follower) Read(ctx context.Context, after event.Position, dst []event.R
 	defer cancel()
 	for attempt := 0; ; attempt++ {
 		out, retry, err := f.read(rctx, s, after, dst, n)
-		if !retry || attempt > 0 {
+		if !retry || attempt > 0 || rctx.Err() != nil {
 			return out, lostErr(ctx, rctx, "read", err)
 		}
 	}
@@ -377,6 +382,7 @@ func (f *Follower) dropCursor(s jetstream.Stream, c *cursor) {
 // stale (the stream moved under it) before anything was read.
 func (f *Follower) read(ctx context.Context, s jetstream.Stream, after event.Position, dst []event.Record, n int) (out []event.Record, retry bool, err error) {
 	c := f.takeCursor(after)
+	reused := c != nil
 	if c == nil {
 		seq, err := f.locate(ctx, s, after)
 		if err != nil || seq == 0 {
@@ -397,7 +403,9 @@ func (f *Follower) read(ctx context.Context, s jetstream.Stream, after event.Pos
 	batch, err := c.cons.FetchNoWait(n)
 	if err != nil {
 		f.dropCursor(s, c)
-		return dst, false, unavailable(ctx, "fetch", err)
+		// A kept consumer may have expired (InactiveThreshold) while its
+		// reader was idle: try once more with a new one.
+		return dst, reused, unavailable(ctx, "fetch", err)
 	}
 	last := after
 	start := len(dst)
@@ -477,8 +485,23 @@ func (f *Follower) read(ctx context.Context, s jetstream.Stream, after event.Pos
 			if len(dst) > start {
 				return dst, false, nil
 			}
-			return dst, false, unavailable(ctx, "fetch", err)
+			return dst, reused, unavailable(ctx, "fetch", err)
 		}
+	}
+	if stop == nil && len(dst) == start && reused && event.Position(f.known.Load()) > after {
+		// Nothing from a kept consumer although the stream holds more.
+		// Usually the consumer has not seen the newest message yet
+		// (the caller reads again at once); but if that lasts, the
+		// consumer has expired (InactiveThreshold) while its reader was
+		// idle and a pull on it just times out: locate afresh.
+		if c.empty.IsZero() {
+			c.empty = time.Now()
+		} else if time.Since(c.empty) > staleCursor {
+			f.dropCursor(s, c)
+			return dst, true, nil
+		}
+	} else if len(dst) > start {
+		c.empty = time.Time{}
 	}
 	if keep {
 		f.putCursor(s, last, c)

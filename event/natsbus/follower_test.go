@@ -189,3 +189,52 @@ func (c *counting) seen() []int {
 	defer c.mu.Unlock()
 	return append([]int(nil), c.ns...)
 }
+
+// A consumer the Follower kept for the next Read may expire while its
+// reader is idle; the next Read replaces it without an error.
+func TestFollowerCursorExpired(t *testing.T) {
+	_, js := machineNATS(t)
+	reg := registry(t)
+	name, opts := unique(t, js)
+	m := store.NewMemory()
+	r := natsbus.NewRelay(js, m, reg, opts...)
+	running(t, r)
+	waitPublished(t, r, write(t, m, 0, 20))
+	f := natsbus.NewFollower(js, reg, opts...)
+	defer f.Close()
+	ctx := context.Background()
+	recs, err := f.Read(ctx, 0, make([]event.Record, 0, 5))
+	if err != nil || len(recs) != 5 {
+		t.Fatalf("Read: %d records, %v", len(recs), err)
+	}
+	s, err := js.Stream(ctx, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	deleted := 0
+	for c := range s.ConsumerNames(ctx).Name() {
+		if err := s.DeleteConsumer(ctx, c); err == nil {
+			deleted++
+		}
+	}
+	if deleted == 0 {
+		t.Fatal("the Follower kept no consumer: nothing to expire")
+	}
+	// Read as a runner does: again while the log says there is more.
+	deadline := time.Now().Add(waitLimit)
+	for {
+		recs, err = f.Read(ctx, 5, make([]event.Record, 0, 5))
+		if err != nil {
+			t.Fatalf("Read after the consumer expired: %v", err)
+		}
+		if len(recs) > 0 {
+			break
+		}
+		if err := f.Wait(ctx, 5); err != nil || time.Now().After(deadline) {
+			t.Fatalf("no records after the consumer expired (Wait: %v)", err)
+		}
+	}
+	if len(recs) != 5 || recs[0].Position != 6 {
+		t.Fatalf("Read after the consumer expired: %d records from %v", len(recs), recs[0].Position)
+	}
+}

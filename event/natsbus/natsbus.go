@@ -295,23 +295,31 @@ func encode(c *config, reg *event.Registry, rec *event.Record, prev event.Positi
 	if err != nil {
 		return nil, &store.RecordError{Position: rec.Position, Type: rec.Type, Err: err}
 	}
-	h := make(nats.Header, 12)
-	h[jetstream.MsgIDHeader] = []string{rec.ID.String()}
-	h[HeaderPosition] = []string{strconv.FormatUint(uint64(rec.Position), 10)}
-	h[HeaderPrevPosition] = []string{strconv.FormatUint(uint64(prev), 10)}
-	h[HeaderStream] = []string{rec.Stream}
-	h[HeaderVersion] = []string{strconv.FormatUint(rec.Version, 10)}
-	h[HeaderType] = []string{rec.Type}
-	h[HeaderTime] = []string{rec.Time.Format(time.RFC3339Nano)}
+	// One backing array for the header values: a message costs a few
+	// allocations, not one per header.
+	vals := make([]string, 0, 12)
+	h := make(nats.Header, 14)
+	set := func(k, v string) {
+		vals = append(vals, v)
+		h[k] = vals[len(vals)-1 : len(vals) : len(vals)]
+	}
+	var num [20]byte
+	set(jetstream.MsgIDHeader, rec.ID.String())
+	set(HeaderPosition, string(strconv.AppendUint(num[:0], uint64(rec.Position), 10)))
+	set(HeaderPrevPosition, string(strconv.AppendUint(num[:0], uint64(prev), 10)))
+	set(HeaderStream, rec.Stream)
+	set(HeaderVersion, string(strconv.AppendUint(num[:0], rec.Version, 10)))
+	set(HeaderType, rec.Type)
+	set(HeaderTime, rec.Time.Format(time.RFC3339Nano))
 	if md := rec.Metadata; md != (event.Metadata{}) {
 		if md.CorrelationID != "" {
-			h[HeaderCorrelationID] = []string{md.CorrelationID}
+			set(HeaderCorrelationID, md.CorrelationID)
 		}
 		if md.CausationID != "" {
-			h[HeaderCausationID] = []string{md.CausationID}
+			set(HeaderCausationID, md.CausationID)
 		}
 		if md.UserID != "" {
-			h[HeaderUserID] = []string{md.UserID}
+			set(HeaderUserID, md.UserID)
 		}
 	}
 	if c.headers != nil {

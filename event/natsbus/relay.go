@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -203,6 +204,8 @@ func (r *Relay) relay(ctx context.Context) error {
 		pending = make([]inflight, 0, r.cfg.window)
 		head    int    // pending[head:] are in flight
 		lastID  string // message ID of the record at pos, once this attempt published it
+		// shared by every message: header values are never modified
+		streamHdr = []string{r.cfg.stream}
 	)
 	// settle waits for the oldest publishes until at most keep are in
 	// flight.
@@ -273,20 +276,21 @@ func (r *Relay) relay(ctx context.Context) error {
 			if err != nil {
 				return err
 			}
-			opts := []jetstream.PublishOpt{
-				jetstream.WithExpectStream(r.cfg.stream),
-				jetstream.WithExpectLastSequence(seq),
-			}
+			// The expectations are set as headers directly (what the
+			// client's publish options do, without their allocations).
+			h := msg.Header
+			h[jetstream.ExpectedStreamHeader] = streamHdr
+			h[jetstream.ExpectedLastSeqHeader] = []string{strconv.FormatUint(seq, 10)}
 			if lastID != "" {
 				// The sequence alone would let a foreign message that
 				// took a slot make a pipelined successor's expectation
 				// come true; the previous record's ID rules that out.
 				// (Not on the first publish after reading the tail:
 				// a restarted server may not know the last ID.)
-				opts = append(opts, jetstream.WithExpectLastMsgID(lastID))
+				h[jetstream.ExpectedLastMsgIDHeader] = []string{lastID}
 			}
 			if r.cfg.sync {
-				ack, err := r.js.PublishMsg(ctx, msg, opts...)
+				ack, err := r.js.PublishMsg(ctx, msg)
 				if err != nil {
 					return classify(ctx, err)
 				}
@@ -298,7 +302,7 @@ func (r *Relay) relay(ctx context.Context) error {
 				if err := settle(r.cfg.window - 1); err != nil {
 					return err
 				}
-				fut, err := r.js.PublishMsgAsync(msg, opts...)
+				fut, err := r.js.PublishMsgAsync(msg)
 				if err != nil {
 					return classify(ctx, err)
 				}
@@ -313,14 +317,20 @@ func (r *Relay) relay(ctx context.Context) error {
 }
 
 // waitLog waits for the source log to move past pos, or for the NATS
-// connection to go down.
+// connection to go down (so that an idle relay, too, shows an outage).
 func (r *Relay) waitLog(ctx context.Context, pos event.Position, down <-chan nats.Status) error {
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errc := make(chan error, 1)
+	go func() { errc <- r.log.Wait(wctx, pos) }()
 	select {
+	case err := <-errc:
+		return err
 	case st := <-down:
+		cancel()
+		<-errc
 		return &UnavailableError{Op: "publish", Err: errors.New("connection " + st.String())}
-	default:
 	}
-	return r.log.Wait(ctx, pos)
 }
 
 func checkAck(ack *jetstream.PubAck, want uint64) error {

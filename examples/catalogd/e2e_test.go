@@ -3,9 +3,14 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"math/rand/v2"
+	"net/http"
 	"os"
 	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -168,4 +173,119 @@ func TestAllOnPostgres(t *testing.T) {
 		t.Fatal(err)
 	}
 	srv2.Shutdown(ctx)
+}
+
+// TestWriterKilledMidCommand SIGKILLs the writer while clients are sending
+// reviews. A review the client was told succeeded (201) is in the reader's
+// view; one whose answer was lost either committed whole or not at all:
+// sent again after the restart it is refused as already there (409) or
+// created now (201), and in the end every product counts exactly the
+// reviews with distinct IDs that were sent.
+func TestWriterKilledMidCommand(t *testing.T) {
+	url := postgresURL(t)
+	schema := testSchema(t, url)
+	pg := []string{"-postgres", url, "-schema", schema}
+	writer := startChild(t, append(pg, "-role", "writer")...)
+	reader := startChild(t, append(pg, "-role", "reader")...)
+	const products, clients = 4, 8
+	writer.write("POST", "/v1/sellers", `{"seller_id":"s1","name":"Acme","rating":4}`)
+	for i := range products {
+		writer.write("POST", "/v1/products", fmt.Sprintf(`{"product_id":"p%d","seller_id":"s1","title":"T","price_cents":100,"stock":1}`, i))
+	}
+
+	type outcome struct {
+		id      string
+		product int
+		code    int // 0: no answer
+		token   string
+	}
+	results := make(chan outcome, 1<<16)
+	stop := make(chan struct{})
+	hc := &http.Client{Timeout: 5 * time.Second}
+	var wg sync.WaitGroup
+	for c := range clients {
+		wg.Go(func() {
+			for n := 0; ; n++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				o := outcome{id: fmt.Sprintf("r-%d-%d", c, n), product: (c + n) % products}
+				body := fmt.Sprintf(`{"review_id":%q,"author":"a","rating":4}`, o.id)
+				resp, err := hc.Post(writer.base+fmt.Sprintf("/v1/products/p%d/reviews", o.product), "application/json", strings.NewReader(body))
+				if err == nil {
+					io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+					o.code, o.token = resp.StatusCode, resp.Header.Get(httpapi.PositionHeader)
+				}
+				results <- o
+				if err != nil {
+					return // the writer is gone
+				}
+			}
+		})
+	}
+	time.Sleep(300 * time.Millisecond)
+	writer.kill()
+	close(stop)
+	wg.Wait()
+	close(results)
+
+	writer = startChild(t, append(pg, "-role", "writer")...)
+	want := make([]int, products)
+	var last string
+	var ok, lost int
+	var lostOnes []outcome
+	for o := range results {
+		switch o.code {
+		case 201:
+			ok++
+			want[o.product]++
+			last = maxToken(last, o.token)
+		case 0:
+			lost++
+			lostOnes = append(lostOnes, o)
+		default:
+			t.Fatalf("review %s: status %d", o.id, o.code)
+		}
+	}
+	if ok == 0 {
+		t.Fatal("no review succeeded before the kill")
+	}
+	// What the client was told succeeded is in the view.
+	for i := range products {
+		if p := reader.product(fmt.Sprintf("p%d", i), httpapi.PositionHeader, last); p.ReviewCount < want[i] {
+			t.Fatalf("p%d: %d reviews in the view, %d were acknowledged", i, p.ReviewCount, want[i])
+		}
+	}
+	// A lost answer: the review committed whole (409 now) or not at all
+	// (201 now).
+	for _, o := range lostOnes {
+		code, tok, b := writer.call("POST", fmt.Sprintf("/v1/products/p%d/reviews", o.product), fmt.Sprintf(`{"review_id":%q,"author":"a","rating":4}`, o.id))
+		if code != 201 && code != 409 {
+			t.Fatalf("resending %s: %d %s", o.id, code, b)
+		}
+		want[o.product]++
+		if tok != "" {
+			last = maxToken(last, tok)
+		}
+	}
+	last = maxToken(last, writer.write("PUT", "/v1/sellers/s1/name", `{"name":"After"}`))
+	for i := range products {
+		if p := reader.product(fmt.Sprintf("p%d", i), httpapi.PositionHeader, last); p.ReviewCount != want[i] {
+			t.Fatalf("p%d: %d reviews in the view, want %d distinct IDs sent", i, p.ReviewCount, want[i])
+		}
+	}
+	t.Logf("%d acknowledged, %d answers lost to the kill", ok, lost)
+}
+
+// maxToken returns the later of two position tokens ("" is the earliest).
+func maxToken(a, b string) string {
+	pa, _ := strconv.ParseUint(a, 10, 64)
+	pb, _ := strconv.ParseUint(b, 10, 64)
+	if pb > pa {
+		return b
+	}
+	return a
 }

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
-	"strings"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
@@ -127,18 +126,10 @@ func openBackend(ctx context.Context, cfg Config) (*backend, error) {
 }
 
 func openPostgres(ctx context.Context, cfg Config) (*backend, error) {
-	pcfg, err := pgxpool.ParseConfig(cfg.Postgres)
-	if err != nil {
-		return nil, &ConfigError{Reason: "-postgres: " + err.Error()}
-	}
-	if !strings.Contains(cfg.Postgres, "pool_max_conns") {
-		// pgx's default (max(4, cores)) caps a writer at 4 commands in
-		// flight, each several round trips: at 500 commands/s on a busy
-		// 2-core machine the queue grows without bound. The URL's
-		// pool_max_conns wins when given.
-		pcfg.MaxConns = DefaultPoolConns
-	}
-	pool, err := pgxpool.NewWithConfig(ctx, pcfg)
+	// The pool is pgx's default (max(4, cores) connections) unless the URL
+	// sets pool_max_conns: 32 was tried under load.sh and made PostgreSQL
+	// take the readers' CPU on this 2-core machine (BENCHMARKS.md).
+	pool, err := pgxpool.New(ctx, cfg.Postgres)
 	if err != nil {
 		return nil, &ConfigError{Reason: "-postgres: " + err.Error()}
 	}
@@ -162,10 +153,6 @@ func openPostgres(ctx context.Context, cfg Config) (*backend, error) {
 		closes: []func(){pool.Close, func() { _ = st.Close() }},
 	}, nil
 }
-
-// DefaultPoolConns is the PostgreSQL pool size unless the URL sets
-// pool_max_conns.
-const DefaultPoolConns = 32
 
 // sides is what a role hands the HTTP API, and what to stop on shutdown.
 type sides struct {

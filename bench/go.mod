@@ -11,14 +11,12 @@ require (
 )
 
 require (
-<<<<<<< HEAD
 	github.com/cespare/xxhash/v2 v2.3.0 // indirect
 	go.uber.org/atomic v1.12.0 // indirect
 )
 
 require (
 	github.com/cqrskit/cqrs/readmodel/redisstore v0.0.0
-=======
 	github.com/klauspost/compress v1.20.3 // indirect
 	github.com/nats-io/nkeys v0.4.16 // indirect
 	github.com/nats-io/nuid v1.0.1 // indirect
@@ -27,7 +25,6 @@ require (
 
 require (
 	github.com/cqrskit/cqrs/event/natsbus v0.0.0
->>>>>>> b11-nats
 	github.com/dustin/go-humanize v1.1.0 // indirect
 	github.com/gogo/protobuf v1.3.2 // indirect
 	github.com/google/uuid v1.6.0 // indirect
@@ -52,8 +49,6 @@ require (
 
 replace github.com/cqrskit/cqrs => ../
 
-<<<<<<< HEAD
 replace github.com/cqrskit/cqrs/readmodel/redisstore => ../readmodel/redisstore
-=======
+
 replace github.com/cqrskit/cqrs/event/natsbus => ../event/natsbus
->>>>>>> b11-nats

@@ -12,7 +12,8 @@
 # Run the measurement alone on the machine: with BENCH_LOCK=/path/to/lock
 # the two measured phases run under flock on it (seeding does not hold it).
 # Environment: PRODUCTS (100000), RATE (500), DURATION (20), CONNS (wrk
-# connections, 32), THREADS (wrk threads, 1), ZIPF_S (1.1), PORT (18080).
+# connections, 32), THREADS (wrk threads, 1), ZIPF_S (1.1), PORT (18080);
+# GOGC and the other Go runtime variables reach catalogd unchanged.
 # Installs wrk with apt-get when it is missing.
 set -euo pipefail
 cd "$(dirname "$0")"

@@ -25,6 +25,7 @@ require (
 
 require (
 	github.com/cqrskit/cqrs/event/natsbus v0.0.0
+	github.com/cqrskit/cqrs/store/pgstore v0.0.0
 	github.com/dustin/go-humanize v1.1.0 // indirect
 	github.com/gogo/protobuf v1.3.2 // indirect
 	github.com/google/uuid v1.6.0 // indirect
@@ -52,3 +53,5 @@ replace github.com/cqrskit/cqrs => ../
 replace github.com/cqrskit/cqrs/readmodel/redisstore => ../readmodel/redisstore
 
 replace github.com/cqrskit/cqrs/event/natsbus => ../event/natsbus
+
+replace github.com/cqrskit/cqrs/store/pgstore => ../store/pgstore

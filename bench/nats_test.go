@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -16,6 +18,7 @@ import (
 	"github.com/cqrskit/cqrs/event/natsbus"
 	"github.com/cqrskit/cqrs/projection"
 	"github.com/cqrskit/cqrs/store"
+	"github.com/cqrskit/cqrs/store/pgstore"
 )
 
 // The NATS JetStream fan-out (event/natsbus): relay throughput from the
@@ -94,12 +97,21 @@ func natsLog(b *testing.B, n int) *store.Memory {
 // relayAll relays m to a fresh stream and returns when the stream holds
 // all of it.
 func relayAll(b *testing.B, js jetstream.JetStream, m *store.Memory, reg *event.Registry, opts []natsbus.Option) *natsbus.Relay {
+	return natsRelay(b, js, m, reg, opts)
+}
+
+// natsRelay starts a relay from lg and returns when it has published what
+// lg holds now.
+func natsRelay(b *testing.B, js jetstream.JetStream, lg store.Log, reg *event.Registry, opts []natsbus.Option) *natsbus.Relay {
 	ctx, cancel := context.WithCancel(context.Background())
-	r := natsbus.NewRelay(js, m, reg, opts...)
+	r := natsbus.NewRelay(js, lg, reg, opts...)
 	done := make(chan error, 1)
 	go func() { done <- r.Run(ctx) }()
 	b.Cleanup(func() { cancel(); <-done })
-	head, _ := m.Head(ctx)
+	head, err := lg.Head(ctx)
+	if err != nil {
+		b.Fatal(err)
+	}
 	for r.Status().Published < head {
 		select {
 		case err := <-done:
@@ -135,19 +147,36 @@ func BenchmarkNATS(b *testing.B) {
 	// Commit to replica view: one event committed on the writer, relayed,
 	// and applied by a runner on a Follower; the time until WaitFor on the
 	// replica returns. impl=memory is the same runner following the
-	// writer's log in-process, the floor.
-	for _, impl := range []string{"jetstream", "memory"} {
+	// writer's log in-process, the floor. On PostgreSQL
+	// (CQRSKIT_POSTGRES_URL): impl=pg-jetstream relays a pgstore log, and
+	// impl=pg-direct is a reader following PostgreSQL itself through a
+	// store of its own, as another process would.
+	for _, impl := range []string{"jetstream", "memory", "pg-jetstream", "pg-direct"} {
 		b.Run("CommitToReplica/impl="+impl, func(b *testing.B) {
 			js := natsJS(b)
 			reg := natsRegistry(b)
-			m := store.NewMemory()
-			var lg store.Log = m
-			if impl == "jetstream" {
+			var (
+				st store.Store
+				lg store.Log
+			)
+			switch impl {
+			case "jetstream", "memory":
+				m := store.NewMemory()
+				st, lg = m, m
+			default:
+				w, r := natsPG(b, reg)
+				st, lg = w, r
+			}
+			if impl == "jetstream" || impl == "pg-jetstream" {
 				opts := natsStream(b, js)
 				if _, err := natsbus.EnsureStream(context.Background(), js, opts...); err != nil {
 					b.Fatal(err)
 				}
-				relayAll(b, js, m, reg, opts)
+				src := lg
+				if impl == "pg-jetstream" {
+					src = st.(store.Log) // the relay follows the writer's own store
+				}
+				natsRelay(b, js, src, reg, opts)
 				f := natsbus.NewFollower(js, reg, opts...)
 				b.Cleanup(func() { _ = f.Close() })
 				lg = f
@@ -167,7 +196,7 @@ func BenchmarkNATS(b *testing.B) {
 			b.ResetTimer()
 			for i := range b.N {
 				start := time.Now()
-				pos, err := m.Update(ctx, func(tx store.Tx) error {
+				pos, err := st.Update(ctx, func(tx store.Tx) error {
 					tx.Record("tick/x", natsTick{N: i})
 					return nil
 				})
@@ -230,4 +259,43 @@ func (*natsCounter) Name() string { return "count" }
 func (c *natsCounter) Handle(context.Context, event.Record) error {
 	c.n++
 	return nil
+}
+
+// natsPG returns a pgstore writer and, on another pool, a second store on
+// the same schema for a reader (as another process would have), or skips
+// when CQRSKIT_POSTGRES_URL is not set. The schema is dropped at cleanup.
+func natsPG(b *testing.B, reg *event.Registry) (writer, reader *pgstore.Store) {
+	url := os.Getenv("CQRSKIT_POSTGRES_URL")
+	if url == "" {
+		b.Skip("CQRSKIT_POSTGRES_URL not set")
+	}
+	ctx := context.Background()
+	buf := make([]byte, 6)
+	_, _ = rand.Read(buf)
+	schema := "bench_nats_" + hex.EncodeToString(buf)
+	pools := make([]*pgxpool.Pool, 2)
+	stores := make([]*pgstore.Store, 2)
+	for i := range pools {
+		pool, err := pgxpool.New(ctx, url)
+		if err != nil {
+			b.Skipf("PostgreSQL: %v", err)
+		}
+		pools[i] = pool
+		st, err := pgstore.New(ctx, pool, reg, pgstore.WithSchema(schema))
+		if err != nil {
+			pool.Close()
+			b.Fatal(err)
+		}
+		stores[i] = st
+	}
+	b.Cleanup(func() {
+		for _, st := range stores {
+			_ = st.Close()
+		}
+		_, _ = pools[0].Exec(context.Background(), "DROP SCHEMA IF EXISTS "+pgx.Identifier{schema}.Sanitize()+" CASCADE")
+		for _, p := range pools {
+			p.Close()
+		}
+	})
+	return stores[0], stores[1]
 }

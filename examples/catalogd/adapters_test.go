@@ -1,0 +1,274 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/cqrskit/cqrs/examples/catalogd/httpapi"
+)
+
+// natsStream returns CQRSKIT_NATS_URL and a fresh stream name, deleted when
+// the test ends, or skips the test.
+func natsStream(t *testing.T) (url, stream string) {
+	t.Helper()
+	url = os.Getenv("CQRSKIT_NATS_URL")
+	if url == "" {
+		t.Skip("CQRSKIT_NATS_URL not set; e.g. nats://127.0.0.1:4222 (JetStream enabled)")
+	}
+	stream = fmt.Sprintf("CATALOGD_TEST_%d_%d", time.Now().UnixNano(), rand.IntN(1<<30))
+	t.Cleanup(func() {
+		nc, err := nats.Connect(url)
+		if err != nil {
+			t.Errorf("delete stream: %v", err)
+			return
+		}
+		defer nc.Close()
+		js, err := jetstream.New(nc)
+		if err != nil {
+			t.Errorf("delete stream: %v", err)
+			return
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := js.DeleteStream(ctx, stream); err != nil && !strings.Contains(err.Error(), "not found") {
+			t.Errorf("delete stream %s: %v", stream, err)
+		}
+	})
+	return url, stream
+}
+
+// redisPrefix returns CQRSKIT_REDIS_ADDR and a fresh key prefix, whose
+// keys are deleted when the test ends, or skips the test.
+func redisPrefix(t *testing.T) (addr, prefix string) {
+	t.Helper()
+	addr = os.Getenv("CQRSKIT_REDIS_ADDR")
+	if addr == "" {
+		t.Skip("CQRSKIT_REDIS_ADDR not set; e.g. 127.0.0.1:6379")
+	}
+	prefix = fmt.Sprintf("catalogd_test_%d_%d", time.Now().UnixNano(), rand.IntN(1<<30))
+	t.Cleanup(func() {
+		rdb := redis.NewClient(&redis.Options{Addr: addr})
+		defer rdb.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		iter := rdb.Scan(ctx, 0, prefix+":*", 1000).Iterator()
+		for iter.Next(ctx) {
+			rdb.Del(ctx, iter.Val())
+		}
+		if err := iter.Err(); err != nil {
+			t.Errorf("delete keys %s:*: %v", prefix, err)
+		}
+	})
+	return addr, prefix
+}
+
+// startServer runs catalogd in process with cfg until the test ends.
+func startServer(t *testing.T, cfg Config) (*Server, client) {
+	t.Helper()
+	cfg.Addr = "127.0.0.1:0"
+	srv, err := Start(context.Background(), cfg)
+	if err != nil {
+		t.Fatalf("Start %s: %v", cfg.Role, err)
+	}
+	t.Cleanup(func() { shutdown(t, srv) })
+	return srv, client{t: t, base: srv.URL()}
+}
+
+func shutdown(t *testing.T, srv *Server) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(ctx); err != nil {
+		t.Errorf("shutdown: %v", err)
+	}
+}
+
+// status reads /v1/status.
+func (c client) status() []httpapi.StatusJSON {
+	c.t.Helper()
+	code, _, b := c.call("GET", "/v1/status", "")
+	if code != 200 {
+		c.t.Fatalf("status: %d %s", code, b)
+	}
+	var s struct{ Projections []httpapi.StatusJSON }
+	if err := json.Unmarshal(b, &s); err != nil {
+		c.t.Fatal(err)
+	}
+	return s.Projections
+}
+
+// readYourWrites sends a few writes to the writer and reads each back with
+// its token from the reader, which must show exactly that write.
+func readYourWrites(t *testing.T, writer, reader client, product string, from int) string {
+	t.Helper()
+	var tok string
+	for i := range 5 {
+		price := from + i
+		tok = writer.write("PUT", "/v1/products/"+product+"/price", fmt.Sprintf(`{"seller_id":"s1","price_cents":%d}`, price))
+		if p := reader.product(product, httpapi.PositionHeader, tok); p.PriceCents != int64(price) {
+			t.Fatalf("reader %s after token %s: price %d, want %d", reader.base, tok, p.PriceCents, price)
+		}
+	}
+	return tok
+}
+
+// TestRelayAndNATSReader: writer on PostgreSQL, a relay into JetStream and
+// a reader following the stream (no PostgreSQL): a read sent with a
+// write's token sees the write, since the follower's positions are the
+// PostgreSQL log's. With Redis too, a projector fed by the stream keeps
+// the views in Redis for a stateless reader.
+func TestRelayAndNATSReader(t *testing.T) {
+	pg := postgresURL(t)
+	schema := testSchema(t, pg)
+	nurl, stream := natsStream(t)
+	_, writer := startServer(t, Config{Role: RoleWriter, Postgres: pg, Schema: schema})
+	writer.write("POST", "/v1/sellers", `{"seller_id":"s1","name":"Acme","rating":4}`)
+	tok := writer.write("POST", "/v1/products", `{"product_id":"p1","seller_id":"s1","title":"Lamp","price_cents":1000,"stock":5}`)
+
+	_, relay := startServer(t, Config{Role: RoleRelay, Postgres: pg, Schema: schema, NATS: nurl, Stream: stream})
+	_, reader := startServer(t, Config{Role: RoleReader, NATS: nurl, Stream: stream})
+	if p := reader.product("p1", httpapi.PositionHeader, tok); p.Title != "Lamp" || p.Seller.Name != "Acme" || p.Version != 1 {
+		t.Fatalf("NATS reader: %+v", p)
+	}
+	last := readYourWrites(t, writer, reader, "p1", 2000)
+	if code, _, b := reader.call("POST", "/v1/sellers", `{"seller_id":"s2","name":"B","rating":1}`); code != 421 {
+		t.Fatalf("write on the NATS reader: %d %s", code, b)
+	}
+	if code, _, b := relay.call("GET", "/v1/products/p1", ""); code != 421 {
+		t.Fatalf("query on the relay: %d %s", code, b)
+	}
+	lastPos, _ := strconv.ParseUint(last, 10, 64)
+	st := relay.status()
+	if len(st) != 1 || st[0].Name != "relay:"+stream || uint64(st[0].Checkpoint) < lastPos {
+		t.Fatalf("relay status %+v, want relay:%s at %d or later", st, stream, lastPos)
+	}
+	if code, _, b := relay.call("GET", "/readyz", ""); code != 200 {
+		t.Fatalf("relay readyz: %d %s", code, b)
+	}
+
+	// A token beyond anything written: bounded wait, then 503 + Retry-After.
+	_, slow := startServer(t, Config{Role: RoleReader, NATS: nurl, Stream: stream, ConsistencyTimeout: 100 * time.Millisecond})
+	notReached(t, slow, lastPos+1000)
+
+	if os.Getenv("CQRSKIT_REDIS_ADDR") == "" {
+		t.Log("CQRSKIT_REDIS_ADDR not set: the projector fed by the stream is not tested")
+		return
+	}
+	raddr, prefix := redisPrefix(t)
+	startServer(t, Config{Role: RoleProjector, NATS: nurl, Stream: stream, Redis: raddr, RedisPrefix: prefix})
+	_, rreader := startServer(t, Config{Role: RoleReader, Redis: raddr, RedisPrefix: prefix})
+	if p := rreader.product("p1", httpapi.PositionHeader, last); p.PriceCents != 2004 || p.Seller.Name != "Acme" {
+		t.Fatalf("Redis reader fed from the stream: %+v", p)
+	}
+	readYourWrites(t, writer, rreader, "p1", 3000)
+}
+
+// notReached sends a query with a token the views cannot reach: 503 with
+// Retry-After, a problem document, after the bounded wait.
+func notReached(t *testing.T, c client, pos uint64) {
+	t.Helper()
+	req, err := http.NewRequest("GET", c.base+"/v1/products/p1", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set(httpapi.PositionHeader, strconv.FormatUint(pos, 10))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var p httpapi.Problem
+	if err := json.NewDecoder(resp.Body).Decode(&p); err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != 503 || resp.Header.Get("Retry-After") == "" || resp.Header.Get("Content-Type") != "application/problem+json" || p.Status != 503 {
+		t.Fatalf("unreachable token on %s: %d %v %+v", c.base, resp.StatusCode, resp.Header, p)
+	}
+}
+
+// TestRedisProjectorsAndReader: writer on PostgreSQL, two projector
+// processes feeding Redis under one lease (one applies, the other stands
+// by, both say who owns it), and a stateless reader serving from Redis
+// whose read-your-writes waits for the projector's checkpoint in Redis.
+// Stopping the owner hands the lease to the standby, and reads with the
+// tokens of later writes still see them.
+func TestRedisProjectorsAndReader(t *testing.T) {
+	pg := postgresURL(t)
+	schema := testSchema(t, pg)
+	raddr, prefix := redisPrefix(t)
+	_, writer := startServer(t, Config{Role: RoleWriter, Postgres: pg, Schema: schema})
+	writer.write("POST", "/v1/sellers", `{"seller_id":"s1","name":"Acme","rating":4}`)
+	writer.write("POST", "/v1/products", `{"product_id":"p1","seller_id":"s1","title":"Lamp","price_cents":1000,"stock":5}`)
+
+	proj := func(owner string) (*Server, client) {
+		return startServer(t, Config{Role: RoleProjector, Postgres: pg, Schema: schema, Redis: raddr, RedisPrefix: prefix, Owner: owner, LeaseTTL: 2 * time.Second})
+	}
+	srvA, a := proj("proj-a")
+	srvB, b := proj("proj-b")
+	_, reader := startServer(t, Config{Role: RoleReader, Redis: raddr, RedisPrefix: prefix, ConsistencyTimeout: 3 * time.Second})
+	readYourWrites(t, writer, reader, "p1", 2000)
+
+	// One owner; both processes (and the reader) name it; the other stands by.
+	owner := waitOwner(t, a, b)
+	if rs := reader.status(); len(rs) != 1 || rs[0].Owner != owner || !rs[0].Leased {
+		t.Fatalf("reader status %+v, want owner %s", rs, owner)
+	}
+	for _, c := range []client{a, b} {
+		if code, _, body := c.call("GET", "/readyz", ""); code != 200 {
+			t.Fatalf("projector %s readyz: %d %s", c.base, code, body)
+		}
+	}
+	if code, _, body := reader.call("GET", "/v1/products/p1", ""); code != 200 || !strings.Contains(string(body), `"price_cents":2004`) {
+		t.Fatalf("reader without token: %d %s", code, body)
+	}
+
+	// The owner stops (releasing its lease): the standby takes over and
+	// reads with the tokens of later writes still see them.
+	stop, standby, next := srvA, b, "proj-b"
+	if owner == "proj-b" {
+		stop, standby, next = srvB, a, "proj-a"
+	}
+	shutdown(t, stop)
+	readYourWrites(t, writer, reader, "p1", 3000)
+	if st := standby.status(); len(st) != 1 || st[0].State != "running" || st[0].Owner != next {
+		t.Fatalf("after the owner stopped: %+v", st)
+	}
+
+	_, slow := startServer(t, Config{Role: RoleReader, Redis: raddr, RedisPrefix: prefix, ConsistencyTimeout: 100 * time.Millisecond})
+	notReached(t, slow, 1<<40)
+}
+
+// waitOwner waits until the two projector processes agree on the lease
+// holder, one of them, running in its own process and standing by in the
+// other, and returns it.
+func waitOwner(t *testing.T, a, b client) string {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		sa, sb := a.status(), b.status()
+		if len(sa) != 1 || len(sb) != 1 {
+			t.Fatalf("status %+v %+v: want one projector each", sa, sb)
+		}
+		owner := sa[0].Owner
+		states := sa[0].State + "/" + sb[0].State
+		if owner != "" && owner == sb[0].Owner && sa[0].Leased && sb[0].Leased && sa[0].Name == "catalog.views" &&
+			(owner == "proj-a" && states == "running/standby" || owner == "proj-b" && states == "standby/running") {
+			return owner
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no single owner: %+v / %+v", sa[0], sb[0])
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

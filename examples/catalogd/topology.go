@@ -402,8 +402,15 @@ func (p *relayProgress) Status(ctx context.Context) ([]projection.Status, error)
 	rs := p.relay.Status()
 	s := projection.Status{Name: p.name, Mode: projection.Async, State: projection.Running, Checkpoint: rs.Published, Head: head, Err: rs.Err}
 	if head > rs.Published {
-		s.Behind = uint64(head - rs.Published)
 		s.State = projection.CatchingUp
+		// PostgreSQL's positions have holes: count the records, as the
+		// runner does, rather than subtract positions.
+		s.Behind = uint64(head - rs.Published)
+		if c, ok := p.lg.(store.EventCounter); ok {
+			if n, err := c.CountEvents(ctx, rs.Published, head, 1<<20); err == nil {
+				s.Behind = n
+			}
+		}
 	}
 	switch {
 	case p.failed.Load() != nil:

@@ -272,3 +272,38 @@ func waitOwner(t *testing.T, a, b client) string {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// TestProjectorKilled: two projector processes; the owner is killed with
+// SIGKILL (its lease is not released). The standby takes over once the
+// lease lapses (-lease-ttl 1s), resumes from the checkpoint in Redis, and
+// the Redis reader answers the tokens of the writes made meanwhile, with
+// every write applied exactly once (review count, version).
+func TestProjectorKilled(t *testing.T) {
+	pg := postgresURL(t)
+	schema := testSchema(t, pg)
+	raddr, prefix := redisPrefix(t)
+	_, writer := startServer(t, Config{Role: RoleWriter, Postgres: pg, Schema: schema})
+	writer.write("POST", "/v1/sellers", `{"seller_id":"s1","name":"Acme","rating":4}`)
+	writer.write("POST", "/v1/products", `{"product_id":"p1","seller_id":"s1","title":"Lamp","price_cents":1000,"stock":5}`)
+	args := func(owner string) []string {
+		return []string{"-role", "projector", "-postgres", pg, "-schema", schema, "-redis", raddr, "-redis-prefix", prefix, "-owner", owner, "-lease-ttl", "1s"}
+	}
+	procs := map[string]*child{"proj-a": startChild(t, args("proj-a")...), "proj-b": startChild(t, args("proj-b")...)}
+	_, reader := startServer(t, Config{Role: RoleReader, Redis: raddr, RedisPrefix: prefix, ConsistencyTimeout: 5 * time.Second})
+	readYourWrites(t, writer, reader, "p1", 2000)
+	owner := waitOwner(t, procs["proj-a"].client, procs["proj-b"].client)
+	next := map[string]string{"proj-a": "proj-b", "proj-b": "proj-a"}[owner]
+
+	procs[owner].kill()
+	var tok string
+	for i := range 10 {
+		tok = writer.write("POST", "/v1/products/p1/reviews", fmt.Sprintf(`{"review_id":"r%d","author":"a","rating":5}`, i))
+	}
+	p := reader.product("p1", httpapi.PositionHeader, tok)
+	if p.ReviewCount != 10 || p.Version != 1+5+10 || p.PriceCents != 2004 {
+		t.Fatalf("after the failover: %+v", p)
+	}
+	if st := procs[next].status(); len(st) != 1 || st[0].State != "running" || st[0].Owner != next || st[0].Epoch < 2 {
+		t.Fatalf("standby after the owner's death: %+v", st)
+	}
+}

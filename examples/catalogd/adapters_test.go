@@ -9,6 +9,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -87,6 +88,10 @@ func startServer(t *testing.T, cfg Config) (*Server, client) {
 }
 
 func shutdown(t *testing.T, srv *Server) {
+	// The client's spare connections (dialled for concurrent requests,
+	// never used) are new connections to the server, which Shutdown
+	// waits up to 5 s for: close them first.
+	http.DefaultClient.CloseIdleConnections()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := srv.Shutdown(ctx); err != nil {
@@ -218,6 +223,24 @@ func TestRedisProjectorsAndReader(t *testing.T) {
 	srvB, b := proj("proj-b")
 	_, reader := startServer(t, Config{Role: RoleReader, Redis: raddr, RedisPrefix: prefix, ConsistencyTimeout: 3 * time.Second})
 	readYourWrites(t, writer, reader, "p1", 2000)
+
+	// Concurrent clients, each reading its own write back with its token
+	// (the reader shares its checkpoint reads between them).
+	var wg sync.WaitGroup
+	for i := range 8 {
+		wg.Go(func() {
+			id := fmt.Sprintf("c%d", i)
+			tok := writer.write("POST", "/v1/products", fmt.Sprintf(`{"product_id":%q,"seller_id":"s1","title":"T","price_cents":1,"stock":1}`, id))
+			for j := range 5 {
+				if p := reader.product(id, httpapi.PositionHeader, tok); p.Version != uint64(1+j) || p.PriceCents != int64(1+j*100) {
+					t.Errorf("client %d round %d: %+v", i, j, p)
+					return
+				}
+				tok = writer.write("PUT", "/v1/products/"+id+"/price", fmt.Sprintf(`{"seller_id":"s1","price_cents":%d}`, 1+(j+1)*100))
+			}
+		})
+	}
+	wg.Wait()
 
 	// One owner; both processes (and the reader) name it; the other stands by.
 	owner := waitOwner(t, a, b)

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -519,17 +520,54 @@ type redisProgress struct {
 	// needs no round trip (the checkpoint only moves forward, except when
 	// Redis loses writes, and then the projector re-applies them).
 	seen atomic.Uint64
+
+	// Concurrent waiters share one checkpoint read in flight rather than
+	// queue one each behind the projector's mutex.
+	mu      sync.Mutex
+	pending *cpRead
 }
 
+// cpRead is one checkpoint read shared by the callers that asked while it
+// was in flight.
+type cpRead struct {
+	done chan struct{}
+	cp   projection.Checkpoint
+	err  error
+}
+
+// cpReadTimeout bounds a shared checkpoint read, which runs detached from
+// the context of the request that started it (others wait for it too).
+const cpReadTimeout = 2 * time.Second
+
 func (p *redisProgress) checkpoint(ctx context.Context) (projection.Checkpoint, error) {
-	cp, err := p.proj.LoadCheckpoint(ctx)
-	if err != nil {
-		return cp, err
+	p.mu.Lock()
+	r := p.pending
+	if r == nil {
+		r = &cpRead{done: make(chan struct{})}
+		p.pending = r
+		go func() {
+			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cpReadTimeout)
+			r.cp, r.err = p.proj.LoadCheckpoint(rctx)
+			cancel()
+			p.mu.Lock()
+			p.pending = nil
+			p.mu.Unlock()
+			close(r.done)
+		}()
+	}
+	p.mu.Unlock()
+	select {
+	case <-r.done:
+	case <-ctx.Done():
+		return projection.Checkpoint{}, ctx.Err()
+	}
+	if r.err != nil {
+		return r.cp, r.err
 	}
 	for {
 		old := p.seen.Load()
-		if uint64(cp.Position) <= old || p.seen.CompareAndSwap(old, uint64(cp.Position)) {
-			return cp, nil
+		if uint64(r.cp.Position) <= old || p.seen.CompareAndSwap(old, uint64(r.cp.Position)) {
+			return r.cp, nil
 		}
 	}
 }

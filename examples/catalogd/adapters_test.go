@@ -330,3 +330,42 @@ func TestProjectorKilled(t *testing.T) {
 		t.Fatalf("standby after the owner's death: %+v", st)
 	}
 }
+
+// TestRelayKilled: two relay processes on one stream (the stream fences
+// them, so both may run); one is killed with SIGKILL mid-traffic, the
+// other goes on publishing, and a NATS reader answers every token with
+// the write applied exactly once. A relay restarted later resumes from
+// the stream's tail without repeating anything.
+func TestRelayKilled(t *testing.T) {
+	pg := postgresURL(t)
+	schema := testSchema(t, pg)
+	nurl, stream := natsStream(t)
+	_, writer := startServer(t, Config{Role: RoleWriter, Postgres: pg, Schema: schema})
+	writer.write("POST", "/v1/sellers", `{"seller_id":"s1","name":"Acme","rating":4}`)
+	writer.write("POST", "/v1/products", `{"product_id":"p1","seller_id":"s1","title":"Lamp","price_cents":1000,"stock":5}`)
+	args := []string{"-role", "relay", "-postgres", pg, "-schema", schema, "-nats", nurl, "-stream", stream}
+	a, b := startChild(t, args...), startChild(t, args...)
+	_, reader := startServer(t, Config{Role: RoleReader, NATS: nurl, Stream: stream, ConsistencyTimeout: 5 * time.Second})
+	readYourWrites(t, writer, reader, "p1", 2000)
+
+	review := func(i int) string {
+		return writer.write("POST", "/v1/products/p1/reviews", fmt.Sprintf(`{"review_id":"r%d","author":"a","rating":5}`, i))
+	}
+	for i := range 5 {
+		review(i)
+	}
+	a.kill()
+	var tok string
+	for i := 5; i < 15; i++ {
+		tok = review(i)
+	}
+	if p := reader.product("p1", httpapi.PositionHeader, tok); p.ReviewCount != 15 || p.Version != 1+5+15 {
+		t.Fatalf("after a relay was killed: %+v", p)
+	}
+	b.kill()
+	tok = review(15)
+	startChild(t, args...)
+	if p := reader.product("p1", httpapi.PositionHeader, tok); p.ReviewCount != 16 || p.Version != 1+5+16 {
+		t.Fatalf("after a relay restarted: %+v", p)
+	}
+}

@@ -38,7 +38,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	var shutdown time.Duration
 	fs.StringVar(&cfg.Addr, "addr", ":8080", "listen address")
 	fs.StringVar(&role, "role", string(RoleAll), "role: "+joinRoles())
-	fs.StringVar(&cfg.Postgres, "postgres", "", "PostgreSQL URL of the write side and log (empty: in-memory store, role all only)")
+	fs.StringVar(&cfg.Postgres, "postgres", "", "PostgreSQL URL of the write side and log (empty with role all: the in-memory store)")
 	fs.StringVar(&cfg.Schema, "schema", "", "PostgreSQL schema (default cqrskit)")
 	fs.StringVar(&cfg.NATS, "nats", "", "NATS URL: role relay publishes the -postgres log to JetStream; roles reader and projector follow the stream")
 	fs.StringVar(&cfg.Stream, "stream", DefaultStream, "JetStream stream name")

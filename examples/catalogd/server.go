@@ -22,8 +22,8 @@ type Config struct {
 	Addr string
 	// Role is what the process does (default RoleAll).
 	Role Role
-	// Postgres is the PostgreSQL URL of the write side and log; empty runs
-	// on the in-memory store (role all only).
+	// Postgres is the PostgreSQL URL of the write side and log; empty
+	// runs role all on the in-memory store.
 	Postgres string
 	// Schema is the PostgreSQL schema (default pgstore's "cqrskit").
 	Schema string

@@ -1,26 +1,37 @@
 // Command catalogd serves the product catalog (examples/catalog) over HTTP,
-// in one process on the in-memory store or as a writer and readers on
-// PostgreSQL, chosen by flags; see package httpapi for the API.
+// in one process on the in-memory store or as a multi-process topology on
+// PostgreSQL, NATS JetStream and Redis, chosen by flags; see package httpapi
+// for the API.
 //
-//	catalogd                                  # everything in one process, in memory, on :8080
-//	catalogd -postgres URL                    # write side and log in PostgreSQL, views in memory
-//	catalogd -postgres URL -role writer       # commands only (queries answer 421)
-//	catalogd -postgres URL -role reader       # follows the log: in-memory views, queries only
+//	catalogd                                            # everything in one process, in memory, on :8080
+//	catalogd -postgres URL                              # write side and log in PostgreSQL, views in memory
+//	catalogd -postgres URL -role writer                 # commands only (queries answer 421)
+//	catalogd -postgres URL -role reader                 # follows the PostgreSQL log: in-memory views, queries only
+//	catalogd -postgres URL -nats URL -role relay        # publishes the PostgreSQL log to JetStream (-stream)
+//	catalogd -nats URL -role reader                     # follows the stream: in-memory views, queries only
+//	catalogd -postgres URL -redis ADDR -role projector  # keeps the views in Redis (or -nats URL instead of -postgres)
+//	catalogd -redis ADDR -role reader                   # stateless: serves the views in Redis
 //
-// A reader runs its own projection runner over the PostgreSQL log and keeps
-// its views in memory; it rebuilds them from the log when it starts. The
-// position token a writer returns is the log's position, so a query sent to
-// any reader with that token (Cqrs-Position header) waits until that
-// reader has applied it.
+// The position token a writer returns is the PostgreSQL log's position. A
+// reader on PostgreSQL or on the stream (the natsbus.Follower keeps the log's
+// positions) waits until its own views have applied it; a Redis reader waits
+// until the projector's checkpoint in Redis, committed with the views, has
+// reached it. Either wait is bounded by -consistency-timeout, then 503 with
+// Retry-After.
 //
-// Not built yet: -nats (a relay into JetStream and readers fed from it,
-// role relay) needs the event/natsbus adapter, and -redis (views in Redis,
-// role projector) needs readmodel/redisstore. Those flags and roles fail at
-// start-up with a *NotBuiltError (matching ErrNotBuilt) instead of running
-// something else; each is one function to add in topology.go when the
-// adapter exists.
+// In-memory readers rebuild their views from the log (or the stream) when
+// they start. Projectors keep their checkpoint in Redis with the views
+// (exactly once) and share one lease there: run two or more, one applies
+// and the others stand by; /v1/status shows the owner. Relays are fenced by
+// the stream itself, so a second relay is a safe hot standby. Redis keeps no
+// trending window: a Redis reader never sets the trending badge.
+//
+// Invalid combinations of role and adapters (a relay without -postgres and
+// -nats, a projector without -redis, a reader given two sources, ...) fail
+// at start-up with a *ConfigError (matching ErrConfig, exit status 2).
 //
 // The process stops gracefully on SIGINT or SIGTERM: it stops accepting
 // connections, lets requests in flight finish (up to -shutdown-timeout),
-// then stops the projections and closes the store.
+// then stops the projections (releasing a projector's lease) and closes its
+// connections.
 package main

@@ -25,7 +25,7 @@ func main() {
 const (
 	exitOK     = 0
 	exitFailed = 1
-	exitUsage  = 2 // bad flags, or a flag this build does not support
+	exitUsage  = 2 // bad or contradictory flags
 )
 
 // run is main without the process: it parses args, starts the server,
@@ -37,11 +37,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	var role, level string
 	var shutdown time.Duration
 	fs.StringVar(&cfg.Addr, "addr", ":8080", "listen address")
-	fs.StringVar(&role, "role", string(RoleAll), "role: "+joinRoles()+" (projector and relay are not built yet)")
-	fs.StringVar(&cfg.Postgres, "postgres", "", "PostgreSQL URL of the write side and log (empty: in-memory store, role all only)")
+	fs.StringVar(&role, "role", string(RoleAll), "role: "+joinRoles())
+	fs.StringVar(&cfg.Postgres, "postgres", "", "PostgreSQL URL of the write side and log (empty with role all: the in-memory store)")
 	fs.StringVar(&cfg.Schema, "schema", "", "PostgreSQL schema (default cqrskit)")
-	fs.StringVar(&cfg.NATS, "nats", "", "NATS URL for the JetStream relay (not built yet)")
-	fs.StringVar(&cfg.Redis, "redis", "", "Redis address for the views (not built yet)")
+	fs.StringVar(&cfg.NATS, "nats", "", "NATS URL: role relay publishes the -postgres log to JetStream; roles reader and projector follow the stream")
+	fs.StringVar(&cfg.Stream, "stream", DefaultStream, "JetStream stream name")
+	fs.StringVar(&cfg.Redis, "redis", "", "Redis address (host:port or redis:// URL): role projector keeps the views there; role reader serves them")
+	fs.StringVar(&cfg.RedisPrefix, "redis-prefix", DefaultRedisPrefix, "key prefix of the views and lease in Redis")
+	fs.StringVar(&cfg.Owner, "owner", "", "this projector's name in its lease (default host/pid/random)")
+	fs.DurationVar(&cfg.LeaseTTL, "lease-ttl", 0, "projector lease time: a standby takes over within it after the owner dies (default 5s)")
 	fs.IntVar(&cfg.Seed, "seed", 0, "list this many generated products before serving (roles all and writer)")
 	fs.DurationVar(&cfg.ConsistencyTimeout, "consistency-timeout", 2*time.Second, "longest read-your-writes wait before 503")
 	fs.Int64Var(&cfg.MaxBodyBytes, "max-body", 64<<10, "largest request body in bytes")
@@ -64,7 +68,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	srv, err := Start(ctx, cfg)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
-		if errors.Is(err, ErrNotBuilt) || errors.Is(err, ErrConfig) {
+		if errors.Is(err, ErrConfig) {
 			return exitUsage
 		}
 		return exitFailed

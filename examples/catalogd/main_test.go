@@ -32,64 +32,66 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-func TestNotBuiltFailsClearly(t *testing.T) {
-	cases := []struct {
-		cfg     Config
-		feature string
-		adapter string
-	}{
-		{Config{NATS: "nats://127.0.0.1:4222"}, "-nats", "event/natsbus"},
-		{Config{Redis: "127.0.0.1:6379"}, "-redis", "readmodel/redisstore"},
-		{Config{Role: RoleRelay, Postgres: "postgres://x"}, "-role relay", "event/natsbus"},
-		{Config{Role: RoleProjector, Postgres: "postgres://x"}, "-role projector", "readmodel/redisstore"},
-		{Config{Role: RoleReader, Postgres: "postgres://x", NATS: "nats://x"}, "-nats", "event/natsbus"},
-	}
-	for _, c := range cases {
-		t.Run(c.feature, func(t *testing.T) {
-			c.cfg.Addr = "127.0.0.1:0"
-			srv, err := Start(context.Background(), c.cfg)
-			if srv != nil {
-				t.Fatal("Start returned a server")
-			}
-			var nb *NotBuiltError
-			if !errors.Is(err, ErrNotBuilt) || !errors.As(err, &nb) || nb.Feature != c.feature || nb.Adapter != c.adapter {
-				t.Fatalf("err = %v, want a NotBuiltError for %s / %s", err, c.feature, c.adapter)
-			}
-			if !strings.Contains(err.Error(), "not wired in this build") {
-				t.Errorf("message %q", err)
-			}
-		})
-	}
-	var out, errOut bytes.Buffer
-	if code := run(context.Background(), []string{"-addr", "127.0.0.1:0", "-redis", "127.0.0.1:6379"}, &out, &errOut); code != exitUsage {
-		t.Fatalf("run -redis: exit %d", code)
-	}
-	if !strings.Contains(errOut.String(), "-redis requires the readmodel/redisstore adapter") || out.Len() != 0 {
-		t.Fatalf("stdout %q stderr %q", out.String(), errOut.String())
-	}
-}
-
+// TestConfigErrors: every contradictory or incomplete combination of role
+// and adapters is refused before anything is opened, with a *ConfigError
+// saying why (exit status 2 from the command).
 func TestConfigErrors(t *testing.T) {
-	for _, cfg := range []Config{
-		{Role: "primary"},
-		{Role: RoleWriter},
-		{Role: RoleReader},
-		{Role: RoleReader, Postgres: "postgres://x", Seed: 10},
-		{Seed: -1},
+	const pg, nt, rd = "postgres://x", "nats://127.0.0.1:1", "127.0.0.1:1"
+	for _, c := range []struct {
+		cfg    Config
+		reason string
+	}{
+		{Config{Role: "primary"}, "unknown role"},
+		{Config{Role: RoleWriter}, "needs -postgres"},
+		{Config{Role: RoleReader}, "needs -postgres or -nats"},
+		{Config{Role: RoleReader, Postgres: pg, Seed: 10}, "-seed needs a role that writes"},
+		{Config{Seed: -1}, "must not be negative"},
+		{Config{NATS: nt}, "role all keeps the views in process"},
+		{Config{Redis: rd}, "role all keeps the views in process"},
+		{Config{Role: RoleWriter, Postgres: pg, NATS: nt}, "-role writer uses only -postgres"},
+		{Config{Role: RoleRelay, Postgres: pg}, "needs both"},
+		{Config{Role: RoleRelay, NATS: nt}, "needs both"},
+		{Config{Role: RoleRelay, Postgres: pg, NATS: nt, Redis: rd}, "does not use -redis"},
+		{Config{Role: RoleProjector, Postgres: pg}, "needs -redis"},
+		{Config{Role: RoleProjector, Redis: rd}, "exactly one"},
+		{Config{Role: RoleProjector, Redis: rd, Postgres: pg, NATS: nt}, "exactly one"},
+		{Config{Role: RoleReader, NATS: nt, Redis: rd}, "not both"},
+		{Config{Role: RoleReader, NATS: nt, Postgres: pg}, "follows one log"},
+		{Config{Role: RoleReader, Redis: rd, Postgres: pg}, "drop -postgres"},
+		{Config{Role: RoleProjector, Redis: rd, Postgres: pg, LeaseTTL: -1}, "-lease-ttl"},
 	} {
-		cfg.Addr = "127.0.0.1:0"
-		_, err := Start(context.Background(), cfg)
+		c.cfg.Addr = "127.0.0.1:0"
+		srv, err := Start(context.Background(), c.cfg)
 		var ce *ConfigError
-		if !errors.Is(err, ErrConfig) || !errors.As(err, &ce) {
-			t.Errorf("%+v: err = %v, want a ConfigError", cfg, err)
+		if srv != nil || !errors.Is(err, ErrConfig) || !errors.As(err, &ce) || !strings.Contains(ce.Reason, c.reason) {
+			t.Errorf("%+v: err = %v, want a ConfigError saying %q", c.cfg, err, c.reason)
 		}
 	}
 	var out, errOut bytes.Buffer
 	if code := run(context.Background(), []string{"-role", "writer"}, &out, &errOut); code != exitUsage || !strings.Contains(errOut.String(), "needs -postgres") {
 		t.Fatalf("exit %d, stderr %q", code, errOut.String())
 	}
+	errOut.Reset()
+	if code := run(context.Background(), []string{"-addr", "127.0.0.1:0", "-role", "relay", "-nats", nt}, &out, &errOut); code != exitUsage || !strings.Contains(errOut.String(), "-role relay publishes the -postgres log to -nats") || out.Len() != 0 {
+		t.Fatalf("relay without -postgres: exit %d, stdout %q stderr %q", code, out.String(), errOut.String())
+	}
 	if code := run(context.Background(), []string{"-nosuchflag"}, &out, &errOut); code != exitUsage {
 		t.Fatalf("unknown flag: exit %d", code)
+	}
+}
+
+// TestUnreachableAdapters: a NATS or Redis that does not answer fails
+// Start with an error naming it (not a ConfigError: the flags are fine).
+func TestUnreachableAdapters(t *testing.T) {
+	for _, cfg := range []Config{
+		{Role: RoleReader, NATS: "nats://127.0.0.1:1"},
+		{Role: RoleReader, Redis: "127.0.0.1:1"},
+	} {
+		cfg.Addr = "127.0.0.1:0"
+		srv, err := Start(context.Background(), cfg)
+		if srv != nil || err == nil || errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), "127.0.0.1:1") {
+			t.Errorf("%+v: err = %v", cfg, err)
+		}
 	}
 }
 

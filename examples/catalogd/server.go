@@ -22,14 +22,29 @@ type Config struct {
 	Addr string
 	// Role is what the process does (default RoleAll).
 	Role Role
-	// Postgres is the PostgreSQL URL of the write side and log; empty runs
-	// on the in-memory store (role all only).
+	// Postgres is the PostgreSQL URL of the write side and log; empty
+	// runs role all on the in-memory store.
 	Postgres string
 	// Schema is the PostgreSQL schema (default pgstore's "cqrskit").
 	Schema string
-	// NATS and Redis are the adapters' addresses; not built yet (see
-	// ErrNotBuilt).
-	NATS, Redis string
+	// NATS is the NATS URL: the relay publishes the PostgreSQL log to a
+	// JetStream stream there, and readers and projectors follow that
+	// stream instead of PostgreSQL.
+	NATS string
+	// Stream is the JetStream stream (default DefaultStream).
+	Stream string
+	// Redis is the Redis address ("host:port" or a redis:// URL) of the
+	// views the projector keeps and stateless readers serve.
+	Redis string
+	// RedisPrefix is the key prefix of the views and the projector's
+	// lease in Redis (default DefaultRedisPrefix).
+	RedisPrefix string
+	// Owner names a projector process in its lease (default: host name,
+	// process id and a random suffix); unique among the projectors.
+	Owner string
+	// LeaseTTL bounds how long the views go without a projector after its
+	// owner dies (default projection.DefaultLeaseTTL).
+	LeaseTTL time.Duration
 	// Seed lists this many products (with sellers, shipping options and a
 	// review each, from catalog.Gen with seed 1) before serving; products
 	// already there are skipped.
@@ -66,9 +81,9 @@ type Server struct {
 // only bounds start-up and the projections' lifetime; stop the server with
 // Shutdown).
 //
-// Errors: *NotBuiltError (ErrNotBuilt) for -nats, -redis and the roles
-// relay and projector; *ConfigError (ErrConfig) for contradictory flags;
-// the store's errors when it cannot be opened; the listener's error.
+// Errors: *ConfigError (ErrConfig) for contradictory flags; the errors of
+// PostgreSQL, NATS or Redis when they cannot be reached; the listener's
+// error.
 func Start(ctx context.Context, cfg Config) (*Server, error) {
 	if err := cfg.check(); err != nil {
 		return nil, err
@@ -123,7 +138,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		}
 		s.done <- err
 	}()
-	cfg.Logger.Info("catalogd: serving", "role", string(cfg.Role), "addr", ln.Addr().String(), "postgres", cfg.Postgres != "")
+	cfg.Logger.Info("catalogd: serving", "role", string(cfg.Role), "addr", ln.Addr().String(), "postgres", cfg.Postgres != "", "nats", cfg.NATS != "", "redis", cfg.Redis != "")
 	return s, nil
 }
 

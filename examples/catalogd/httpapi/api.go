@@ -60,7 +60,8 @@ type Progress interface {
 var _ Progress = (*projection.Runner)(nil)
 
 // Options configures New. Writer and Views may each be nil (a read-only or
-// write-only process), not both.
+// write-only process); with neither, Progress alone serves /v1/status and
+// /readyz of a process that projects or relays.
 type Options struct {
 	// Writer dispatches commands; nil answers writes with 421.
 	Writer Dispatcher
@@ -87,8 +88,10 @@ type Options struct {
 	Now func() time.Time
 }
 
-// ErrNoSides is returned by New when Options has neither a Writer nor Views.
-var ErrNoSides = errors.New("httpapi: options need a Writer, Views, or both")
+// ErrNoSides is returned by New when Options has neither a Writer nor
+// Views nor Progress (a process that only projects or relays serves its
+// status: Progress alone).
+var ErrNoSides = errors.New("httpapi: options need a Writer, Views or Progress")
 
 // ErrNoProgress is returned by New when Options has Views but no Progress.
 var ErrNoProgress = errors.New("httpapi: options with Views need a Progress")
@@ -103,7 +106,7 @@ type api struct {
 //
 // Errors: ErrNoSides, ErrNoProgress.
 func New(o Options) (http.Handler, error) {
-	if o.Writer == nil && o.Views == nil {
+	if o.Writer == nil && o.Views == nil && o.Progress == nil {
 		return nil, ErrNoSides
 	}
 	if o.Views != nil && o.Progress == nil {
@@ -205,7 +208,10 @@ func (a *api) readyz(w http.ResponseWriter, r *http.Request) {
 		}
 		var behind []string
 		for _, s := range sts {
-			caughtUp := s.State == projection.Running || (s.State == projection.CatchingUp && s.TimeBehind <= a.o.ReadyLag)
+			// A standby (another process holds the projector's lease) is
+			// doing its job: waiting to take over.
+			caughtUp := s.State == projection.Running || s.State == projection.Standby ||
+				(s.State == projection.CatchingUp && s.TimeBehind <= a.o.ReadyLag)
 			if !caughtUp {
 				behind = append(behind, s.Name+" ("+s.State.String()+")")
 			}
@@ -233,6 +239,12 @@ type StatusJSON struct {
 	Parked       int            `json:"parked"`
 	Version      int            `json:"version"`
 	Failing      bool           `json:"failing"`
+	// Leased, Owner and Epoch: the projector runs under a lease (several
+	// processes, one applying), held by Owner ("" when nobody holds it)
+	// with fencing token Epoch.
+	Leased bool   `json:"leased,omitempty"`
+	Owner  string `json:"owner,omitempty"`
+	Epoch  uint64 `json:"epoch,omitempty"`
 }
 
 func (a *api) status(w http.ResponseWriter, r *http.Request) {
@@ -256,6 +268,7 @@ func (a *api) status(w http.ResponseWriter, r *http.Request) {
 				Checkpoint: s.Checkpoint, Head: s.Head, Behind: s.Behind,
 				TimeBehindMS: s.TimeBehind.Milliseconds(), HeldBack: s.HeldBack != nil,
 				Parked: s.Parked, Version: s.Version, Failing: s.Err != nil,
+				Leased: s.Leased, Owner: s.Owner, Epoch: s.Epoch,
 			})
 		}
 	}

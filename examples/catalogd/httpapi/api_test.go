@@ -525,6 +525,8 @@ func TestReadyzAndStatus(t *testing.T) {
 		{"stopped", fakeProgress{sts: []projection.Status{{Name: "catalog.views", State: projection.Stopped, Err: failing}}}, nil, 503, []string{"catalog.views (stopped)"}},
 		{"status fails", fakeProgress{err: errors.New(secret)}, nil, 503, nil},
 		{"store down", fakeProgress{}, func(context.Context) error { return errors.New(secret) }, 503, nil},
+		{"standby", fakeProgress{sts: []projection.Status{{Name: "a", State: projection.Standby, Leased: true, Owner: "other"}}}, nil, 200, nil},
+		{"idle", fakeProgress{sts: []projection.Status{{Name: "a", State: projection.Idle}}}, nil, 503, []string{"a (idle)"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -617,4 +619,33 @@ func TestCancelledRequestIsNotAStoreFailure(t *testing.T) {
 	if !strings.Contains(logs.String(), "store unavailable") {
 		t.Fatalf("outage not logged: %q", logs.String())
 	}
+}
+
+// TestProgressOnly: a process that only projects or relays serves its
+// status and readiness; commands and queries answer 421. The lease of a
+// leased projector is in /v1/status.
+func TestProgressOnly(t *testing.T) {
+	h, err := httpapi.New(httpapi.Options{Progress: fakeProgress{sts: []projection.Status{
+		{Name: "catalog.views", Mode: projection.Async, State: projection.Standby, Checkpoint: 7, Head: 9, Leased: true, Owner: "proj-a", Epoch: 3},
+	}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w := do(h, "GET", "/readyz", ""); w.Code != 200 {
+		t.Fatalf("readyz of a standby: %d %s", w.Code, w.Body)
+	}
+	w := do(h, "GET", "/v1/status", "")
+	var st struct {
+		Writer, Reader bool
+		Projections    []httpapi.StatusJSON
+	}
+	if err := json.Unmarshal(w.Body.Bytes(), &st); err != nil || w.Code != 200 {
+		t.Fatalf("status %d %s: %v", w.Code, w.Body, err)
+	}
+	want := httpapi.StatusJSON{Name: "catalog.views", Mode: "async", State: "standby", Checkpoint: 7, Head: 9, Leased: true, Owner: "proj-a", Epoch: 3}
+	if st.Writer || st.Reader || len(st.Projections) != 1 || st.Projections[0] != want {
+		t.Fatalf("status %s", w.Body)
+	}
+	problem(t, do(h, "GET", "/v1/products/p1", ""), 421, httpapi.TypeMisdirected)
+	problem(t, do(h, "POST", "/v1/sellers", `{"seller_id":"s1","name":"A","rating":1}`), 421, httpapi.TypeMisdirected)
 }

@@ -66,6 +66,11 @@ type Metadata struct {
 	CausationID string
 	// UserID identifies the actor, for audit and authorization middleware.
 	UserID string
+	// TraceParent is the W3C Trace Context traceparent of the request that
+	// caused the event ("00-<trace-id>-<span-id>-<flags>"), so a consumer in
+	// another process can continue the trace. The library stores and
+	// forwards it; it never parses it.
+	TraceParent string
 }
 
 type metadataKey struct{}

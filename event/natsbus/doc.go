@@ -24,8 +24,9 @@
 // and ByType give filters for other consumers). The message ID
 // (Nats-Msg-Id) is the record's ID; headers carry the position, the
 // position of the record before it in the source log, the stream, stream
-// version, type, commit time and metadata; WithHeaders adds more (a W3C
-// traceparent, say). Payloads are encoded by the event.Registry.
+// version, type, commit time and metadata (correlation, causation and
+// user IDs; the W3C traceparent under its standard header name);
+// WithHeaders adds headers of your own. Payloads are encoded by the event.Registry.
 //
 // On start, and after any failure, the relay reads the stream's last
 // message and continues after the position it holds, so a restart (or a

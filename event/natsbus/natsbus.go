@@ -28,6 +28,9 @@ const (
 	HeaderCorrelationID = "Cqrs-Correlation-Id"
 	HeaderCausationID   = "Cqrs-Causation-Id"
 	HeaderUserID        = "Cqrs-User-Id"
+	// HeaderTraceParent carries event.Metadata.TraceParent under the name
+	// W3C Trace Context gives it, so NATS-aware tracing picks it up as is.
+	HeaderTraceParent = "traceparent"
 )
 
 // Defaults for the options.
@@ -210,8 +213,9 @@ func WithStreamConfig(fn func(*jetstream.StreamConfig)) Option {
 	return func(c *config) { c.streamFn = fn }
 }
 
-// WithHeaders adds headers to each published message, such as a W3C
-// traceparent taken from the record's metadata. Relay only.
+// WithHeaders adds headers of your own to each published message (the
+// record's metadata, traceparent included, is already carried). Relay
+// only.
 func WithHeaders(fn func(rec event.Record, h nats.Header)) Option {
 	return func(c *config) { c.headers = fn }
 }
@@ -321,6 +325,9 @@ func encode(c *config, reg *event.Registry, rec *event.Record, prev event.Positi
 		if md.UserID != "" {
 			set(HeaderUserID, md.UserID)
 		}
+		if md.TraceParent != "" {
+			set(HeaderTraceParent, md.TraceParent)
+		}
 	}
 	if c.headers != nil {
 		c.headers(*rec, h)
@@ -366,6 +373,7 @@ func decode(reg *event.Registry, h nats.Header, data []byte, pos event.Position,
 		CorrelationID: first(h, HeaderCorrelationID),
 		CausationID:   first(h, HeaderCausationID),
 		UserID:        first(h, HeaderUserID),
+		TraceParent:   first(h, HeaderTraceParent),
 	}
 	if rec.Data, err = reg.Unmarshal(rec.Type, data); err != nil {
 		return err

@@ -65,7 +65,8 @@ func TestRelayMessages(t *testing.T) {
 	name, opts := unique(t, js)
 	prefix := "t." + name
 	m := store.NewMemory()
-	ctx := event.WithMetadata(context.Background(), event.Metadata{CorrelationID: "corr", CausationID: "cause", UserID: "ann"})
+	ctx := event.WithMetadata(context.Background(), event.Metadata{CorrelationID: "corr", CausationID: "cause", UserID: "ann",
+		TraceParent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"})
 	if _, err := m.Update(ctx, func(tx store.Tx) error {
 		tx.Record("item/1", itemAdded{N: 1})
 		tx.Record("order.x/2", itemRenamed{Name: "pen"})
@@ -75,7 +76,7 @@ func TestRelayMessages(t *testing.T) {
 	}
 	last := write(t, m, 2, 5)
 	r := natsbus.NewRelay(js, m, reg, append(opts, natsbus.WithHeaders(func(rec event.Record, h nats.Header) {
-		h.Set("traceparent", "00-"+rec.ID.String()+"-01")
+		h.Set("X-Test-Record", rec.ID.String())
 	}))...)
 	running(t, r)
 	waitPublished(t, r, last)
@@ -104,7 +105,8 @@ func TestRelayMessages(t *testing.T) {
 			natsbus.HeaderCorrelationID: rec.Metadata.CorrelationID,
 			natsbus.HeaderCausationID:   rec.Metadata.CausationID,
 			natsbus.HeaderUserID:        rec.Metadata.UserID,
-			"traceparent":               "00-" + rec.ID.String() + "-01",
+			natsbus.HeaderTraceParent:   rec.Metadata.TraceParent,
+			"X-Test-Record":             rec.ID.String(),
 		}
 		for k, v := range want {
 			if got := msg.Header.Get(k); got != v {

@@ -282,6 +282,7 @@ type metadataJSON struct {
 	CorrelationID string `json:"correlation_id,omitempty"`
 	CausationID   string `json:"causation_id,omitempty"`
 	UserID        string `json:"user_id,omitempty"`
+	TraceParent   string `json:"traceparent,omitempty"`
 }
 
 const savepoint = "cqrskit_append"

@@ -187,7 +187,8 @@ func testReadDefaultBatch(t *testing.T, h Harness) {
 }
 
 func testMetadata(t *testing.T, h Harness) {
-	md := event.Metadata{CorrelationID: "corr-1", CausationID: "cmd-1", UserID: "user-1"}
+	md := event.Metadata{CorrelationID: "corr-1", CausationID: "cmd-1", UserID: "user-1",
+		TraceParent: "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"}
 	ctx := event.WithMetadata(context.Background(), md)
 	if _, err := h.Store.Update(ctx, func(tx store.Tx) error {
 		tx.Record("s", Added{N: 1})

@@ -45,7 +45,7 @@ func NewLeases(rdb redis.UniversalClient, prefix string) *Leases {
 	return &Leases{rdb: rdb, prefix: prefix}
 }
 
-func (l *Leases) tokKey(name string) string { return l.prefix + ":leasetok:" + name }
+func (l *Leases) tokKey(name string) string { return tokenKey(l.prefix, name) }
 func (l *Leases) idxKey() string            { return l.prefix + ":leases" }
 func (l *Leases) cpKey() string             { return l.prefix + ":checkpoints" }
 
@@ -281,6 +281,10 @@ func (l *Leases) save(ctx context.Context, name string, cp projection.Checkpoint
 	}
 	return nil
 }
+
+// tokenKey is the counter of the fencing tokens issued for name under
+// prefix; it is never deleted, so tokens never repeat.
+func tokenKey(prefix, name string) string { return prefix + ":leasetok:" + name }
 
 // leaseKey is the hash holding the lease on name under prefix.
 func leaseKey(prefix, name string) string { return prefix + ":lease:" + name }

@@ -76,3 +76,50 @@ func TestProjectorFenced(t *testing.T) {
 		t.Fatalf("stale owner's Replay: %v, want ErrFenced", err)
 	}
 }
+
+// A fence from another lease store (here projection.MemoryLeases) can never
+// be checked by the commit script: FlushBatch says so with a configuration
+// error instead of a *FencedError, which a runner would take for a lost
+// lease and stand by on, silently, forever.
+func TestProjectorForeignLease(t *testing.T) {
+	c := client(t)
+	ns := namespace(t, c, "foreign")
+	cv := newCounter(ns)
+	ctx := context.Background()
+	foreign, err := projection.NewMemoryLeases(nil).Acquire(ctx, "foreign", "a", leasetest.Long)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := cv.projector()
+	fctx := projection.WithFence(ctx, foreign)
+	if err := p.Handle(fctx, event.Record{Position: 1, Stream: "s", Data: added{N: 1}}); err != nil {
+		t.Fatal(err)
+	}
+	err = p.FlushBatch(fctx, 1)
+	var fe *redisstore.ForeignLeaseError
+	if !errors.As(err, &fe) || !errors.Is(err, redisstore.ErrForeignLease) || fe.Name != "foreign" || fe.Token != foreign.Token {
+		t.Fatalf("FlushBatch under a foreign lease: %v, want a *ForeignLeaseError", err)
+	}
+	if errors.Is(err, projection.ErrFenced) {
+		t.Fatalf("a foreign lease must not pass for a lost one: %v", err)
+	}
+	checkCounts(t, cv, model{})
+
+	// A lease this Redis issued and then lost is still a *FencedError.
+	leases := redisstore.NewLeases(c, ns.Prefix())
+	own, err := leases.Acquire(ctx, "foreign", "b", leasetest.Long)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := leases.Release(ctx, own); err != nil {
+		t.Fatal(err)
+	}
+	p = cv.projector()
+	octx := projection.WithFence(ctx, own)
+	if err := p.Handle(octx, event.Record{Position: 1, Stream: "s", Data: added{N: 1}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.FlushBatch(octx, 1); !errors.Is(err, projection.ErrFenced) {
+		t.Fatalf("FlushBatch under a released lease: %v, want ErrFenced", err)
+	}
+}

@@ -322,17 +322,20 @@ func (w *writer) flush(ctx context.Context, f string, pos event.Position) error 
 		pt.loaded = false
 		return err
 	}
-	return w.result(pt, res, f, toRaw, fence, func() { pt.durable, pt.raw = to, toRaw })
+	return w.result(ctx, pt, res, f, toRaw, fence, func() { pt.durable, pt.raw = to, toRaw })
 }
 
 // result turns a commit result into an error, or runs ok.
-func (w *writer) result(pt *part, res commitResult, f, target string, fence projection.Lease, ok func()) error {
+func (w *writer) result(ctx context.Context, pt *part, res commitResult, f, target string, fence projection.Lease, ok func()) error {
 	switch res.status {
 	case "ok":
 		ok()
 		return nil
 	case "fenced":
 		cur, _ := strconv.ParseUint(res.detail, 10, 64)
+		if cur == 0 && w.foreignLease(ctx, fence) {
+			return &ForeignLeaseError{Name: fence.Name, Token: fence.Token}
+		}
 		return &projection.FencedError{Name: fence.Name, Token: fence.Token, Current: cur}
 	case "conflict":
 		if res.detail == target {
@@ -377,7 +380,7 @@ func (p *Projector) Replay(ctx context.Context, rec event.Record) error {
 	if err != nil {
 		return err
 	}
-	return w.result(&part{}, res, field(ctx), "\x00", fence, func() {})
+	return w.result(ctx, &part{}, res, field(ctx), "\x00", fence, func() {})
 }
 
 // Shadow implements projection.Rebuilder. The shadow writes a new
@@ -528,3 +531,38 @@ func (ns *Namespace) dropGenerations(ctx context.Context, drop func(uint64) bool
 		}
 	}
 }
+
+// foreignLease reports whether this Redis never issued a lease on
+// fence.Name: its token counter, which Leases never deletes, is missing.
+// Then the fence comes from another lease store and no batch can ever
+// commit, which must not pass for a lost lease (the runner would stand by
+// silently, forever).
+func (w *writer) foreignLease(ctx context.Context, fence projection.Lease) bool {
+	n, err := w.p.ns.rdb.Exists(ctx, tokenKey(w.p.ns.prefix, fence.Name)).Result()
+	return err == nil && n == 0
+}
+
+// ErrForeignLease matches a *ForeignLeaseError.
+var ErrForeignLease = errors.New("redisstore: the projector's lease is not from this Redis")
+
+// ForeignLeaseError is returned by a Projector's FlushBatch and Replay when
+// the runner's fence names a lease that this Redis never issued: the runner
+// was given a projection.Leaser other than redisstore.Leases on the
+// projector's prefix (pgstore's, say). The commit script can only check a
+// lease stored next to the view it writes, so every batch would be
+// refused; give the runner NewLeases(client, ns.Prefix()) instead. It is a
+// configuration error, not a lost lease, so it does not match
+// projection.ErrFenced.
+type ForeignLeaseError struct {
+	// Name is the lease name from the fence.
+	Name string
+	// Token is the fencing token from the fence.
+	Token uint64
+}
+
+func (e *ForeignLeaseError) Error() string {
+	return fmt.Sprintf("redisstore: lease %q (token %d) was not issued by this Redis: run the projector with redisstore.Leases on the same prefix", e.Name, e.Token)
+}
+
+// Is makes a *ForeignLeaseError match ErrForeignLease.
+func (e *ForeignLeaseError) Is(target error) bool { return target == ErrForeignLease }

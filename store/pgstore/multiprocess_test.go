@@ -570,9 +570,17 @@ func TestMultiProcessPausedOwner(t *testing.T) {
 // move to the others; start it again and it gets its share back. Status
 // of every process names the owner, epoch and partitions held; the view is
 // exact and every stream in order.
+// It runs with pgstore.Projector (a transaction per event) and with
+// batchCounter (a transaction per batch, as FlushBatch).
 func TestMultiProcessPartitions(t *testing.T) {
 	testURL(t)
+	t.Run("per-event", func(t *testing.T) { multiProcessPartitions(t, false) })
+	t.Run("batch", func(t *testing.T) { multiProcessPartitions(t, true) })
+}
+
+func multiProcessPartitions(t *testing.T, flush bool) {
 	cl := newCluster(t, 8, time.Millisecond)
+	cl.flush = flush
 	cl.write(2000)
 	for range 3 {
 		cl.start()

@@ -104,7 +104,16 @@ func (pj *proj) step(ctx, handlerCtx context.Context, upTo event.Position) (more
 	if err := ctx.Err(); err != nil {
 		return false, err
 	}
-	recs, rerr := pj.r.events.Read(ctx, pos, pj.buf[:0])
+	var (
+		recs []event.Record
+		rerr error
+	)
+	if pr, ok := pj.r.events.(PartitionReader); ok && pj.part != nil {
+		// Leave the other partitions' payloads undecoded.
+		recs, rerr = pr.ReadPartition(ctx, pos, pj.buf[:0], *pj.part)
+	} else {
+		recs, rerr = pj.r.events.Read(ctx, pos, pj.buf[:0])
+	}
 	var bad *store.RecordError
 	if rerr != nil {
 		bad = recordError(rerr)

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/cqrskit/cqrs/event"
 )
 
 // Lease is a time-bounded claim on a name (a projector, or one partition of
@@ -166,4 +168,23 @@ func WithPartition(ctx context.Context, p Partition) context.Context {
 func PartitionFrom(ctx context.Context) (Partition, bool) {
 	p, ok := ctx.Value(partitionKey{}).(Partition)
 	return p, ok
+}
+
+// PartitionReader is an optional capability of the log a Runner follows
+// (the store.Log given to NewRunner). A partitioned projector sees only the
+// records of its partition, yet it reads the whole log to find them: with n
+// partitions in one process, every record is read n times. Decoding the
+// payloads of the other partitions' records is the larger part of that
+// cost, and ReadPartition lets the log skip it.
+//
+// ReadPartition is Read, except that a record whose stream is not in p
+// (PartitionOf(rec.Stream, p.Count) != p.Index) may come back with its
+// Data and Metadata left out (nil and zero): the runner never hands such a record
+// to the projector, it only moves past it. Every record after after is
+// still returned, in position order, with its Position and Stream set, so
+// gap detection, checkpoints and per-stream order are the same as with
+// Read; and a record of another partition that could not be decoded is no
+// error for p (it is the error of the partition it belongs to).
+type PartitionReader interface {
+	ReadPartition(ctx context.Context, after event.Position, dst []event.Record, p Partition) ([]event.Record, error)
 }

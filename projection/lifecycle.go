@@ -180,6 +180,13 @@ func (r *Runner) Add(p Projector, opts ...AddOption) error {
 		}
 		if n > 1 {
 			pj.part = &Partition{Index: i, Count: n, Name: pn}
+			if _, ok := r.events.(PartitionReader); ok {
+				// The other partitions' records come undecoded and cost
+				// little, so read up to n batches at a time: a batch then
+				// holds about r.batch records of the partition's own (and
+				// a BatchFlusher writes them in one go), not r.batch/n.
+				pj.buf = make([]event.Record, 0, max(r.batch, min(r.batch*n, maxPartitionRead)))
+			}
 		}
 		r.projs[pn] = pj
 		r.order = append(r.order, pj)

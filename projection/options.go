@@ -40,8 +40,14 @@ func WithCheckpoints(cs CheckpointStore) Option { return func(r *Runner) { r.cps
 // logged on the per-event path. Default: no logging.
 func WithLogger(l *slog.Logger) Option { return func(r *Runner) { r.logger = l } }
 
+// maxPartitionRead bounds the records one partition reads at a time.
+const maxPartitionRead = 2048
+
 // WithBatchSize sets how many records a projector reads from the log at a
-// time and applies between checkpoint saves (default 256).
+// time and applies between checkpoint saves (default 256). A partition of
+// a partitioned projector (WithPartitions) whose log is a PartitionReader
+// reads up to n times as many, at most 2048 (its share is about 1/n of
+// them), since the other partitions' records are not decoded for it.
 func WithBatchSize(n int) Option {
 	return func(r *Runner) {
 		if n > 0 {

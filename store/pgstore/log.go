@@ -12,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/cqrskit/cqrs/event"
+	"github.com/cqrskit/cqrs/projection"
 	"github.com/cqrskit/cqrs/store"
 )
 
@@ -27,6 +28,20 @@ import (
 // stops at that record instead of skipping it; otherwise the driver error,
 // wrapped (matching store.ErrUnavailable when the server cannot be reached).
 func (s *Store) Read(ctx context.Context, after event.Position, dst []event.Record) ([]event.Record, error) {
+	return s.read(ctx, after, dst, nil)
+}
+
+// ReadPartition implements projection.PartitionReader: it is Read, except
+// that the records of streams outside p come back with Data nil and Metadata
+// zero, without decoding them, so n partitions reading the log in one
+// process decode each payload once, not n times.
+func (s *Store) ReadPartition(ctx context.Context, after event.Position, dst []event.Record, p projection.Partition) ([]event.Record, error) {
+	return s.read(ctx, after, dst, &p)
+}
+
+// read is Read, leaving the payloads of records outside part (when not
+// nil) undecoded.
+func (s *Store) read(ctx context.Context, after event.Position, dst []event.Record, part *projection.Partition) ([]event.Record, error) {
 	if err := s.enter(); err != nil {
 		return dst, err
 	}
@@ -57,6 +72,10 @@ func (s *Store) Read(ctx context.Context, after event.Position, dst []event.Reco
 		)
 		if err := rows.Scan(&pos, &id, &stream, &version, &typ, &data, &mdb, &at); err != nil {
 			return dst[:n], wrap(ctx, "read", err)
+		}
+		if part != nil && projection.PartitionOf(stream, part.Count) != part.Index {
+			dst = append(dst, event.Record{ID: id, Type: typ, Stream: stream, Version: uint64(version), Position: event.Position(pos), Time: at})
+			continue
 		}
 		// A record that cannot be decoded ends the batch: the records
 		// before it are returned with the error, so that a reader applies

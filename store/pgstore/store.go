@@ -55,6 +55,7 @@ type Store struct {
 var (
 	_ store.Store                = (*Store)(nil)
 	_ store.Log                  = (*Store)(nil)
+	_ projection.PartitionReader = (*Store)(nil)
 	_ store.HorizonReporter      = (*Store)(nil)
 	_ store.EventCounter         = (*Store)(nil)
 	_ projection.CheckpointStore = (*Store)(nil)

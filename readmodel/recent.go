@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"iter"
-	"slices"
 	"sync/atomic"
 )
 
@@ -16,33 +15,45 @@ import (
 // (see [Map]) while a projection builds the next version.
 //
 // Push does not copy the list every time. Items live oldest first in a
-// backing array of twice the capacity that is filled from the front; a
-// Recent is a window on it, and the only writes to the array are to slots
-// past every window handed out so far. The first Push on the newest Recent
-// of an array claims the next free slot (an atomic compare-and-swap, so
-// two Pushes on the same Recent, even from different goroutines, never
-// claim the same slot) and writes there; any other Push (on an older
-// Recent, or when the array is full) copies the newest Cap-1 items into a
-// new array. A list that only grows along one line of versions, as a
-// projection's does, therefore allocates once every Cap+1 pushes instead
-// of on every push.
+// backing array of Cap plus Cap/2 (at least one) slots that is filled
+// from the front; a Recent is a window on it, and the only writes to the
+// array are to slots past every window handed out so far. The first Push
+// on the newest Recent of an array claims the next free slot (each slot
+// has a flag set by compare-and-swap, so two Pushes on the same Recent,
+// even from different goroutines, never claim the same slot) and writes
+// there; any other Push (on an older Recent, or when the array is full)
+// copies the newest Cap-1 items into a new array. A list that only grows
+// along one line of versions, as a projection's does, therefore allocates
+// once every Cap/2+1 pushes (one allocation: the flags live in the array)
+// instead of on every push, while holding at most Cap/2 spare slots (one
+// for Cap 1).
 //
 // The zero Recent has capacity 0 and Push panics on it; create one with
 // [NewRecent].
 type Recent[T any] struct {
-	// items is the window, oldest first, with no spare capacity, so that
-	// appending to it can never write into the shared array.
-	items    []T
-	buf      *recentBuf[T] // nil until the first Push
-	end      int           // items ends at buf.arr[end]
+	// arr is the backing array, possibly shared with other versions; the
+	// window is arr[max(end-capacity, 0):end] (items are always packed
+	// from the array's front).
+	arr      []recentSlot[T]
+	end      int
 	capacity int
 }
 
-// recentBuf is a backing array shared by the versions of one list.
-type recentBuf[T any] struct {
-	claimed atomic.Int64 // slots of arr written (or being written): never decreases
-	arr     []T
+// recentSlot is one item of a backing array. claimed is set by the one
+// Push allowed to write v; v is never written again, so readers of older
+// windows never race with it.
+type recentSlot[T any] struct {
+	claimed atomic.Bool
+	v       T
 }
+
+// recentSpare is how many slots past a full list a new backing array
+// has: more spare slots mean fewer allocations per Push but more memory
+// per list. Half the capacity keeps an array within 1.5 times the list
+// (twice for capacity 1) and allocates once every capacity/2+1 pushes,
+// which for the catalog's lists (5 and 3) is as often as twice the
+// capacity with a separate claim counter did, at two allocations a time.
+func recentSpare(capacity int) int { return max(1, capacity/2) }
 
 // NewRecent returns an empty Recent that keeps the newest capacity items.
 // It panics if capacity < 1.
@@ -60,22 +71,30 @@ func (r Recent[T]) Push(x T) Recent[T] {
 	if r.capacity < 1 {
 		panic("readmodel: Push on a zero Recent; create it with NewRecent")
 	}
-	b, end := r.buf, r.end
-	if b == nil || end >= len(b.arr) || !b.claimed.CompareAndSwap(int64(end), int64(end+1)) {
-		// Start a new array with the newest capacity-1 items.
-		keep := min(len(r.items), r.capacity-1)
-		b = &recentBuf[T]{arr: make([]T, 2*r.capacity)}
-		end = copy(b.arr, r.items[len(r.items)-keep:])
-		b.claimed.Store(int64(end + 1))
+	arr, end := r.arr, r.end
+	if end >= len(arr) || !arr[end].claimed.CompareAndSwap(false, true) {
+		// Start a new array with the newest capacity-1 items. Its slots
+		// below end are never claimed (only arr[end] is), so their flags
+		// stay unset.
+		keep := min(r.Len(), r.capacity-1)
+		arr = make([]recentSlot[T], r.capacity+recentSpare(r.capacity))
+		for i := range keep {
+			arr[i].v = r.arr[r.end-keep+i].v
+		}
+		end = keep
+		arr[end].claimed.Store(true) // not shared yet; set for uniformity
 	}
-	b.arr[end] = x
-	end++
-	lo := max(end-r.capacity, 0)
-	return Recent[T]{items: b.arr[lo:end:end], buf: b, end: end, capacity: r.capacity}
+	arr[end].v = x
+	return Recent[T]{arr: arr, end: end + 1, capacity: r.capacity}
+}
+
+// window returns the items, oldest first.
+func (r Recent[T]) window() []recentSlot[T] {
+	return r.arr[max(r.end-r.capacity, 0):r.end]
 }
 
 // Len returns the number of items, at most Cap.
-func (r Recent[T]) Len() int { return len(r.items) }
+func (r Recent[T]) Len() int { return min(r.end, r.capacity) }
 
 // Cap returns the maximum number of items kept.
 func (r Recent[T]) Cap() int { return r.capacity }
@@ -83,17 +102,18 @@ func (r Recent[T]) Cap() int { return r.capacity }
 // At returns the i-th newest item: At(0) is the newest. It panics if i is
 // out of range [0, Len).
 func (r Recent[T]) At(i int) T {
-	if uint(i) >= uint(len(r.items)) {
-		panic(fmt.Sprintf("readmodel: Recent.At(%d) with Len %d", i, len(r.items)))
+	if uint(i) >= uint(r.Len()) {
+		panic(fmt.Sprintf("readmodel: Recent.At(%d) with Len %d", i, r.Len()))
 	}
-	return r.items[len(r.items)-1-i]
+	return r.arr[r.end-1-i].v
 }
 
 // All returns an iterator over the items, newest first.
 func (r Recent[T]) All() iter.Seq[T] {
 	return func(yield func(T) bool) {
-		for i := len(r.items) - 1; i >= 0; i-- {
-			if !yield(r.items[i]) {
+		w := r.window()
+		for i := len(w) - 1; i >= 0; i-- {
+			if !yield(w[i].v) {
 				return
 			}
 		}
@@ -103,12 +123,13 @@ func (r Recent[T]) All() iter.Seq[T] {
 // Items returns the items newest first, in a new slice the caller may
 // modify.
 func (r Recent[T]) Items() []T {
-	if len(r.items) == 0 {
+	w := r.window()
+	if len(w) == 0 {
 		return nil
 	}
-	out := make([]T, len(r.items))
-	for i, x := range r.items {
-		out[len(out)-1-i] = x
+	out := make([]T, len(w))
+	for i := range w {
+		out[len(out)-1-i] = w[i].v
 	}
 	return out
 }
@@ -138,10 +159,15 @@ func (r *Recent[T]) UnmarshalJSON(data []byte) error {
 	if v.Cap < 0 || len(v.Items) > v.Cap { // cap 0 with no items is the zero Recent
 		return fmt.Errorf("readmodel: invalid Recent: cap %d with %d items", v.Cap, len(v.Items))
 	}
-	slices.Reverse(v.Items) // oldest first, as Recent keeps them
-	if len(v.Items) == 0 {
-		v.Items = nil
+	// An array exactly as long as the items, oldest first: the next Push
+	// finds it full and starts a new one.
+	var arr []recentSlot[T]
+	if len(v.Items) > 0 {
+		arr = make([]recentSlot[T], len(v.Items))
+		for i, x := range v.Items {
+			arr[len(arr)-1-i].v = x
+		}
 	}
-	*r = Recent[T]{items: v.Items[:len(v.Items):len(v.Items)], capacity: v.Cap}
+	*r = Recent[T]{arr: arr, end: len(arr), capacity: v.Cap}
 	return nil
 }

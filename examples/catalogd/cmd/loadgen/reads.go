@@ -3,11 +3,9 @@ package main
 import (
 	"context"
 	"fmt"
-	"io"
 	"math/rand/v2"
 	"net/http"
 	"slices"
-	"strconv"
 	"sync"
 	"time"
 )
@@ -38,15 +36,13 @@ func (r *readResult) pct(p float64) time.Duration {
 // (no shared lock on the hot path); the slices are merged and sorted at
 // the end, so the percentiles are exact, not bucketed.
 func readLoad(urls []string, products, rate, workers int, d time.Duration, s float64) *readResult {
-	tr := &http.Transport{MaxIdleConnsPerHost: workers, MaxConnsPerHost: workers, DisableCompression: true}
-	cl := &http.Client{Transport: tr, Timeout: 10 * time.Second}
-	defer tr.CloseIdleConnections()
 	ctx, cancel := context.WithTimeout(context.Background(), d+15*time.Second)
 	defer cancel()
 
 	type job struct {
-		due time.Time
-		url string
+		due  time.Time
+		host int
+		id   uint64
 	}
 	n := int(int64(rate) * int64(d) / int64(time.Second))
 	jobs := make(chan job, n) // never blocks the pacer: a full backlog is measured, not dropped
@@ -56,19 +52,17 @@ func readLoad(urls []string, products, rate, workers int, d time.Duration, s flo
 		part := &parts[w]
 		part.lat = make([]time.Duration, 0, n/workers+16)
 		wg.Go(func() {
-			buf := make([]byte, 32<<10)
+			conns := make([]*rawConn, len(urls))
+			defer func() {
+				for _, c := range conns {
+					c.close()
+				}
+			}()
 			for j := range jobs {
 				if time.Since(j.due) > time.Millisecond {
 					part.late++
 				}
-				req, _ := http.NewRequestWithContext(ctx, http.MethodGet, j.url, nil)
-				resp, err := cl.Do(req)
-				code := 0
-				if err == nil {
-					_, _ = io.CopyBuffer(io.Discard, resp.Body, buf)
-					resp.Body.Close()
-					code = resp.StatusCode
-				}
+				code := get(ctx, &conns[j.host], urls[j.host], j.id)
 				part.lat = append(part.lat, time.Since(j.due))
 				part.sent++
 				switch {
@@ -85,10 +79,6 @@ func readLoad(urls []string, products, rate, workers int, d time.Duration, s flo
 
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 11))
 	zipf := rand.NewZipf(rng, s, 1, uint64(products-1))
-	paths := make([]string, len(urls))
-	for i, u := range urls {
-		paths[i] = u + "/v1/products/p-"
-	}
 	interval := time.Second / time.Duration(rate)
 	start := time.Now()
 	tick := time.NewTicker(200 * time.Microsecond)
@@ -100,7 +90,7 @@ func readLoad(urls []string, products, rate, workers int, d time.Duration, s flo
 			if due.After(now) {
 				break
 			}
-			jobs <- job{due: due, url: paths[k%len(paths)] + strconv.FormatUint(zipf.Uint64(), 10)}
+			jobs <- job{due: due, host: k % len(urls), id: zipf.Uint64()}
 		}
 	}
 	tick.Stop()

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -69,5 +70,30 @@ func TestReadLoadNoCoordinatedOmission(t *testing.T) {
 	}
 	if r.late < 50 {
 		t.Errorf("late %d: requests picked up long after their due time were not counted", r.late)
+	}
+}
+
+// TestReadLoadReconnects: a server that closes every connection after
+// its answer (Connection: close) still gets every request, each on a
+// fresh connection, and none counts as failed.
+func TestReadLoadReconnects(t *testing.T) {
+	var conns atomic.Int64
+	s := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Connection", "close")
+		_, _ = w.Write([]byte(`{"id":"p"}`))
+	}))
+	s.Config.ConnState = func(_ net.Conn, st http.ConnState) {
+		if st == http.StateNew {
+			conns.Add(1)
+		}
+	}
+	s.Start()
+	defer s.Close()
+	r := readLoad([]string{s.URL}, 100, 500, 2, 100*time.Millisecond, 1.1)
+	if r.sent != 50 || r.ok != 50 || r.failed != 0 {
+		t.Fatalf("sent %d ok %d failed %d, want 50 answered", r.sent, r.ok, r.failed)
+	}
+	if conns.Load() != 50 {
+		t.Errorf("%d connections for 50 Connection: close answers, want one each", conns.Load())
 	}
 }

@@ -1,6 +1,7 @@
 // Command loadgen sends catalog commands to a catalogd at a constant rate
-// and reports their latency; load.sh runs it next to wrk, which does the
-// reads.
+// and reports their latency, optionally with product reads at their own
+// constant rate (-read-rate); load.sh runs it alone, with reads, and next
+// to wrk for the saturation throughput.
 //
 //	loadgen -url http://127.0.0.1:8080 -products 100000 -rate 500 -duration 20s
 //

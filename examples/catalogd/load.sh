@@ -1,18 +1,24 @@
 #!/usr/bin/env bash
 # load.sh: the catalog service under load. Seeds PRODUCTS products, then
 #   1. sends RATE commands/s alone for DURATION s (write latency baseline);
-#   2. runs wrk (GET /v1/products/{id}, Zipf key mix, zipf.lua) for
-#      DURATION s while the same RATE commands/s go on;
-# and prints reads/s, read p50/p99 (wrk), and write p99 with and without
-# the read load (loadgen, measured from each command's due time).
+#   2. constant rate: READ_RATE product GETs/s (Zipf keys, spread over the
+#      read URLs) and RATE commands/s at once, both from cmd/loadgen, an
+#      open model with latency from each request's due time: read p50/p99
+#      and write p99 at the target rate;
+#   3. saturation: wrk (zipf.lua, CONNS connections flat out per read URL)
+#      for DURATION s while the same RATE commands/s go on: the most
+#      reads/s the machine gives (its percentiles measure the queue wrk
+#      builds in front of two cores, not the service).
 #
 #   examples/catalogd/load.sh            # single process, in-memory store (the default)
 #   examples/catalogd/load.sh readers    # writer + 2 readers on PostgreSQL ($CQRSKIT_POSTGRES_URL)
 #
 # Run the measurement alone on the machine: with BENCH_LOCK=/path/to/lock
 # the two measured phases run under flock on it (seeding does not hold it).
-# Environment: PRODUCTS (100000), RATE (500), DURATION (20), CONNS (wrk
-# connections, 32), THREADS (wrk threads, 1), ZIPF_S (1.1), PORT (18080);
+# Environment: PRODUCTS (100000), RATE (500), READ_RATE (12000), WORKERS
+# (loadgen read connections, 128), DURATION (20), CONNS (wrk connections,
+# 8), THREADS (wrk threads, 1), ZIPF_S (1.1), PORT (18080), CATALOGD_FLAGS
+# (extra catalogd flags for every process, e.g. "-gc-percent 400");
 # GOGC and the other Go runtime variables reach catalogd unchanged.
 # Installs wrk with apt-get when it is missing.
 set -euo pipefail
@@ -21,11 +27,14 @@ cd "$(dirname "$0")"
 topology=${1:-single}
 export PRODUCTS=${PRODUCTS:-100000} ZIPF_S=${ZIPF_S:-1.1}
 rate=${RATE:-500}
+read_rate=${READ_RATE:-12000}
+workers=${WORKERS:-128}
 duration=${DURATION:-20}
-conns=${CONNS:-32}
+conns=${CONNS:-8}
 threads=${THREADS:-1}
 port=${PORT:-18080}
 pg=${CQRSKIT_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/test?sslmode=disable}
+read -r -a extra <<<"${CATALOGD_FLAGS:-}"
 
 if ! command -v wrk >/dev/null; then
   echo "installing wrk" >&2
@@ -64,7 +73,7 @@ case $topology in
 single)
   writer=http://127.0.0.1:$port
   read_urls=("$writer")
-  "$tmp/catalogd" -addr "127.0.0.1:$port" -seed "$PRODUCTS" -log-level warn >/dev/null &
+  "$tmp/catalogd" -addr "127.0.0.1:$port" -seed "$PRODUCTS" -log-level warn ${extra[@]+"${extra[@]}"} >/dev/null &
   pids+=($!)
   ready "$writer" 600
   desc="single process, in-memory store"
@@ -72,12 +81,12 @@ single)
 readers)
   schema=catalogd_load_$$
   writer=http://127.0.0.1:$port
-  "$tmp/catalogd" -addr "127.0.0.1:$port" -role writer -postgres "$pg" -schema "$schema" -seed "$PRODUCTS" -log-level warn >/dev/null &
+  "$tmp/catalogd" -addr "127.0.0.1:$port" -role writer -postgres "$pg" -schema "$schema" -seed "$PRODUCTS" -log-level warn ${extra[@]+"${extra[@]}"} >/dev/null &
   pids+=($!)
   ready "$writer" 1800
   read_urls=()
   for i in 1 2; do
-    "$tmp/catalogd" -addr "127.0.0.1:$((port + i))" -role reader -postgres "$pg" -schema "$schema" -log-level warn >/dev/null &
+    "$tmp/catalogd" -addr "127.0.0.1:$((port + i))" -role reader -postgres "$pg" -schema "$schema" -log-level warn ${extra[@]+"${extra[@]}"} >/dev/null &
     pids+=($!)
     read_urls+=("http://127.0.0.1:$((port + i))")
   done
@@ -94,12 +103,19 @@ if [[ -n ${BENCH_LOCK:-} ]]; then
   exec 9>"$BENCH_LOCK"
   flock 9
 fi
-echo "== $desc: $PRODUCTS products, Zipf s=$ZIPF_S, $rate commands/s, ${duration}s per phase, wrk -t$threads -c$conns per read URL"
+echo "== $desc ${CATALOGD_FLAGS:-}${GOGC:+ GOGC=$GOGC}: $PRODUCTS products, Zipf s=$ZIPF_S, $rate commands/s, ${duration}s per phase; constant $read_rate reads/s on $workers connections; saturation wrk -t$threads -c$conns per read URL"
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 
-"$tmp/loadgen" -url "$writer" -products "$PRODUCTS" -rate "$rate" -duration "${duration}s" -label "writes alone"
+echo "-- 1. writes alone"
+"$tmp/loadgen" -url "$writer" -products "$PRODUCTS" -rate "$rate" -duration "${duration}s" -label "writes alone" || true
 
-"$tmp/loadgen" -url "$writer" -products "$PRODUCTS" -rate "$rate" -duration "${duration}s" -label "writes with reads" >"$tmp/writes.txt" &
+echo "-- 2. constant rate: $read_rate reads/s + $rate writes/s"
+"$tmp/loadgen" -url "$writer" -read-urls "$(IFS=,; echo "${read_urls[*]}")" -products "$PRODUCTS" -rate "$rate" \
+  -read-rate "$read_rate" -workers "$workers" -duration "${duration}s" -label "writes with constant reads" || true
+
+echo "-- 3. saturation: wrk flat out + $rate writes/s"
+
+"$tmp/loadgen" -url "$writer" -products "$PRODUCTS" -rate "$rate" -duration "${duration}s" -label "writes with saturating reads" >"$tmp/writes.txt" &
 lg=$!
 wrks=()
 for u in "${read_urls[@]}"; do

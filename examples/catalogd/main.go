@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"strings"
 	"syscall"
 	"time"
@@ -36,6 +37,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	var cfg Config
 	var role, level string
 	var shutdown time.Duration
+	var gcPercent, memLimitMiB int
 	fs.StringVar(&cfg.Addr, "addr", ":8080", "listen address")
 	fs.StringVar(&role, "role", string(RoleAll), "role: "+joinRoles())
 	fs.StringVar(&cfg.Postgres, "postgres", "", "PostgreSQL URL of the write side and log (empty with role all: the in-memory store)")
@@ -51,12 +53,26 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.Int64Var(&cfg.MaxBodyBytes, "max-body", 64<<10, "largest request body in bytes")
 	fs.DurationVar(&shutdown, "shutdown-timeout", 10*time.Second, "how long requests in flight may take to finish on SIGINT/SIGTERM")
 	fs.StringVar(&level, "log-level", "info", "log level: debug, info, warn, error")
+	fs.IntVar(&gcPercent, "gc-percent", 0, "garbage collector target percentage, as GOGC (0: keep GOGC or the runtime default of 100); a larger value means fewer collections of the large, stable view heap and a shorter read tail, for more memory")
+	fs.IntVar(&memLimitMiB, "memory-limit-mib", 0, "soft memory limit in MiB, as GOMEMLIMIT (0: keep GOMEMLIMIT or none); set it with a large -gc-percent so the heap cannot outgrow the machine")
 	if err := fs.Parse(args); err != nil {
 		return exitUsage
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "catalogd: unexpected arguments %q\n", fs.Args())
 		return exitUsage
+	}
+	if gcPercent < 0 || memLimitMiB < 0 {
+		fmt.Fprintln(stderr, "catalogd: -gc-percent and -memory-limit-mib must not be negative")
+		return exitUsage
+	}
+	// The GC settings are process-wide; they are applied only when asked
+	// for, so an embedding test that calls run leaves the runtime alone.
+	if gcPercent > 0 {
+		debug.SetGCPercent(gcPercent)
+	}
+	if memLimitMiB > 0 {
+		debug.SetMemoryLimit(int64(memLimitMiB) << 20)
 	}
 	var lv slog.Level
 	if err := lv.UnmarshalText([]byte(level)); err != nil {

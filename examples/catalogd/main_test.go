@@ -78,6 +78,10 @@ func TestConfigErrors(t *testing.T) {
 	if code := run(context.Background(), []string{"-nosuchflag"}, &out, &errOut); code != exitUsage {
 		t.Fatalf("unknown flag: exit %d", code)
 	}
+	errOut.Reset()
+	if code := run(context.Background(), []string{"-gc-percent", "-5"}, &out, &errOut); code != exitUsage || !strings.Contains(errOut.String(), "must not be negative") {
+		t.Fatalf("negative -gc-percent: exit %d, stderr %q", code, errOut.String())
+	}
 }
 
 // TestUnreachableAdapters: a NATS or Redis that does not answer fails

@@ -433,9 +433,19 @@ func TestRebuildNewGeneration(t *testing.T) {
 	if g, _ := ns.Generation(context.Background()); g != 3 {
 		t.Errorf("generation after the second rebuild %d, want 3", g)
 	}
-	p2.Close()
-	keys, err = c.Keys(context.Background(), ns.Prefix()+":rebuild:g[12]:*").Result()
-	if err != nil || len(keys) != 0 {
-		t.Errorf("keys of generations 1 and 2 left: %v, %v", keys, err)
+	// The old generations are deleted in the background, and Close
+	// cancels that work: wait for it first.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		keys, err = c.Keys(context.Background(), ns.Prefix()+":rebuild:g[12]:*").Result()
+		if err == nil && len(keys) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Errorf("keys of generations 1 and 2 left 5s after the rebuild: %v, %v", keys, err)
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
+	p2.Close()
 }

@@ -215,6 +215,10 @@ func TestLeaseChild(t *testing.T) {
 	cfg, err := pgxpool.ParseConfig(os.Getenv(urlEnv))
 	require.NoError(t, err)
 	cfg.MaxConns = 10
+	// What the README asks of a deployment: a process frozen inside a
+	// transaction (SIGSTOP lands there often enough) keeps the lease row
+	// locked and so blocks the takeover until PostgreSQL ends its session.
+	cfg.ConnConfig.RuntimeParams["idle_in_transaction_session_timeout"] = fmt.Sprint((mpTTL / 2).Milliseconds())
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	require.NoError(t, err)
 	defer pool.Close()
@@ -553,13 +557,24 @@ func TestMultiProcessPausedOwner(t *testing.T) {
 	time.Sleep(mpTTL / 2) // the new owner makes progress meanwhile
 	require.NoError(t, owner.cmd.Process.Signal(syscall.SIGCONT))
 	var rep childReport
-	cl.until(5*mpTTL, "the old owner back in standby, its stale write refused", func() bool {
+	// Woken up, the old owner either had a write in flight, which the
+	// fence refuses, or was between records and stands down by its own
+	// clock before the next one, or was frozen inside a transaction that
+	// PostgreSQL has ended meanwhile (where SIGSTOP lands decides which;
+	// the refusal itself is tested deterministically in projection's lease
+	// tests). Either way it must end in standby without having written:
+	// checkExact below proves the latter.
+	cl.until(5*mpTTL, "the old owner back in standby", func() bool {
 		var ok bool
 		rep, ok = owner.report()
-		return ok && rep.Fenced > 0 && len(rep.held()) == 0 && len(rep.Statuses) == 1 &&
+		return ok && len(rep.held()) == 0 && len(rep.Statuses) == 1 &&
 			rep.Statuses[0].Owner == next.Owner && rep.Statuses[0].State == projection.Standby.String()
 	})
-	t.Logf("stale writes refused after SIGCONT: %d", rep.Fenced)
+	if rep.Fenced > 0 {
+		t.Logf("stale writes refused by the fence after SIGCONT: %d", rep.Fenced)
+	} else {
+		t.Logf("no stale write reached the fence: the old owner stood down by its own clock, or PostgreSQL ended its frozen transaction")
+	}
 	require.Equal(t, next.Token, rep.Statuses[0].Epoch, "the standby's Status names the new epoch")
 	cl.write(200)
 	cl.checkExact(60 * time.Second)

@@ -171,32 +171,16 @@ func (p *Projector) Replay(ctx context.Context, rec event.Record) error {
 // when ctx is done or fn panics.
 func (p *Projector) locked(ctx context.Context, fn func(tx pgx.Tx, cur event.Position) (commit bool, err error)) error {
 	s := p.st
-	if err := s.enter(); err != nil {
-		return err
-	}
-	defer s.leave()
-	tx, err := s.pool.Begin(ctx)
-	if err != nil {
-		return wrap(ctx, "begin", err)
-	}
-	defer func() {
-		// A no-op after Commit.
-		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), rollbackTimeout)
-		_ = tx.Rollback(rctx)
-		cancel()
-	}()
-	if fence, ok := projection.FenceFrom(ctx); ok {
-		if err := s.checkFence(ctx, tx, fence); err != nil {
-			return err
+	return s.inTx(ctx, func(tx pgx.Tx) (bool, error) {
+		if fence, ok := projection.FenceFrom(ctx); ok {
+			if err := s.checkFence(ctx, tx, fence); err != nil {
+				return false, err
+			}
 		}
-	}
-	var cur int64
-	if err := tx.QueryRow(ctx, s.q.lockCheckpoint, p.checkpoint(ctx)).Scan(&cur); err != nil && !errors.Is(err, pgx.ErrNoRows) {
-		return wrap(ctx, "lock checkpoint", err)
-	}
-	commit, err := fn(tx, event.Position(cur))
-	if err != nil || !commit {
-		return err
-	}
-	return wrap(ctx, "commit", tx.Commit(ctx))
+		var cur int64
+		if err := tx.QueryRow(ctx, s.q.lockCheckpoint, p.checkpoint(ctx)).Scan(&cur); err != nil && !errors.Is(err, pgx.ErrNoRows) {
+			return false, wrap(ctx, "lock checkpoint", err)
+		}
+		return fn(tx, event.Position(cur))
+	})
 }

@@ -174,6 +174,30 @@ func (s *Store) List(ctx context.Context, prefix string) ([]projection.Lease, er
 // Errors: *projection.FencedError (projection.ErrFenced), nothing saved;
 // the errors of Save.
 func (s *Store) SaveFenced(ctx context.Context, name string, cp projection.Checkpoint, fence projection.Lease) error {
+	return s.inTx(ctx, func(tx pgx.Tx) (bool, error) {
+		if err := s.checkFence(ctx, tx, fence); err != nil {
+			return false, err
+		}
+		var saved int64
+		err := tx.QueryRow(ctx, s.q.saveCheckpoint, name, int64(cp.Position), int32(cp.Version)).Scan(&saved)
+		if errors.Is(err, pgx.ErrNoRows) {
+			cur, lerr := s.loadCheckpoint(ctx, tx, name)
+			if lerr != nil {
+				return false, lerr
+			}
+			return false, &store.ConflictError{Table: "checkpoints", Key: name, Expected: uint64(cp.Position), Actual: uint64(cur.Position)}
+		}
+		if err != nil {
+			return false, wrap(ctx, "save checkpoint", err)
+		}
+		return true, nil
+	})
+}
+
+// inTx runs fn in a transaction of its own, counted by Close (enter and
+// leave); the transaction commits when fn returns true and rolls back
+// otherwise, also when ctx is done or fn panics.
+func (s *Store) inTx(ctx context.Context, fn func(tx pgx.Tx) (commit bool, err error)) error {
 	if err := s.enter(); err != nil {
 		return err
 	}
@@ -183,24 +207,15 @@ func (s *Store) SaveFenced(ctx context.Context, name string, cp projection.Check
 		return wrap(ctx, "begin", err)
 	}
 	defer func() {
+		// A no-op after Commit; a bounded, uncancelled context so a
+		// cancelled caller still releases the connection's transaction.
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), rollbackTimeout)
 		_ = tx.Rollback(rctx)
 		cancel()
 	}()
-	if err := s.checkFence(ctx, tx, fence); err != nil {
+	commit, err := fn(tx)
+	if err != nil || !commit {
 		return err
-	}
-	var saved int64
-	err = tx.QueryRow(ctx, s.q.saveCheckpoint, name, int64(cp.Position), int32(cp.Version)).Scan(&saved)
-	if errors.Is(err, pgx.ErrNoRows) {
-		cur, lerr := s.loadCheckpoint(ctx, tx, name)
-		if lerr != nil {
-			return lerr
-		}
-		return &store.ConflictError{Table: "checkpoints", Key: name, Expected: uint64(cp.Position), Actual: uint64(cur.Position)}
-	}
-	if err != nil {
-		return wrap(ctx, "save checkpoint", err)
 	}
 	return wrap(ctx, "commit", tx.Commit(ctx))
 }

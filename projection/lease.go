@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/cqrskit/cqrs/event"
+	"github.com/cqrskit/cqrs/store"
 )
 
 // Lease is a time-bounded claim on a name (a projector, or one partition of
@@ -187,4 +188,28 @@ func PartitionFrom(ctx context.Context) (Partition, bool) {
 // error for p (it is the error of the partition it belongs to).
 type PartitionReader interface {
 	ReadPartition(ctx context.Context, after event.Position, dst []event.Record, p Partition) ([]event.Record, error)
+}
+
+// CheckAcquireArgs is the argument check of Leaser.Acquire that every
+// Leaser shares, so they all refuse the same input the same way: an empty
+// name or owner, or a ttl that is not positive, gives a *store.InvalidError
+// (matching store.ErrInvalid).
+func CheckAcquireArgs(name, owner string, ttl time.Duration) error {
+	if owner == "" && name != "" {
+		return &store.InvalidError{What: "lease", Reason: fmt.Sprintf("%q: empty owner", name)}
+	}
+	return CheckRenewArgs(Lease{Name: name}, ttl)
+}
+
+// CheckRenewArgs is CheckAcquireArgs for Leaser.Renew: the lease must name
+// what it is on (its owner is not checked: the token decides), and the ttl
+// must be positive.
+func CheckRenewArgs(l Lease, ttl time.Duration) error {
+	switch {
+	case l.Name == "":
+		return &store.InvalidError{What: "lease", Reason: "empty name"}
+	case ttl <= 0:
+		return &store.InvalidError{What: "lease", Reason: fmt.Sprintf("%q: ttl %v is not positive", l.Name, ttl)}
+	}
+	return nil
 }

@@ -2,13 +2,10 @@ package projection
 
 import (
 	"context"
-	"fmt"
 	"slices"
 	"strings"
 	"sync"
 	"time"
-
-	"github.com/cqrskit/cqrs/store"
 )
 
 // MemoryLeases is the in-memory Leaser. It is also a FencedCheckpoints and
@@ -57,23 +54,10 @@ func (s *MemoryLeases) live(name string, now time.Time) (Lease, bool) {
 	return l, true
 }
 
-// validLease checks the arguments every lease method shares.
-func validLease(name, owner string, ttl time.Duration, needOwner bool) error {
-	switch {
-	case name == "":
-		return fmt.Errorf("%w: projection: empty lease name", store.ErrInvalid)
-	case needOwner && owner == "":
-		return fmt.Errorf("%w: projection: lease %q: empty owner", store.ErrInvalid, name)
-	case ttl <= 0:
-		return fmt.Errorf("%w: projection: lease %q: ttl %v is not positive", store.ErrInvalid, name, ttl)
-	}
-	return nil
-}
-
 // Acquire implements Leaser. Bad arguments (empty name or owner, ttl <= 0)
 // give an error matching store.ErrInvalid.
 func (s *MemoryLeases) Acquire(ctx context.Context, name, owner string, ttl time.Duration) (Lease, error) {
-	if err := validLease(name, owner, ttl, true); err != nil {
+	if err := CheckAcquireArgs(name, owner, ttl); err != nil {
 		return Lease{}, err
 	}
 	if err := ctx.Err(); err != nil {
@@ -112,7 +96,7 @@ func (s *MemoryLeases) fenced(l Lease, now time.Time) error {
 
 // Renew implements Leaser.
 func (s *MemoryLeases) Renew(ctx context.Context, l Lease, ttl time.Duration) (Lease, error) {
-	if err := validLease(l.Name, "", ttl, false); err != nil {
+	if err := CheckRenewArgs(l, ttl); err != nil {
 		return Lease{}, err
 	}
 	if err := ctx.Err(); err != nil {

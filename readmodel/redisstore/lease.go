@@ -3,7 +3,6 @@ package redisstore
 import (
 	"context"
 	"errors"
-	"fmt"
 	"strconv"
 	"time"
 
@@ -127,18 +126,6 @@ redis.call('HSET', ARGV[1], ARGV[2], ARGV[3])
 return {'ok', ''}
 `)
 
-func validLease(name, owner string, ttl time.Duration, needOwner bool) error {
-	switch {
-	case name == "":
-		return invalid("empty lease name")
-	case needOwner && owner == "":
-		return invalid(fmt.Sprintf("lease %q: empty owner", name))
-	case ttl <= 0:
-		return invalid(fmt.Sprintf("lease %q: ttl %v is not positive", name, ttl))
-	}
-	return nil
-}
-
 func ttlMillis(ttl time.Duration) string {
 	return strconv.FormatInt(max(ttl.Milliseconds(), 1), 10)
 }
@@ -157,7 +144,7 @@ func parseToken(s string) uint64 {
 // matching store.ErrInvalid; a lease held by another owner a
 // *projection.LeaseHeldError.
 func (l *Leases) Acquire(ctx context.Context, name, owner string, ttl time.Duration) (projection.Lease, error) {
-	if err := validLease(name, owner, ttl, true); err != nil {
+	if err := projection.CheckAcquireArgs(name, owner, ttl); err != nil {
 		return projection.Lease{}, err
 	}
 	if err := ctx.Err(); err != nil {
@@ -176,7 +163,7 @@ func (l *Leases) Acquire(ctx context.Context, name, owner string, ttl time.Durat
 
 // Renew implements projection.Leaser.
 func (l *Leases) Renew(ctx context.Context, ls projection.Lease, ttl time.Duration) (projection.Lease, error) {
-	if err := validLease(ls.Name, "", ttl, false); err != nil {
+	if err := projection.CheckRenewArgs(ls, ttl); err != nil {
 		return projection.Lease{}, err
 	}
 	if err := ctx.Err(); err != nil {

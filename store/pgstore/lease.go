@@ -3,7 +3,6 @@ package pgstore
 import (
 	"context"
 	"errors"
-	"fmt"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -22,19 +21,6 @@ var (
 	_ projection.FencedCheckpoints = (*Store)(nil)
 )
 
-// validLease checks the arguments the lease methods share.
-func validLease(name, owner string, ttl time.Duration, needOwner bool) error {
-	switch {
-	case name == "":
-		return fmt.Errorf("%w: pgstore: empty lease name", store.ErrInvalid)
-	case needOwner && owner == "":
-		return fmt.Errorf("%w: pgstore: lease %q: empty owner", store.ErrInvalid, name)
-	case ttl <= 0:
-		return fmt.Errorf("%w: pgstore: lease %q: ttl %v is not positive", store.ErrInvalid, name, ttl)
-	}
-	return nil
-}
-
 // Acquire implements projection.Leaser in one statement, by the server's
 // clock. Tokens come from the lease's row, which is never deleted, so they
 // only ever grow for a name, also across releases.
@@ -44,7 +30,7 @@ func validLease(name, owner string, ttl time.Duration, needOwner bool) error {
 // store.ErrClosed; errors matching ctx.Err(); the driver error, wrapped
 // (store.ErrUnavailable when the server cannot be reached).
 func (s *Store) Acquire(ctx context.Context, name, owner string, ttl time.Duration) (projection.Lease, error) {
-	if err := validLease(name, owner, ttl, true); err != nil {
+	if err := projection.CheckAcquireArgs(name, owner, ttl); err != nil {
 		return projection.Lease{}, err
 	}
 	if err := s.enter(); err != nil {
@@ -79,7 +65,7 @@ func (s *Store) Acquire(ctx context.Context, name, owner string, ttl time.Durati
 // longer the live lease on l.Name; store.ErrInvalid for ttl <= 0; the
 // errors of Acquire.
 func (s *Store) Renew(ctx context.Context, l projection.Lease, ttl time.Duration) (projection.Lease, error) {
-	if err := validLease(l.Name, "", ttl, false); err != nil {
+	if err := projection.CheckRenewArgs(l, ttl); err != nil {
 		return projection.Lease{}, err
 	}
 	if err := s.enter(); err != nil {

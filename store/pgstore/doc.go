@@ -25,13 +25,16 @@
 // (TestSequenceWithXminFilterStillSkips shows it).
 //
 // So the position is a transaction id. Update appends all events of a unit
-// of work with one INSERT in a fresh savepoint, whose subtransaction gets its
-// id at that moment, and
+// of work with one INSERT that takes a fresh transaction id at that moment,
+// and
 //
-//	position = id of that subtransaction << 16 | index of the event in the unit of work
+//	position = that id << 16 | index of the event in the unit of work
 //
-// (the id is read back as the xmin of a row the same statement updates, and
-// stored in the append_xid column). Read and Head only consider positions
+// The id is that of a savepoint's subtransaction (read back as the xmin of a
+// row the same statement updates) or, when the unit of work ran no
+// statement before its commit, that of its own transaction, of which the
+// INSERT is the first write; either way it is stored in the append_xid
+// column. Read and Head only consider positions
 // below pg_snapshot_xmin << 16, the horizon, checked in the same statement
 // and so the same snapshot as the rows. A transaction still running either
 // has an id at or above xmin, and its subtransactions have larger ids still,
@@ -53,7 +56,7 @@
 //     implement store.Contiguous. Treat them as opaque, increasing tokens.
 //   - A unit of work records at most MaxEventsPerUpdate events, and
 //     positions need transaction ids below 2^47: a cluster that uses 10,000
-//     ids per second (a unit of work with events uses two) gets there in
+//     ids per second (a unit of work with events uses one or two) gets there in
 //     about 440 years.
 //   - Readers lag behind the oldest running transaction that has a
 //     transaction id, in any database of the cluster: a long-running write
@@ -76,8 +79,9 @@
 // by reading and then writing. A stream pinned by ExpectVersion that gets no
 // events is re-read at commit instead. Events recorded without ExpectVersion
 // go after whatever the stream holds at commit time; if a concurrent writer
-// takes that version first, the append is retried under the savepoint, so
-// such blind appends do not fail. Rows are inserted sorted by stream, so two
+// takes that version first, the append is retried (under the savepoint, or
+// in a new transaction when the failed one held nothing else), so such
+// blind appends do not fail. Rows are inserted sorted by stream, so two
 // units of work appending to the same streams cannot deadlock on each
 // other's index entries.
 //
@@ -85,6 +89,15 @@
 // UPDATE ... WHERE version = expected (or an INSERT ... ON CONFLICT DO NOTHING
 // for version 0), so of two writers at one version the second waits for the
 // first and then matches no row.
+//
+// # Round trips
+//
+// BEGIN is sent with a unit of work's first statement, and COMMIT with its
+// append, as one pipeline (pgx.Batch): a unit of work that only records
+// events costs one round trip to the server, however many events it
+// records (they are inserted by one statement); one that reads a stream
+// version or writes a row first costs two; each further statement of its
+// own, one more. Only a lost race for a stream version adds round trips.
 //
 // # Waiting
 //

@@ -123,10 +123,35 @@ func (s *Store) migrate(ctx context.Context) error {
 // have ids above its own, so all positions below xmin << 16 are final.
 const horizon = `(pg_snapshot_xmin(pg_current_snapshot())::text::bigint << 16)`
 
+// appendEvents completes insertEvents and insertEventsTop, given x, the id
+// that the positions are made of. The event ids are drawn by the server. idx
+// is the event's index in record order. A stream with base >= 0 was pinned
+// by ExpectVersion and continues from that version; the others continue
+// from the newest committed version, read once per stream before the first
+// row is inserted (MATERIALIZED): read per row, it would wade through the
+// index entries this statement has just added. If a concurrent writer takes
+// that version, the caller retries. Rows are inserted in the order of the
+// arrays (n), which the caller sorts by stream. The metadata, the same for
+// every row, is parsed once.
+const appendEvents = `u AS (
+	SELECT * FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::bigint[], $5::text[], $6::text[])
+		WITH ORDINALITY AS u(idx, stream, base, k, type, data, n)
+), heads AS MATERIALIZED (
+	SELECT s.stream, coalesce((SELECT max(e.version) FROM $schema.events e WHERE e.stream = s.stream), 0) AS head
+	FROM (SELECT DISTINCT stream FROM u WHERE base < 0) s
+), m AS MATERIALIZED (SELECT $7::jsonb AS metadata)
+INSERT INTO $schema.events (position, append_xid, id, stream, version, type, data, metadata, recorded_at)
+SELECT (x.id << 16) | u.idx, x.id::text::xid8, gen_random_uuid(), u.stream,
+	CASE WHEN u.base >= 0 THEN u.base ELSE h.head END + u.k,
+	u.type, u.data::jsonb, m.metadata, $8
+FROM x CROSS JOIN m CROSS JOIN u LEFT JOIN heads h ON h.stream = u.stream
+ORDER BY u.n
+RETURNING position`
+
 // queries holds the store's SQL with the schema name filled in once.
 type queries struct {
 	streamVersion, streamVersions string
-	insertEvents                  string
+	insertEvents, insertEventsTop string
 	read, head                    string
 	heads, countEvents, blocker   string
 	getRow, upsertRow             string
@@ -155,14 +180,7 @@ func buildQueries(schema string) queries {
 		// at append time, and reads it back as the 32-bit xmin of the
 		// appenders row, widened to 64 bits with the epoch of the
 		// top-level id (a subtransaction id is never older than its
-		// parent's). idx is the event's index in record order. A stream
-		// with base >= 0 was pinned by ExpectVersion and continues from
-		// that version; the others continue from the newest committed
-		// version, read once per stream before the first row is inserted
-		// (MATERIALIZED): read per row, it would wade through the index
-		// entries this statement has just added. If a concurrent writer
-		// takes that version, the caller retries. Rows are inserted in the
-		// order of the arrays (n), which the caller sorts by stream.
+		// parent's). See appendEvents for the rest.
 		insertEvents: `
 WITH probe AS (
 	INSERT INTO $schema.appenders AS a (pid) VALUES (pg_backend_pid())
@@ -171,20 +189,12 @@ WITH probe AS (
 ), x AS (
 	SELECT ((t.top >> 32) + CASE WHEN p.sub < (t.top & 4294967295) THEN 1 ELSE 0 END) << 32 | p.sub AS id
 	FROM probe p, (SELECT pg_current_xact_id()::text::bigint AS top) t
-), u AS (
-	SELECT * FROM unnest($1::bigint[], $2::uuid[], $3::text[], $4::bigint[], $5::bigint[], $6::text[], $7::text[])
-		WITH ORDINALITY AS u(idx, id, stream, base, k, type, data, n)
-), heads AS MATERIALIZED (
-	SELECT s.stream, coalesce((SELECT max(e.version) FROM $schema.events e WHERE e.stream = s.stream), 0) AS head
-	FROM (SELECT DISTINCT stream FROM u WHERE base < 0) s
-)
-INSERT INTO $schema.events (position, append_xid, id, stream, version, type, data, metadata, recorded_at)
-SELECT (x.id << 16) | u.idx, x.id::text::xid8, u.id, u.stream,
-	CASE WHEN u.base >= 0 THEN u.base ELSE h.head END + u.k,
-	u.type, u.data::jsonb, $8::jsonb, $9
-FROM x CROSS JOIN u LEFT JOIN heads h ON h.stream = u.stream
-ORDER BY u.n
-RETURNING position`,
+), ` + appendEvents,
+		// The same append as the first write of a transaction that has
+		// run nothing else: its own id is as fresh as a subtransaction's,
+		// and needs no probe.
+		insertEventsTop: `
+WITH x AS (SELECT pg_current_xact_id()::text::bigint AS id), ` + appendEvents,
 		read: `SELECT position, id, stream, version, type, data, metadata, recorded_at FROM $schema.events
 			WHERE position > $1 AND position < $horizon ORDER BY position LIMIT $2`,
 		head: `SELECT coalesce(max(position), 0) FROM $schema.events WHERE position < $horizon`,
@@ -280,7 +290,7 @@ RETURNING position`,
 	}
 	for _, p := range []*string{
 		&q.acquireLease, &q.renewLease, &q.releaseLease, &q.leaseHolder, &q.listLeases, &q.lockLease,
-		&q.streamVersion, &q.streamVersions, &q.insertEvents, &q.read, &q.head,
+		&q.streamVersion, &q.streamVersions, &q.insertEvents, &q.insertEventsTop, &q.read, &q.head,
 		&q.heads, &q.countEvents, &q.blocker,
 		&q.getRow, &q.upsertRow, &q.insertRow, &q.updateRow, &q.rowVersion, &q.deleteRow,
 		&q.loadCheckpoint, &q.saveCheckpoint, &q.lockCheckpoint, &q.advanceCheckpoint,

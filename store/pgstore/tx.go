@@ -9,8 +9,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/cqrskit/cqrs/event"
@@ -53,24 +53,25 @@ func (s *Store) Update(ctx context.Context, fn func(tx store.Tx) error) (event.P
 
 	// The connection is acquired explicitly, rather than through
 	// pool.Begin, so that a unit of work without events can read the head
-	// after its commit without waiting for a second pool slot.
+	// after its commit without waiting for a second pool slot. BEGIN is
+	// sent lazily (see pgTx.begin): a unit of work that runs no SQL before
+	// its commit sends BEGIN, its append and COMMIT in one round trip.
 	conn, err := s.pool.Acquire(ctx)
 	if err != nil {
 		return 0, wrap(ctx, "acquire connection", err)
 	}
 	defer conn.Release()
-	ptx, err := conn.Begin(ctx)
-	if err != nil {
-		return 0, wrap(ctx, "begin", err)
-	}
-	t := &pgTx{s: s, ctx: ctx, tx: ptx, conn: conn}
+	t := &pgTx{s: s, ctx: ctx, conn: conn}
 	defer func() {
 		t.done = true
-		if !t.ended {
+		if !t.ended && conn.Conn().PgConn().TxStatus() != 'I' {
 			// Also on panic, and also when ctx is done: a connection
 			// must not go back to the pool inside a transaction.
 			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), rollbackTimeout)
-			_ = ptx.Rollback(rctx)
+			if _, err := conn.Exec(rctx, "ROLLBACK"); err != nil {
+				// pgxpool would drop it anyway; say so plainly.
+				_ = conn.Conn().Close(rctx)
+			}
 			cancel()
 		}
 	}()
@@ -94,10 +95,24 @@ func (s *Store) Update(ctx context.Context, fn func(tx store.Tx) error) (event.P
 // so a command handler can run its own SQL on normalised tables in the same
 // transaction as its events. It reports false for a Tx of another store.
 // The transaction belongs to the unit of work: do not commit or roll it back.
+// It begins, if no statement of the unit of work has begun it yet, when SQL
+// is called; if it cannot, the returned Tx fails every statement with the
+// cause, and so does Update. After Update returned, its statements fail.
 func SQL(tx store.Tx) (pgx.Tx, bool) {
 	t, ok := tx.(*pgTx)
 	if !ok {
 		return nil, false
+	}
+	if t.done {
+		return brokenTx{err: errTxDone}, true
+	}
+	if err := t.begin(t.ctx); err != nil {
+		// The unit of work fails with err whatever the handler does; the
+		// handler's own statements get it too.
+		if t.err == nil {
+			t.err = err
+		}
+		return brokenTx{err: err}, true
 	}
 	return t.tx, true
 }
@@ -120,7 +135,7 @@ type streamState struct {
 type pgTx struct {
 	s       *Store
 	ctx     context.Context
-	tx      pgx.Tx
+	tx      pgx.Tx // nil until begin
 	conn    *pgxpool.Conn
 	done    bool
 	ended   bool // the transaction was committed or rolled back
@@ -137,6 +152,23 @@ var (
 
 func (t *pgTx) Context() context.Context { return t.ctx }
 
+// begin starts the transaction, once, before the first statement a unit of
+// work runs before its commit. Deferring BEGIN this way costs nothing in
+// isolation or atomicity (a transaction's snapshot is taken by its first
+// statement, not by BEGIN) and saves a round trip; queryRow saves it even
+// when a statement runs before the commit.
+func (t *pgTx) begin(ctx context.Context) error {
+	if t.tx != nil {
+		return nil
+	}
+	tx, err := t.conn.Begin(ctx)
+	if err != nil {
+		return wrap(ctx, "begin", err)
+	}
+	t.tx = tx
+	return nil
+}
+
 func (t *pgTx) state(stream string) *streamState {
 	st, ok := t.streams[stream]
 	if !ok {
@@ -148,6 +180,41 @@ func (t *pgTx) state(stream string) *streamState {
 		t.order = append(t.order, stream)
 	}
 	return st
+}
+
+// queryRow runs a one-row statement of the unit of work; when it is the
+// first, BEGIN goes in the same round trip.
+func (t *pgTx) queryRow(ctx context.Context, sql string, args ...any) pgx.Row {
+	if t.tx != nil {
+		return t.tx.QueryRow(ctx, sql, args...)
+	}
+	var b pgx.Batch
+	b.BeginTx(pgx.TxOptions{})
+	b.Queue(sql, args...)
+	br := t.conn.SendBatch(ctx, &b)
+	t.tx = br.Tx()
+	return beginRow{t: t, br: br}
+}
+
+// beginRow is the row of queryRow's first statement.
+type beginRow struct {
+	t  *pgTx
+	br pgx.BatchResults
+}
+
+func (r beginRow) Scan(dest ...any) error {
+	_, err := r.br.Exec() // BEGIN
+	if err == nil {
+		err = r.br.QueryRow().Scan(dest...)
+	}
+	if cerr := r.br.Close(); err == nil {
+		err = cerr
+	}
+	if r.t.conn.Conn().PgConn().TxStatus() == 'I' {
+		// BEGIN never ran: the next statement tries again.
+		r.t.tx = nil
+	}
+	return err
 }
 
 // Record implements store.Tx. Events are buffered and inserted by one
@@ -177,7 +244,7 @@ func (t *pgTx) StreamVersion(stream string) (uint64, error) {
 	st := t.state(stream)
 	if !st.read {
 		var v int64
-		if err := t.tx.QueryRow(t.ctx, t.s.q.streamVersion, stream).Scan(&v); err != nil {
+		if err := t.queryRow(t.ctx, t.s.q.streamVersion, stream).Scan(&v); err != nil {
 			return 0, wrap(t.ctx, "read stream version", err)
 		}
 		st.read, st.base = true, uint64(v)
@@ -210,7 +277,7 @@ func (t *pgTx) GetRow(ctx context.Context, table, key string) ([]byte, uint64, e
 	}
 	var data []byte
 	var ver int64
-	err := t.tx.QueryRow(ctx, t.s.q.getRow, table, key).Scan(&data, &ver)
+	err := t.queryRow(ctx, t.s.q.getRow, table, key).Scan(&data, &ver)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, 0, store.NotFound(table, key)
 	}
@@ -226,7 +293,7 @@ func (t *pgTx) PutRow(ctx context.Context, table, key string, data []byte) (uint
 		return 0, errTxDone
 	}
 	var ver int64
-	if err := t.tx.QueryRow(ctx, t.s.q.upsertRow, table, key, data).Scan(&ver); err != nil {
+	if err := t.queryRow(ctx, t.s.q.upsertRow, table, key, data).Scan(&ver); err != nil {
 		return 0, wrap(ctx, "put row", err)
 	}
 	return uint64(ver), nil
@@ -243,15 +310,15 @@ func (t *pgTx) PutRowIf(ctx context.Context, table, key string, data []byte, exp
 		err error
 	)
 	if expected == 0 {
-		err = t.tx.QueryRow(ctx, t.s.q.insertRow, table, key, data).Scan(&ver)
+		err = t.queryRow(ctx, t.s.q.insertRow, table, key, data).Scan(&ver)
 	} else {
-		err = t.tx.QueryRow(ctx, t.s.q.updateRow, table, key, data, int64(expected)).Scan(&ver)
+		err = t.queryRow(ctx, t.s.q.updateRow, table, key, data, int64(expected)).Scan(&ver)
 	}
 	if errors.Is(err, pgx.ErrNoRows) {
 		// The check failed. No statement failed, so the transaction is
 		// still usable and the handler may carry on.
 		var actual int64
-		if err := t.tx.QueryRow(ctx, t.s.q.rowVersion, table, key).Scan(&actual); err != nil {
+		if err := t.queryRow(ctx, t.s.q.rowVersion, table, key).Scan(&actual); err != nil {
 			return 0, wrap(ctx, "read row version", err)
 		}
 		return 0, &store.ConflictError{Table: table, Key: key, Expected: expected, Actual: uint64(actual)}
@@ -266,6 +333,9 @@ func (t *pgTx) PutRowIf(ctx context.Context, table, key string, data []byte, exp
 func (t *pgTx) DeleteRow(ctx context.Context, table, key string) error {
 	if t.done {
 		return errTxDone
+	}
+	if err := t.begin(ctx); err != nil {
+		return err
 	}
 	tag, err := t.tx.Exec(ctx, t.s.q.deleteRow, table, key)
 	if err != nil {
@@ -289,21 +359,21 @@ const savepoint = "cqrskit_append"
 
 // commit appends the buffered events and commits. It returns the position of
 // the last event, or the head when there were none.
+//
+// Round trips: a unit of work that ran no SQL of its own (t.tx is nil) sends
+// BEGIN, the append and COMMIT as one pipeline, so it costs one; the append
+// is then the transaction's first write, and the transaction's own id is as
+// fresh as a savepoint's would be. Otherwise the append goes under a
+// savepoint (a fresh id, and a retry that keeps the handler's work), and
+// SAVEPOINT, the append, RELEASE and COMMIT are again one pipeline. Only a
+// lost race for a stream version costs more.
 func (t *pgTx) commit() (event.Position, error) {
 	ctx, q := t.ctx, &t.s.q
 	if err := t.recheckPinned(); err != nil {
 		return 0, err
 	}
 	if len(t.pending) == 0 {
-		t.ended = true
-		if err := t.tx.Commit(ctx); err != nil {
-			return 0, wrap(ctx, "commit", err)
-		}
-		var head int64
-		if err := t.conn.QueryRow(ctx, q.head).Scan(&head); err != nil {
-			return 0, wrap(ctx, "read head", err)
-		}
-		return event.Position(head), nil
+		return t.commitEmpty()
 	}
 	if len(t.pending) > MaxEventsPerUpdate {
 		return 0, fmt.Errorf("%w: %d recorded, at most %d", ErrTooManyEvents, len(t.pending), MaxEventsPerUpdate)
@@ -324,7 +394,7 @@ func (t *pgTx) commit() (event.Position, error) {
 	}
 	slices.SortStableFunc(order, func(a, b int) int { return strings.Compare(t.pending[a].stream, t.pending[b].stream) })
 	idxs, bases, ks := make([]int64, n), make([]int64, n), make([]int64, n)
-	ids, streams, types, datas := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+	streams, types, datas := make([]string, n), make([]string, n), make([]string, n)
 	blind := false
 	for j, i := range order {
 		p := t.pending[i]
@@ -337,7 +407,7 @@ func (t *pgTx) commit() (event.Position, error) {
 			return 0, fmt.Errorf("pgstore: %w", err)
 		}
 		idxs[j], ks[j] = int64(i), k[i]
-		ids[j], streams[j], types[j], datas[j] = uuid.NewString(), p.stream, p.data.EventType(), string(b)
+		streams[j], types[j], datas[j] = p.stream, p.data.EventType(), string(b)
 		if st := t.streams[p.stream]; st.pinned {
 			bases[j] = int64(st.base)
 		} else {
@@ -352,27 +422,51 @@ func (t *pgTx) commit() (event.Position, error) {
 	}
 	now := t.s.clock()
 
+	// fresh: no statement has run, so every stream is blind (pinning
+	// reads), and a failed append loses nothing but itself.
+	fresh := t.tx == nil
+	// The test hook needs the append done and the commit still to come.
+	folded := t.s.beforeCommit == nil
 	var last int64
 	for attempt := 1; ; attempt++ {
-		// One round trip: append under a savepoint. The savepoint gives
-		// the append a fresh transaction id (its position), and lets a
-		// lost race for a stream version cost a retry of the append
-		// rather than the unit of work. There is deliberately no
-		// pg_notify here: see notifyLoop.
+		// There is deliberately no pg_notify here: see notifyLoop.
 		var b pgx.Batch
-		b.Queue("SAVEPOINT " + savepoint)
-		b.Queue(q.insertEvents, idxs, ids, streams, bases, ks, types, datas, mdb, now)
-		b.Queue("RELEASE SAVEPOINT " + savepoint)
-		last, err = sendAppend(ctx, t.tx, &b)
+		if fresh {
+			b.Queue("BEGIN")
+			b.Queue(q.insertEventsTop, idxs, streams, bases, ks, types, datas, mdb, now)
+		} else {
+			b.Queue("SAVEPOINT " + savepoint)
+			b.Queue(q.insertEvents, idxs, streams, bases, ks, types, datas, mdb, now)
+			b.Queue("RELEASE SAVEPOINT " + savepoint)
+		}
+		if folded {
+			b.Queue("COMMIT")
+		}
+		last, err = sendAppend(ctx, t.conn, &b, 1)
 		if err == nil {
 			break
+		}
+		if t.conn.Conn().PgConn().TxStatus() == 'I' {
+			// The transaction is over (COMMIT failed, or the fresh one
+			// never began): nothing to roll back.
+			t.ended = true
 		}
 		if sqlState(err) != codeUniqueViolation {
 			return 0, wrap(ctx, "append events", err)
 		}
+		if fresh {
+			// The transaction holds nothing but the failed append.
+			if _, rerr := t.conn.Exec(ctx, "ROLLBACK"); rerr != nil {
+				return 0, wrap(ctx, "append events", errors.Join(err, rerr))
+			}
+			if attempt >= maxAppendRetries {
+				return 0, fmt.Errorf("%w: %w: %w", store.ErrConflict, errUnidentified, err)
+			}
+			continue
+		}
 		// Without arguments this runs as one simple-protocol round trip;
 		// releasing the savepoint keeps retries from nesting.
-		if _, rerr := t.tx.Exec(ctx, "ROLLBACK TO SAVEPOINT "+savepoint+"; RELEASE SAVEPOINT "+savepoint); rerr != nil {
+		if _, rerr := t.conn.Exec(ctx, "ROLLBACK TO SAVEPOINT "+savepoint+"; RELEASE SAVEPOINT "+savepoint); rerr != nil {
 			return 0, wrap(ctx, "append events", errors.Join(err, rerr))
 		}
 		// A unique violation is only raised once the other transaction
@@ -384,38 +478,100 @@ func (t *pgTx) commit() (event.Position, error) {
 			return 0, cerr
 		}
 	}
-	if t.s.beforeCommit != nil {
+	if !folded {
 		t.s.beforeCommit(ctx)
+		var b pgx.Batch
+		b.Queue("COMMIT")
+		if _, err := sendAppend(ctx, t.conn, &b, -1); err != nil {
+			t.ended = t.conn.Conn().PgConn().TxStatus() == 'I'
+			return 0, wrap(ctx, "commit", err)
+		}
 	}
 	t.ended = true
-	if err := t.tx.Commit(ctx); err != nil {
-		return 0, wrap(ctx, "commit", err)
-	}
 	return event.Position(last), nil
 }
 
-// sendAppend runs the batch built by commit and returns the highest position
-// inserted.
-func sendAppend(ctx context.Context, tx pgx.Tx, b *pgx.Batch) (int64, error) {
-	br := tx.SendBatch(ctx, b)
-	var last int64
+// commitEmpty ends a unit of work without events and returns the head.
+func (t *pgTx) commitEmpty() (event.Position, error) {
+	ctx, q := t.ctx, &t.s.q
+	var b pgx.Batch
+	if t.tx != nil {
+		// One round trip: the head is read after the commit, in a
+		// snapshot that sees it.
+		b.Queue("COMMIT")
+	}
+	b.Queue(q.head)
+	br := t.conn.SendBatch(ctx, &b)
+	var head int64
 	err := func() error {
-		if _, err := br.Exec(); err != nil {
-			return err
-		}
-		rows, err := br.Query()
-		if err != nil {
-			return err
-		}
-		for rows.Next() {
-			var p int64
-			if err := rows.Scan(&p); err != nil {
-				rows.Close()
+		if t.tx != nil {
+			if err := execCommit(br); err != nil {
 				return err
 			}
-			last = max(last, p)
 		}
-		return rows.Err()
+		return br.QueryRow().Scan(&head)
+	}()
+	if cerr := br.Close(); err == nil {
+		err = cerr
+	}
+	if t.conn.Conn().PgConn().TxStatus() == 'I' {
+		t.ended = true
+	}
+	if err != nil {
+		return 0, wrap(ctx, "commit", err)
+	}
+	return event.Position(head), nil
+}
+
+// execCommit reads the result of a COMMIT in a batch. PostgreSQL answers
+// COMMIT of a failed transaction with ROLLBACK, not with an error.
+func execCommit(br pgx.BatchResults) error {
+	tag, err := br.Exec()
+	if err != nil {
+		return err
+	}
+	if tag.String() == "ROLLBACK" {
+		return pgx.ErrTxCommitRollback
+	}
+	return nil
+}
+
+// sendAppend runs a batch built by commit, in which statement insert (-1:
+// none) is the append, and returns the highest position inserted. The other
+// statements return no rows; a COMMIT among them is checked like
+// execCommit does.
+func sendAppend(ctx context.Context, conn *pgxpool.Conn, b *pgx.Batch, insert int) (int64, error) {
+	br := conn.SendBatch(ctx, b)
+	var last int64
+	err := func() error {
+		for i, qq := range b.QueuedQueries {
+			if i != insert {
+				if qq.SQL == "COMMIT" {
+					if err := execCommit(br); err != nil {
+						return err
+					}
+				} else if _, err := br.Exec(); err != nil {
+					return err
+				}
+				continue
+			}
+			rows, err := br.Query()
+			if err != nil {
+				return err
+			}
+			for rows.Next() {
+				var p int64
+				if err := rows.Scan(&p); err != nil {
+					rows.Close()
+					return err
+				}
+				last = max(last, p)
+			}
+			if err := rows.Err(); err != nil {
+				return err
+			}
+		}
+		return nil
 	}()
 	if cerr := br.Close(); err == nil {
 		err = cerr
@@ -502,3 +658,41 @@ func (t *pgTx) pinnedConflict(cause error) error {
 	}
 	return fmt.Errorf("%w: %w: %w", store.ErrConflict, errUnidentified, cause)
 }
+
+// brokenTx is what SQL returns when the transaction could not begin: every
+// statement fails with the error that also fails the unit of work.
+type brokenTx struct{ err error }
+
+var _ pgx.Tx = brokenTx{}
+
+func (b brokenTx) Begin(context.Context) (pgx.Tx, error) { return nil, b.err }
+func (b brokenTx) Commit(context.Context) error          { return b.err }
+func (b brokenTx) Rollback(context.Context) error        { return b.err }
+func (b brokenTx) CopyFrom(context.Context, pgx.Identifier, []string, pgx.CopyFromSource) (int64, error) {
+	return 0, b.err
+}
+func (b brokenTx) SendBatch(context.Context, *pgx.Batch) pgx.BatchResults { return brokenBatch(b) }
+
+// LargeObjects' methods panic: there is no transaction to hold them.
+func (b brokenTx) LargeObjects() pgx.LargeObjects { return pgx.LargeObjects{} }
+func (b brokenTx) Prepare(context.Context, string, string) (*pgconn.StatementDescription, error) {
+	return nil, b.err
+}
+func (b brokenTx) Exec(context.Context, string, ...any) (pgconn.CommandTag, error) {
+	return pgconn.CommandTag{}, b.err
+}
+func (b brokenTx) Query(context.Context, string, ...any) (pgx.Rows, error) { return nil, b.err }
+func (b brokenTx) QueryRow(context.Context, string, ...any) pgx.Row        { return brokenRow(b) }
+func (b brokenTx) Conn() *pgx.Conn                                         { return nil }
+
+type brokenRow struct{ err error }
+
+func (r brokenRow) Scan(...any) error { return r.err }
+
+type brokenBatch struct{ err error }
+
+func (r brokenBatch) Exec() (pgconn.CommandTag, error) { return pgconn.CommandTag{}, r.err }
+func (r brokenBatch) Query() (pgx.Rows, error)         { return nil, r.err }
+func (r brokenBatch) QueryRow() pgx.Row                { return brokenRow(r) }
+func (r brokenBatch) Close() error                     { return r.err }
+func (r brokenBatch) Tx() pgx.Tx                       { return nil }

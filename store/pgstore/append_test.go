@@ -1,0 +1,285 @@
+package pgstore_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/cqrskit/cqrs/store"
+	"github.com/cqrskit/cqrs/store/pgstore"
+)
+
+// TestLargeUnitOfWork appends thousands of events over several streams,
+// interleaved, with one Update: every event lands once, in record order,
+// each stream's versions are 1..n, and Update returns the last position.
+func TestLargeUnitOfWork(t *testing.T) {
+	pool := newPool(t, 8)
+	st := newStore(t, pool)
+	ctx := context.Background()
+	const n = 5000
+	streams := []string{"c", "a", "b"} // not in sorted order
+	pos, err := st.Update(ctx, func(tx store.Tx) error {
+		for i := range n {
+			tx.Record(streams[i%len(streams)], Tick{Seq: i})
+		}
+		return nil
+	})
+	require.NoError(t, err)
+
+	recs := readUntil(t, st, n)
+	assert.Equal(t, pos, recs[n-1].Position, "Update returns the position of the last event")
+	next := map[string]uint64{}
+	for i, r := range recs {
+		require.Equal(t, Tick{Seq: i}, r.Data, "record %d out of record order", i)
+		require.Equal(t, streams[i%len(streams)], r.Stream)
+		next[r.Stream]++
+		require.Equal(t, next[r.Stream], r.Version, "record %d: stream versions are contiguous", i)
+	}
+	for _, s := range streams {
+		assert.Equal(t, next[s], streamVersion(t, st, s), s)
+	}
+}
+
+// TestConflictInLargeUnitWritesNothing: a unit of work with many events on
+// several streams, one of which a concurrent writer took, commits none of
+// them and none of its rows, and reports the stream that lost.
+func TestConflictInLargeUnitWritesNothing(t *testing.T) {
+	pool := newPool(t, 8)
+	st := newStore(t, pool)
+	ctx := context.Background()
+	rows := store.NewTable[string, int](st, "t")
+	_, err := st.Update(ctx, func(tx store.Tx) error {
+		if _, err := rows.Put(tx, "k", 1); err != nil {
+			return err
+		}
+		if err := tx.ExpectVersion("a", 0); err != nil {
+			return err
+		}
+		// A concurrent writer takes version 1 of "a" and commits.
+		_, err := st.Update(ctx, func(tx store.Tx) error {
+			tx.Record("a", Tick{Writer: 2})
+			return nil
+		})
+		require.NoError(t, err)
+		for i := range 100 {
+			tx.Record("b", Tick{Seq: i}) // sorts after "a"... and
+			tx.Record("a", Tick{Seq: i})
+			tx.Record("0", Tick{Seq: i}) // ...this before it
+		}
+		return nil
+	})
+	var ce *store.ConflictError
+	require.ErrorAs(t, err, &ce)
+	assert.Equal(t, store.ConflictError{Key: "a", Expected: 0, Actual: 1}, *ce)
+
+	for s, want := range map[string]uint64{"a": 1, "b": 0, "0": 0} {
+		assert.Equal(t, want, streamVersion(t, st, s), s)
+	}
+	_, err = st.Update(ctx, func(tx store.Tx) error {
+		_, _, err := rows.Get(tx, "k")
+		return err
+	})
+	assert.ErrorIs(t, err, store.ErrNotFound, "the unit's row rolled back with its events")
+	recs := readUntil(t, st, 1)
+	assert.Equal(t, Tick{Writer: 2}, recs[0].Data)
+}
+
+// TestBlindAppendRetriesInAFreshTransaction: a unit of work that ran no
+// statement before its commit appends in a transaction of its own; when a
+// concurrent writer takes its stream's next version, it retries in a new one
+// and lands after it.
+func TestBlindAppendRetriesInAFreshTransaction(t *testing.T) {
+	pool := newPool(t, 8)
+	st := newStore(t, pool)
+	ctx := context.Background()
+	type hold struct{}
+	appended, release, firstDone := make(chan struct{}), make(chan struct{}), make(chan error)
+	pgstore.SetBeforeCommit(st, func(ctx context.Context) {
+		if ctx.Value(hold{}) != nil {
+			close(appended)
+			<-release
+		}
+	})
+	go func() {
+		_, err := st.Update(context.WithValue(ctx, hold{}, true), func(tx store.Tx) error {
+			tx.Record("s", Tick{Writer: 1})
+			return nil
+		})
+		firstDone <- err
+	}()
+	<-appended
+	secondDone := make(chan error)
+	go func() {
+		_, err := st.Update(ctx, func(tx store.Tx) error {
+			tx.Record("s", Tick{Writer: 2})
+			tx.Record("s", Tick{Writer: 2, Seq: 1})
+			return nil
+		})
+		secondDone <- err
+	}()
+	// The second writer has appended version 1 too and waits on the
+	// first one's index entry; only then does the first commit.
+	waitForLockWaiter(t, pool)
+	close(release)
+	require.NoError(t, <-firstDone)
+	require.NoError(t, <-secondDone)
+
+	recs := readUntil(t, st, 3)
+	for i, want := range []Tick{{Writer: 1}, {Writer: 2}, {Writer: 2, Seq: 1}} {
+		assert.Equal(t, want, recs[i].Data)
+		assert.EqualValues(t, i+1, recs[i].Version)
+	}
+}
+
+// waitForLockWaiter returns once a session of the test database waits for
+// a lock.
+func waitForLockWaiter(t *testing.T, pool *pgxpool.Pool) {
+	t.Helper()
+	for {
+		var n int
+		err := pool.QueryRow(context.Background(), `SELECT count(*) FROM pg_stat_activity
+			WHERE datname = current_database() AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()`).Scan(&n)
+		require.NoError(t, err)
+		if n > 0 {
+			return
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// TestSQLWhenBeginFails: the transaction begins when the handler first asks
+// for it; when it cannot, the handler's statements and Update fail with the
+// cause.
+func TestSQLWhenBeginFails(t *testing.T) {
+	pool := newPool(t, 8)
+	st := newStore(t, pool)
+	ctx, cancel := context.WithCancel(context.Background())
+	var execErr error
+	_, err := st.Update(ctx, func(tx store.Tx) error {
+		cancel()
+		sqlTx, ok := pgstore.SQL(tx)
+		require.True(t, ok)
+		_, execErr = sqlTx.Exec(ctx, "SELECT 1")
+		tx.Record("s", Tick{})
+		return nil
+	})
+	require.ErrorIs(t, execErr, context.Canceled)
+	require.ErrorIs(t, err, context.Canceled)
+	assert.Zero(t, streamVersion(t, st, "s"))
+}
+
+// roundTrips counts the statements and batches the connections of a pool
+// send, each one round trip to the server.
+type roundTrips struct{ n atomic.Int64 }
+
+func (r *roundTrips) TraceQueryStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceQueryStartData) context.Context {
+	r.n.Add(1)
+	return ctx
+}
+func (r *roundTrips) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEndData) {}
+func (r *roundTrips) TraceBatchStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceBatchStartData) context.Context {
+	r.n.Add(1)
+	return ctx
+}
+func (r *roundTrips) TraceBatchQuery(context.Context, *pgx.Conn, pgx.TraceBatchQueryData) {}
+func (r *roundTrips) TraceBatchEnd(context.Context, *pgx.Conn, pgx.TraceBatchEndData)     {}
+
+// TestRoundTripsPerUpdate pins down the round trips of common units of work:
+// BEGIN goes with the first statement and COMMIT with the append.
+func TestRoundTripsPerUpdate(t *testing.T) {
+	cfg, err := pgxpool.ParseConfig(testURL(t))
+	require.NoError(t, err)
+	var rt roundTrips
+	cfg.ConnConfig.Tracer = &rt
+	cfg.MaxConns = 1 // one connection: statements prepared once are cached
+	pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
+	require.NoError(t, err)
+	t.Cleanup(pool.Close)
+	st := newStore(t, pool, pgstore.WithNotify(false))
+	rows := store.NewTable[string, int](st, "t")
+	ctx := context.Background()
+
+	cases := []struct {
+		name string
+		want int64
+		fn   func(tx store.Tx) error
+	}{
+		{"blind append", 1, func(tx store.Tx) error {
+			tx.Record("s", Tick{})
+			return nil
+		}},
+		{"blind append of 100 events", 1, func(tx store.Tx) error {
+			for i := range 100 {
+				tx.Record(fmt.Sprint("s", i%3), Tick{Seq: i})
+			}
+			return nil
+		}},
+		{"expected version and append", 2, func(tx store.Tx) error {
+			v, err := tx.StreamVersion("s")
+			if err != nil {
+				return err
+			}
+			if err := tx.ExpectVersion("s", v); err != nil {
+				return err
+			}
+			tx.Record("s", Tick{})
+			return nil
+		}},
+		{"row write and append", 2, func(tx store.Tx) error {
+			if _, err := rows.Put(tx, "k", 1); err != nil {
+				return err
+			}
+			tx.Record("s", Tick{})
+			return nil
+		}},
+		{"no events", 1, func(store.Tx) error { return nil }},
+		{"read without events", 2, func(tx store.Tx) error {
+			_, err := tx.StreamVersion("s")
+			return err
+		}},
+	}
+	for _, c := range cases {
+		// The first run prepares the statements; the second is counted.
+		for range 2 {
+			rt.n.Store(0)
+			_, err := st.Update(ctx, c.fn)
+			require.NoError(t, err, c.name)
+		}
+		assert.Equal(t, c.want, rt.n.Load(), c.name)
+	}
+}
+
+// TestFailedFirstStatementEndsTransaction: a unit of work whose first
+// statement (sent with BEGIN) fails is rolled back, and its connection goes
+// back to the pool to be used again rather than dropped.
+func TestFailedFirstStatementEndsTransaction(t *testing.T) {
+	pool := newPool(t, 1)
+	st := newStore(t, pool)
+	ctx := context.Background()
+	conns := pool.Stat().NewConnsCount()
+	errStop := errors.New("stop")
+	for range 3 {
+		_, err := st.Update(ctx, func(tx store.Tx) error {
+			_, err := tx.(store.RowTx).PutRow(ctx, "t", "bad\x00key", []byte(`{}`))
+			require.ErrorIs(t, err, store.ErrInvalid)
+			return errStop
+		})
+		require.ErrorIs(t, err, errStop)
+	}
+	_, err := st.Update(ctx, func(tx store.Tx) error {
+		tx.Record("s", Tick{})
+		return nil
+	})
+	require.NoError(t, err)
+	assert.Equal(t, conns, pool.Stat().NewConnsCount(), "no connection was dropped")
+	recs := readUntil(t, st, 1)
+	assert.EqualValues(t, 1, recs[0].Version)
+}

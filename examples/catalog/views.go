@@ -138,6 +138,8 @@ type viewSet struct {
 	staging bool
 	stage   map[string]*staged
 	slab    []staged // backing store of stage, reused from batch to batch
+	inBuf   []string // publish's in-stock additions, reused
+	rankBuf []Rated  // publish's ranking changes, reused
 }
 
 // staged is a product view being changed by a batch, with what the
@@ -288,17 +290,31 @@ func (vs *viewSet) stageOf(id string) *staged {
 // product, then empties the stage.
 func (vs *viewSet) publish() {
 	ctx := context.Background()
+	in, ranked := vs.inBuf[:0], vs.rankBuf[:0]
 	for id, s := range vs.stage {
 		p := &s.view
 		p.History = p.History[:len(p.History):len(p.History)]
 		vs.products.Put(ctx, id, *p)
 		if !s.existed || p.InStock != s.inStock {
-			vs.indexStock(*p)
+			if p.InStock {
+				in = append(in, id) // added below in one go
+			} else {
+				vs.inStock.Remove(id)
+			}
 		}
-		if !s.existed || p.Ratings != s.ratings {
-			vs.indexRating(*p)
+		if (!s.existed || p.Ratings != s.ratings) && p.ReviewCount() >= TopRatedMinReviews {
+			ranked = append(ranked, Rated{Key: id, Score: p.Ratings.Mean()})
 		}
 	}
+	// One copy of each tree node on the paths to the batch's keys,
+	// instead of a path copy per key; one lock and one published top list
+	// for the ranking.
+	vs.inStock.AddMany(in)
+	vs.topRated.SetMany(ranked)
+	clear(in)
+	vs.inBuf = in[:0]
+	clear(ranked)
+	vs.rankBuf = ranked[:0]
 	clear(vs.stage)
 	clear(vs.slab) // drop references to the views' strings and slices
 	vs.slab = vs.slab[:0]

@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"testing"
 	"testing/synctest"
+	"time"
 
 	"github.com/cqrskit/cqrs/event"
 	"github.com/cqrskit/cqrs/projection"
@@ -317,4 +318,74 @@ func TestBatchHandlerConcurrentReaders(t *testing.T) {
 	close(stop)
 	wg.Wait()
 	require.EqualValues(t, sumTo(2500), v.Total())
+}
+
+// batchShared is a sharedView (self-checkpointed, fenced) that takes
+// batches: it applies them in place, one fenced write per record, and
+// reports how far it got.
+type batchShared struct {
+	*sharedView
+	batches atomic.Int64
+}
+
+func (v *batchShared) HandleBatch(ctx context.Context, recs []event.Record) (int, error) {
+	v.batches.Add(1)
+	for i, rec := range recs {
+		if err := v.Handle(ctx, rec); err != nil {
+			return i, err
+		}
+	}
+	return len(recs), nil
+}
+
+// An owner paused in the middle of a batch past its lease: its write is
+// refused, it drops the rest of the batch and stands by; the new owner
+// applies everything exactly once.
+func TestBatchHandlerFencedOwnerDropsBatch(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		st := newMemory(t)
+		appendN(t, st, 100, 10)
+		clock := &skewClock{}
+		ls := projection.NewMemoryLeases(clock.now)
+		ra := projection.NewRunner(st, projection.WithLeases(ls, "a", ttl), projection.WithBatchSize(16))
+		view := &batchShared{sharedView: newSharedView("v", ls)}
+		view.gate, view.gateAt, view.gateOwner = make(chan struct{}), 60, "a"
+		add(t, ra, view, projection.AsAsync())
+		start(t, ra)
+		synctest.Wait() // a blocks at 60, inside a batch
+		require.Positive(t, view.batches.Load())
+		rb := projection.NewRunner(st, projection.WithLeases(ls, "b", ttl), projection.WithBatchSize(16))
+		add(t, rb, view, projection.AsAsync())
+		start(t, rb)
+		time.Sleep(ttl)
+		require.Equal(t, projection.Standby, statusOf(t, rb, "v").State)
+
+		clock.jump(2 * ttl)
+		untilState(t, rb, "v", projection.Running, ttl)
+		close(view.gate)
+		untilState(t, ra, "v", projection.Standby, ttl)
+		require.Equal(t, int64(1), view.rejected.Load(), "the stale write was refused, and no other was tried")
+
+		head := appendN(t, st, 40, 10)
+		waitFor(t, rb, "v", head)
+		view.exactlyOnce(t, head)
+	})
+}
+
+// Partitions hand their batches only their own streams' records, in order.
+func TestBatchHandlerPartitions(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		st := newMemory(t)
+		head := appendN(t, st, 500, 13)
+		ls := projection.NewMemoryLeases(time.Now)
+		r := projection.NewRunner(st, projection.WithLeases(ls, "a", ttl), projection.WithBatchSize(32))
+		view := &batchShared{sharedView: newSharedView("v", ls)}
+		add(t, r, view, projection.AsAsync(), projection.WithPartitions(3))
+		start(t, r)
+		waitFor(t, r, "v", head)
+		head = appendN(t, st, 300, 7)
+		waitFor(t, r, "v", head)
+		view.exactlyOnce(t, head)
+		require.Positive(t, view.batches.Load())
+	})
 }

@@ -49,7 +49,8 @@ func keys[V any](m map[string]V) []string {
 // Random command sequences, applied inline, must give the same read models
 // as: an async projector following the same log while it is written, an
 // async projector stopped in the middle and restarted from its checkpoint,
-// and a rebuild from position zero.
+// projectors catching up with the finished log in batches and one event at
+// a time, and a rebuild from position zero.
 func TestPropertyInlineAsyncRestartRebuildAgree(t *testing.T) {
 	seeds := []uint64{1, 2, 3, 4, 5}
 	n := 3000
@@ -116,15 +117,28 @@ func TestPropertyInlineAsyncRestartRebuildAgree(t *testing.T) {
 			require.NoError(t, r2.Start(ctx))
 			defer r2.Close()
 
+			// Catch-up of the finished log: in batches (HandleBatch) of a
+			// random size, and one event at a time (projection.Named
+			// hides the batch capability).
+			batched, perEvent := catalog.NewViews(), catalog.NewViews()
+			r3 := projection.NewRunner(st, projection.WithBatchSize(2+int(seed*37)%500))
+			require.NoError(t, r3.Add(batched, projection.AsAsync()))
+			require.NoError(t, r3.Add(projection.Named("per-event", perEvent), projection.AsAsync()))
+			require.NoError(t, r3.Start(ctx))
+			defer r3.Close()
+
 			wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 			defer cancel()
 			require.NoError(t, fr.WaitFor(wctx, "", head))
 			require.NoError(t, r2.WaitFor(wctx, "", head))
+			require.NoError(t, r3.WaitFor(wctx, "", head))
 
 			inline := snap(app.Views, sellers)
 			require.NotEmpty(t, inline.Products)
 			assertSame(t, inline, snap(follower, sellers), "async follower")
 			assertSame(t, inline, snap(restarted, sellers), "restarted follower")
+			assertSame(t, inline, snap(perEvent, sellers), "caught up one event at a time")
+			assertSame(t, inline, snap(batched, sellers), "caught up in batches")
 
 			require.NoError(t, app.Runner.Rebuild(ctx, app.Views.Name()))
 			assertSame(t, inline, snap(app.Views, sellers), "rebuilt")

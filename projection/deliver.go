@@ -136,7 +136,24 @@ func (pj *proj) step(ctx, handlerCtx context.Context, upTo event.Position) (more
 	applied := pos
 	var failed error
 	_, buffers := pj.p.(BatchFlusher)
+	batched := false
+	if pj.batch != nil && len(recs) > 1 {
+		run, next, gap := pj.runOf(recs, applied)
+		if len(run) > 1 {
+			batched = true
+			applied, failed = pj.deliverRun(ctx, handlerCtx, run, applied, next, !buffers)
+			if failed == nil && gap != nil {
+				failed = pj.halt(gap, applied+1)
+			}
+			if failed == nil && applied < upTo {
+				failed = ctx.Err()
+			}
+		}
+	}
 	for i := range recs {
+		if batched {
+			break
+		}
 		rec := &recs[i]
 		if rec.Position <= applied {
 			continue // at-least-once delivery: already applied

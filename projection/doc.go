@@ -115,6 +115,22 @@
 // when the version differs from the one saved in its checkpoint; Add
 // refuses WithVersion for a projector that is not a Rebuilder.
 //
+// # Batches
+//
+// A projector that implements [BatchHandler] is handed the records the
+// runner has in hand as one slice (a catch-up or a rebuild reads
+// [WithBatchSize] records at a time; a Sync after several commits has
+// several) instead of one [event.Handler.Handle] call per record, so it
+// can apply them under one lock, or to a private copy published once. A
+// single record still goes to Handle. Nothing else changes: records come
+// in order, the checkpoint and WaitFor move once per batch and never past
+// a record that is not applied, and HandleBatch reports how many leading
+// records it applied. When it fails, the runner delivers the record it
+// failed on to Handle on its own, with the usual retries and policy, then
+// hands over the rest; a batch therefore never skips a record, and
+// per-event projectors need no change. A [Shadow]'s Handler may implement
+// it too, for rebuilds.
+//
 // # Several processes: leases, fencing, partitions
 //
 // When several processes run the same service against a shared read model,

@@ -83,7 +83,8 @@ type proj struct {
 	cfg     config
 	version int
 	selfCP  SelfCheckpointer
-	mu      ctxMutex // held by whoever delivers events to p
+	batch   BatchHandler // p, if it takes batches
+	mu      ctxMutex     // held by whoever delivers events to p
 	pos     atomic.Uint64
 	stopped atomic.Pointer[StoppedError]
 	exited  atomic.Bool // the async goroutine has returned
@@ -174,6 +175,7 @@ func (r *Runner) Add(p Projector, opts ...AddOption) error {
 		pj := &proj{r: r, p: p, name: pn, cfg: c, buf: make([]event.Record, 0, r.batch), resume: make(chan struct{}, 1), mu: newCtxMutex()}
 		pj.version = c.version
 		pj.selfCP = selfCP
+		pj.batch, _ = p.(BatchHandler)
 		if leased {
 			pj.lease = &leaseState{held: Lease{}, holder: Lease{Name: pn}}
 			pj.group = g

@@ -149,30 +149,10 @@ func (r *Runner) replay(ctx context.Context, pj *proj, shadow event.Handler, spo
 		if len(recs) == 0 && rerr == nil {
 			return spos, nil
 		}
-		for i := range recs {
-			rec := &recs[i]
-			if rec.Position <= spos {
-				continue
-			}
-			if r.contig && rec.Position != spos+1 {
-				err := &StoppedError{Projector: pj.name, Position: spos + 1, Err: &GapError{Projector: pj.name, Expected: spos + 1, Got: rec.Position}}
-				clear(recs)
-				return spos, err
-			}
-			interrupted, herr := pj.try(ctx, ctx, shadow, rec)
-			switch {
-			case herr == nil:
-			case interrupted:
-				clear(recs)
-				return spos, ctx.Err()
-			case pj.cfg.policy == Park:
-				*parked = append(*parked, DeadLetter{Record: *rec, Err: herr, Attempts: pj.cfg.attempts, At: time.Now()})
-			default:
-				err := &StoppedError{Projector: pj.name, Position: rec.Position, Err: herr}
-				clear(recs)
-				return spos, err
-			}
-			spos = rec.Position
+		var err error
+		if spos, err = r.replayBatch(ctx, pj, shadow, spos, recs, parked); err != nil {
+			clear(recs)
+			return spos, err
 		}
 		clear(recs)
 		if bad != nil && bad.Position > spos {
@@ -184,4 +164,74 @@ func (r *Runner) replay(ctx context.Context, pj *proj, shadow event.Handler, spo
 			spos = bad.Position
 		}
 	}
+}
+
+// replayBatch applies recs (one read of the log) to shadow, in batches when
+// shadow is a BatchHandler.
+func (r *Runner) replayBatch(ctx context.Context, pj *proj, shadow event.Handler, spos event.Position, recs []event.Record, parked *[]DeadLetter) (event.Position, error) {
+	if bh, ok := shadow.(BatchHandler); ok && len(recs) > 1 {
+		run, next, gap := pj.runOf(recs, spos)
+		for len(run) > 1 {
+			// The batch's error is run[n]'s, which replayRecord reproduces.
+			n, _ := callBatch(ctx, bh, run)
+			if n == len(run) {
+				spos, run = next, nil
+				break
+			}
+			if n > 0 {
+				spos = run[n-1].Position
+			}
+			// run[n] failed within the batch: on its own, with the
+			// retries and the policy.
+			var err error
+			if spos, err = r.replayRecord(ctx, pj, shadow, spos, &run[n], parked); err != nil {
+				return spos, err
+			}
+			if run = run[n+1:]; len(run) == 0 {
+				spos = next
+			}
+		}
+		if len(run) == 1 {
+			var err error
+			if spos, err = r.replayRecord(ctx, pj, shadow, spos, &run[0], parked); err != nil {
+				return spos, err
+			}
+			spos = next
+		}
+		if gap != nil {
+			return spos, &StoppedError{Projector: pj.name, Position: spos + 1, Err: gap}
+		}
+		return spos, nil
+	}
+	for i := range recs {
+		rec := &recs[i]
+		if rec.Position <= spos {
+			continue
+		}
+		if r.contig && rec.Position != spos+1 {
+			return spos, &StoppedError{Projector: pj.name, Position: spos + 1, Err: &GapError{Projector: pj.name, Expected: spos + 1, Got: rec.Position}}
+		}
+		var err error
+		if spos, err = r.replayRecord(ctx, pj, shadow, spos, rec, parked); err != nil {
+			return spos, err
+		}
+	}
+	return spos, nil
+}
+
+// replayRecord applies rec to shadow with the projector's retries; under
+// policy Park a record that fails them all joins parked. It returns the
+// position replayed through.
+func (r *Runner) replayRecord(ctx context.Context, pj *proj, shadow event.Handler, spos event.Position, rec *event.Record, parked *[]DeadLetter) (event.Position, error) {
+	interrupted, herr := pj.try(ctx, ctx, shadow, rec)
+	switch {
+	case herr == nil:
+	case interrupted:
+		return spos, ctx.Err()
+	case pj.cfg.policy == Park:
+		*parked = append(*parked, DeadLetter{Record: *rec, Err: herr, Attempts: pj.cfg.attempts, At: time.Now()})
+	default:
+		return spos, &StoppedError{Projector: pj.name, Position: rec.Position, Err: herr}
+	}
+	return rec.Position, nil
 }

@@ -452,8 +452,9 @@ func (t *cowTree[T]) remove(x T) bool {
 }
 
 // addMany inserts keys (in any order, duplicates allowed) and publishes
-// the result with one store: it merges them with the current items and
-// builds a new tree, O(n + m log m), instead of copying a path per key.
+// the result with one store, instead of copying a path per key: it merges
+// them with the current items and builds a new tree, O(n + m log m), or,
+// for a few keys into a big tree, copies the paths to them, each node once.
 // It reports how many keys were absent.
 func (t *cowTree[T]) addMany(keys []T) int {
 	if len(keys) == 0 {
@@ -465,6 +466,14 @@ func (t *cowTree[T]) addMany(keys []T) int {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	old := t.root.Load()
+	if len(add)*8 < size(old) {
+		// A few keys into a big tree: copy only the paths to them.
+		root, added := t.ord.insertMany(old, add)
+		if added > 0 {
+			t.root.Store(root)
+		}
+		return added
+	}
 	merged := make([]T, 0, size(old)+len(add))
 	i := 0
 	all(old, func(x T) bool {
@@ -491,4 +500,137 @@ func (t *cowTree[T]) clear() {
 	t.mu.Lock()
 	t.root.Store(nil)
 	t.mu.Unlock()
+}
+
+// insertMany returns the tree with keys added, which must be sorted and
+// free of duplicates, and how many were absent. It copies each node on the
+// paths to the new keys once, however many keys land below it, instead of
+// copying a path per key as insert does: keys that sort close together
+// (a batch of a projection) share most of their path.
+func (o ordering[T]) insertMany(root *bnode[T], keys []T) (*bnode[T], int) {
+	if len(keys) == 0 {
+		return root, 0
+	}
+	if root == nil {
+		return build(slices.Clone(keys)), len(keys)
+	}
+	nodes, seps, added := o.insMany(root, keys)
+	if added == 0 {
+		return root, 0
+	}
+	for len(nodes) > 1 {
+		nodes, seps = group(nodes, seps)
+	}
+	return nodes[0], added
+}
+
+// insMany adds keys (sorted, no duplicates) below n. It returns the node
+// that replaces n, or, when that overflowed, several nodes with the
+// separators between them; n itself when nothing was added.
+func (o ordering[T]) insMany(n *bnode[T], keys []T) (nodes []*bnode[T], seps []T, added int) {
+	if n.kids == nil {
+		merged := make([]T, 0, len(n.items)+len(keys))
+		i := 0
+		for _, k := range keys {
+			for i < len(n.items) && o.cmp(n.items[i], k) < 0 {
+				merged = append(merged, n.items[i])
+				i++
+			}
+			if i < len(n.items) && o.cmp(n.items[i], k) == 0 {
+				continue // already present
+			}
+			merged = append(merged, k)
+			added++
+		}
+		if added == 0 {
+			return []*bnode[T]{n}, nil, 0
+		}
+		merged = append(merged, n.items[i:]...)
+		nodes, seps = leaves(merged)
+		return nodes, seps, added
+	}
+	items := make([]T, 0, len(n.items)+1)
+	kids := make([]*bnode[T], 0, len(n.kids)+1)
+	next := 0 // the first kid not yet copied into kids
+	for len(keys) > 0 {
+		i, found := o.search(n.items, keys[0])
+		if found {
+			keys = keys[1:] // a separator: already present
+			continue
+		}
+		// keys[:j] all go below kid i: they sort before items[i].
+		j := len(keys)
+		if i < len(n.items) {
+			j, _ = slices.BinarySearchFunc(keys, n.items[i], o.cmp)
+		}
+		for ; next < i; next++ {
+			kids = append(kids, n.kids[next])
+			items = append(items, n.items[next])
+		}
+		kn, ks, a := o.insMany(n.kids[i], keys[:j])
+		kids = append(kids, kn...)
+		items = append(items, ks...)
+		if i < len(n.items) {
+			items = append(items, n.items[i])
+		}
+		next = i + 1
+		added += a
+		keys = keys[j:]
+	}
+	if added == 0 {
+		return []*bnode[T]{n}, nil, 0
+	}
+	for ; next < len(n.kids); next++ {
+		kids = append(kids, n.kids[next])
+		if next < len(n.items) {
+			items = append(items, n.items[next])
+		}
+	}
+	if len(kids) <= 2*btDegree {
+		return []*bnode[T]{newNode(items, kids)}, nil, added
+	}
+	nodes, seps = group(kids, items)
+	return nodes, seps, added
+}
+
+// leaves splits sorted items into as few leaves as the size limit allows,
+// evenly (as build does), with the separators between them.
+func leaves[T any](items []T) ([]*bnode[T], []T) {
+	if len(items) <= btMaxItems {
+		return []*bnode[T]{newNode(items, nil)}, nil
+	}
+	n := (len(items) + btMaxItems + 1) / (btMaxItems + 1)
+	nodes := make([]*bnode[T], 0, n)
+	seps := make([]T, 0, n-1)
+	rest := items
+	for i := range n {
+		left := n - i
+		k := (len(rest) - (left - 1)) / left
+		nodes = append(nodes, newNode(rest[:k:k], nil))
+		if left > 1 {
+			seps = append(seps, rest[k])
+			rest = rest[k+1:]
+		}
+	}
+	return nodes, seps
+}
+
+// group puts nodes (with seps between them) evenly under as few parents
+// of at most 2*btDegree children as possible, and returns the parents and
+// the separators between them.
+func group[T any](nodes []*bnode[T], seps []T) ([]*bnode[T], []T) {
+	m := len(nodes)
+	groups := (m + 2*btDegree - 1) / (2 * btDegree)
+	parents := make([]*bnode[T], 0, groups)
+	up := make([]T, 0, groups-1)
+	at := 0
+	for j := range groups {
+		c := (m - at) / (groups - j)
+		parents = append(parents, newNode(clone(seps[at:at+c-1]), clone(nodes[at:at+c])))
+		if j < groups-1 {
+			up = append(up, seps[at+c-1])
+		}
+		at += c
+	}
+	return parents, up
 }

@@ -238,3 +238,49 @@ func TestSortedSetAddMany(t *testing.T) {
 		require.Equal(t, snapshot, old, "AddMany changed a published snapshot")
 	}
 }
+
+// TestInsertMany adds sorted batches of every size, clustered and spread,
+// to trees of every size, checking the invariants, the items, and that the
+// old root (a snapshot readers hold) is unchanged.
+func TestInsertMany(t *testing.T) {
+	o := ordering[int]{cmp: cmp.Compare[int]}
+	rng := rand.New(rand.NewPCG(15, 2))
+	for _, n := range []int{0, 1, btMaxItems, btMaxItems + 1, 100, 1000, 5000, 30_000} {
+		items := make([]int, n)
+		for i := range items {
+			items[i] = 4 * i
+		}
+		root := build(slices.Clone(items))
+		ref := map[int]bool{}
+		for _, x := range items {
+			ref[x] = true
+		}
+		for range 40 {
+			var batch []int
+			span := 1 + rng.IntN(4*n+10)
+			lo := rng.IntN(4*n + 10)
+			for range rng.IntN(300) {
+				batch = append(batch, lo+rng.IntN(span)) // present or absent, clustered or spread
+			}
+			slices.Sort(batch)
+			batch = slices.Compact(batch)
+			absent := 0
+			for _, k := range batch {
+				if !ref[k] {
+					absent++
+				}
+			}
+			before := slices.Collect(func(yield func(int) bool) { all(root, yield) })
+			got, added := o.insertMany(root, batch)
+			require.Equal(t, absent, added)
+			var still []int
+			all(root, func(x int) bool { still = append(still, x); return true })
+			require.Equal(t, before, still, "insertMany changed the old tree")
+			for _, k := range batch {
+				ref[k] = true
+			}
+			checkTree(t, o, got, slices.Sorted(maps.Keys(ref)))
+			root = got
+		}
+	}
+}

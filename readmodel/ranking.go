@@ -156,13 +156,21 @@ func (r *Ranking[K]) publish() {
 func (r *Ranking[K]) Set(key K, score float64) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if r.setLocked(key, score) {
+		r.publish()
+	}
+}
+
+// setLocked gives key the score, with r.mu held, and reports whether the
+// published snapshot must be rebuilt (the caller does it).
+func (r *Ranking[K]) setLocked(key K, score float64) (touched bool) {
 	x, ok := r.nodes.Load(key)
 	if ok && sameScore(x.item.Score, score) {
-		return
+		return false
 	}
 	var prev [rankMaxLevel]*rnode[K]
 	e := Ranked[K]{key, score}
-	touched := r.inTop(e)
+	touched = r.inTop(e)
 	if ok {
 		touched = touched || r.inTop(x.item)
 		r.find(x.item, &prev)
@@ -174,31 +182,36 @@ func (r *Ranking[K]) Set(key K, score float64) {
 	}
 	r.find(e, &prev)
 	r.link(x, &prev)
-	if touched {
-		r.publish()
-	}
 	x.score.Store(math.Float64bits(score))
 	if !ok {
 		r.nodes.store(key, x)
 	}
+	return touched
 }
 
 // SetMany gives each entry's key its score, as calling Set for each entry
-// in order would (a key listed twice gets its last score). Into an empty
-// Ranking it loads the entries in O(m log m), linking them in order instead
-// of searching for each one, and publishes the snapshot once; that is what
-// it is for (filling a rebuilt view's ranking). Otherwise it calls Set for
-// each entry.
+// in order would (a key listed twice gets its last score), and publishes
+// the snapshot of the best entries once: Top shows all of the changes or
+// none. Into an empty Ranking it loads the entries in O(m log m), linking
+// them in order instead of searching for each one (filling a rebuilt
+// view's ranking). Otherwise it moves each entry as Set does, under one
+// lock (a projection's batch).
 func (r *Ranking[K]) SetMany(entries []Ranked[K]) {
 	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(entries) == 0 {
+		return
+	}
 	if r.n.Load() != 0 {
-		r.mu.Unlock()
+		touched := false
 		for _, e := range entries {
-			r.Set(e.Key, e.Score)
+			touched = r.setLocked(e.Key, e.Score) || touched
+		}
+		if touched {
+			r.publish()
 		}
 		return
 	}
-	defer r.mu.Unlock()
 	// The last entry of each key wins: a stable sort by key keeps a key's
 	// entries in their given order.
 	es := slices.Clone(entries)

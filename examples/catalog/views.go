@@ -2,6 +2,7 @@ package catalog
 
 import (
 	"context"
+	"runtime/debug"
 	"sync/atomic"
 	"time"
 
@@ -125,6 +126,29 @@ type viewSet struct {
 	// the views and loads both indexes from them.
 	bulk         bool
 	bulkProducts map[string]*ProductView
+
+	// stage is set while HandleBatch applies a batch to the live set:
+	// the product views the batch changes are copied here once, changed
+	// in place, and published (one Put, one index update each) when the
+	// batch ends, so a product that several events of the batch touch is
+	// copied and re-indexed once, not once per event. Readers see the
+	// views as of the previous batch until then, which is all WaitFor
+	// promises: the runner publishes the batch's position after
+	// HandleBatch returns.
+	staging bool
+	stage   map[string]*staged
+	slab    []staged // backing store of stage, reused from batch to batch
+	inBuf   []string // publish's in-stock additions, reused
+	rankBuf []Rated  // publish's ranking changes, reused
+}
+
+// staged is a product view being changed by a batch, with what the
+// secondary indexes hold for it.
+type staged struct {
+	view    ProductView
+	existed bool // published before the batch (else listed by it)
+	inStock bool // view.InStock as published
+	ratings readmodel.RunningAverage
 }
 
 func newViewSet() *viewSet {
@@ -158,8 +182,9 @@ type Views struct {
 }
 
 var (
-	_ projection.Projector = (*Views)(nil)
-	_ projection.Rebuilder = (*Views)(nil)
+	_ projection.Projector    = (*Views)(nil)
+	_ projection.Rebuilder    = (*Views)(nil)
+	_ projection.BatchHandler = (*Views)(nil)
 )
 
 // ViewsVersion is the logic version of Views: add it with
@@ -190,8 +215,114 @@ func (v *Views) Shadow(context.Context) (projection.Shadow, error) {
 	vs := newViewSet()
 	vs.bulk = true
 	vs.bulkProducts = make(map[string]*ProductView)
-	return projection.Shadow{Handler: &vs.router, Flush: vs.flush, Swap: func() { v.cur.Store(vs) }}, nil
+	return projection.Shadow{Handler: vs, Flush: vs.flush, Swap: func() { v.cur.Store(vs) }}, nil
 }
+
+// HandleBatch implements projection.BatchHandler: the batch's changes to a
+// product view are made to one private copy and published together, with
+// one update of the secondary indexes per product, when the batch ends.
+func (v *Views) HandleBatch(ctx context.Context, recs []event.Record) (int, error) {
+	return v.cur.Load().HandleBatch(ctx, recs)
+}
+
+// Handle applies one event to the set.
+func (vs *viewSet) Handle(ctx context.Context, rec event.Record) error {
+	return vs.router.Handle(ctx, rec)
+}
+
+// HandleBatch applies recs to the set: in place during a rebuild's bulk
+// replay, else through the stage. On an error at recs[i] it publishes
+// what recs[:i] did and returns i; the catalog's handlers fail only before
+// they change anything.
+func (vs *viewSet) HandleBatch(ctx context.Context, recs []event.Record) (n int, err error) {
+	if vs.bulk {
+		for i := range recs {
+			if err := vs.router.Handle(ctx, recs[i]); err != nil {
+				return i, err
+			}
+		}
+		return len(recs), nil
+	}
+	if vs.stage == nil {
+		vs.stage = make(map[string]*staged)
+	}
+	vs.staging = true
+	if cap(vs.slab) < len(recs) {
+		vs.slab = make([]staged, 0, len(recs)) // one entry per record at most
+	}
+	defer func() {
+		if v := recover(); v != nil {
+			// Publish what the records before it did; the runner gives
+			// recs[n] to Handle.
+			err = &event.PanicError{Value: v, Stack: debug.Stack()}
+		}
+		vs.publish()
+		vs.staging = false
+	}()
+	for n = range recs {
+		if err := vs.router.Handle(ctx, recs[n]); err != nil {
+			return n, err
+		}
+	}
+	return len(recs), nil
+}
+
+// stageOf returns the staged copy of product id, staging the published
+// view first; nil if there is no such product.
+func (vs *viewSet) stageOf(id string) *staged {
+	if s := vs.stage[id]; s != nil {
+		return s
+	}
+	p, ok := vs.products.Load(id)
+	if !ok {
+		return nil
+	}
+	// The published history may be shared with readers: clip its
+	// capacity so that the first append of the batch copies it.
+	p.History = p.History[:len(p.History):len(p.History)]
+	vs.slab = append(vs.slab, staged{view: p, existed: true, inStock: p.InStock, ratings: p.Ratings})
+	s := &vs.slab[len(vs.slab)-1]
+	vs.stage[id] = s
+	return s
+}
+
+// publish stores the staged views and updates the indexes once per
+// product, then empties the stage.
+func (vs *viewSet) publish() {
+	ctx := context.Background()
+	in, ranked := vs.inBuf[:0], vs.rankBuf[:0]
+	for id, s := range vs.stage {
+		p := &s.view
+		p.History = p.History[:len(p.History):len(p.History)]
+		vs.products.Put(ctx, id, *p)
+		if !s.existed || p.InStock != s.inStock {
+			if p.InStock {
+				in = append(in, id) // added below in one go
+			} else {
+				vs.inStock.Remove(id)
+			}
+		}
+		if (!s.existed || p.Ratings != s.ratings) && p.ReviewCount() >= TopRatedMinReviews {
+			ranked = append(ranked, Rated{Key: id, Score: p.Ratings.Mean()})
+		}
+	}
+	// One copy of each tree node on the paths to the batch's keys,
+	// instead of a path copy per key; one lock and one published top list
+	// for the ranking.
+	vs.inStock.AddMany(in)
+	vs.topRated.SetMany(ranked)
+	clear(in)
+	vs.inBuf = in[:0]
+	clear(ranked)
+	vs.rankBuf = ranked[:0]
+	clear(vs.stage)
+	clear(vs.slab) // drop references to the views' strings and slices
+	vs.slab = vs.slab[:0]
+}
+
+// private reports whether product views are changed in place: a rebuild's
+// bulk replay, or a batch's stage.
+func (vs *viewSet) private() bool { return vs.bulk || vs.staging }
 
 // flush applies the deferred index updates and ends bulk mode.
 func (vs *viewSet) flush(context.Context) error {
@@ -302,6 +433,12 @@ func (vs *viewSet) updateSeller(id string, fn func(*SellerView)) SellerView {
 
 func (vs *viewSet) refreshSellerProducts(s SellerView) {
 	for _, id := range vs.bySeller.Keys(s.ID, nil) {
+		if vs.staging {
+			if p := vs.stage[id]; p != nil {
+				p.view.SellerName, p.view.SellerRating = s.Name, s.Rating
+				continue
+			}
+		}
 		if vs.bulk {
 			if p := vs.bulkProducts[id]; p != nil {
 				p.SellerName, p.SellerRating = s.Name, s.Rating
@@ -332,6 +469,17 @@ func (vs *viewSet) productListed(_ context.Context, rec event.Record, e ProductL
 		vs.bySeller.Add(e.SellerID, e.ProductID)
 		return nil
 	}
+	if vs.staging {
+		// publish stores and indexes the view as of the batch's end.
+		if st := vs.stage[e.ProductID]; st != nil {
+			st.view = p
+		} else {
+			vs.slab = append(vs.slab, staged{view: p})
+			vs.stage[e.ProductID] = &vs.slab[len(vs.slab)-1]
+		}
+		vs.bySeller.Add(e.SellerID, e.ProductID)
+		return nil
+	}
 	vs.products.Put(context.Background(), e.ProductID, p)
 	vs.bySeller.Add(e.SellerID, e.ProductID)
 	vs.index(p)
@@ -354,6 +502,15 @@ func (vs *viewSet) change(rec event.Record, id string, fn func(ProductView) Prod
 		*p = fn(*p)
 		p.Version, p.UpdatedAt = rec.Version, rec.Time
 		return // flush indexes the final view
+	}
+	if vs.staging {
+		st := vs.stageOf(id)
+		if st == nil {
+			return
+		}
+		st.view = fn(st.view)
+		st.view.Version, st.view.UpdatedAt = rec.Version, rec.Time
+		return // publish indexes the view as of the batch's end
 	}
 	vs.products.Update(id, func(p ProductView, ok bool) (ProductView, bool) {
 		if !ok {
@@ -403,7 +560,7 @@ func (vs *viewSet) priceChanged(_ context.Context, rec event.Record, e PriceChan
 		p.PreviousPriceCents = p.PriceCents
 		p.PriceDropped = e.NewCents < p.PriceCents
 		p.PriceCents = e.NewCents
-		p.History = appendHistory(p.History, PricePoint{At: rec.Time, Cents: e.NewCents}, vs.bulk)
+		p.History = appendHistory(p.History, PricePoint{At: rec.Time, Cents: e.NewCents}, vs.private())
 		return p
 	})
 	return nil

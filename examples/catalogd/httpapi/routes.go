@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -332,7 +333,37 @@ func (a *api) product(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, productJSON(p, trending, now))
+	writeProduct(w, productJSON(p, trending, now))
+}
+
+// productBufs recycles the product handler's encoding buffers (see bufs).
+var productBufs = sync.Pool{New: func() any { return new([]byte) }}
+
+// jsonContentType is shared by every product answer instead of a fresh
+// slice per Header().Set; nothing in net/http modifies a header's slice in
+// place.
+var jsonContentType = []string{"application/json"}
+
+// writeProduct writes p with status 200, as writeJSON would (the same bytes
+// and headers), through ProductJSON.AppendJSON.
+func writeProduct(w http.ResponseWriter, p ProductJSON) {
+	bp := productBufs.Get().(*[]byte)
+	b, err := p.AppendJSON((*bp)[:0])
+	if err != nil {
+		productBufs.Put(bp)
+		http.Error(w, "encoding failed", http.StatusInternalServerError)
+		return
+	}
+	b = append(b, '\n') // as json.Encoder
+	h := w.Header()
+	h["Content-Type"] = jsonContentType
+	h.Set("Content-Length", strconv.Itoa(len(b)))
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(b)
+	if cap(b) <= maxPooled {
+		*bp = b
+		productBufs.Put(bp)
+	}
 }
 
 // noneMatchHit applies If-None-Match's weak comparison.

@@ -316,6 +316,10 @@ func (a *api) product(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ctx := r.Context()
+	if pv, ok := a.o.Views.(ProductJSONViews); ok {
+		a.productJSONView(w, r, pv)
+		return
+	}
 	p, err := a.o.Views.Product(ctx, r.PathValue("id"))
 	if err != nil {
 		a.fail(w, r, err)
@@ -364,6 +368,34 @@ func writeProduct(w http.ResponseWriter, p ProductJSON) {
 		*bp = b
 		productBufs.Put(bp)
 	}
+}
+
+// ProductJSONViews is an optional interface of Views: views that build
+// the product answer themselves, such as catalogd's -naive-join baseline,
+// which reads it from PostgreSQL with one query instead of a view. The
+// product handler uses it instead of Product and Trending when Views
+// implements it.
+type ProductJSONViews interface {
+	// ProductJSON returns the product as served at now, or an error
+	// matching store.ErrNotFound. A zero Version sends no ETag.
+	ProductJSON(ctx context.Context, id string, now time.Time) (ProductJSON, error)
+}
+
+func (a *api) productJSONView(w http.ResponseWriter, r *http.Request, pv ProductJSONViews) {
+	pj, err := pv.ProductJSON(r.Context(), r.PathValue("id"), a.o.Now())
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	if pj.Version > 0 {
+		etag := ETag(pj.Version)
+		w.Header().Set("ETag", etag)
+		if inm := r.Header.Get("If-None-Match"); inm != "" && noneMatchHit(inm, etag) {
+			w.WriteHeader(http.StatusNotModified)
+			return
+		}
+	}
+	writeProduct(w, pj)
 }
 
 // noneMatchHit applies If-None-Match's weak comparison.

@@ -22,7 +22,9 @@
 # (loadgen read connections, 128), DURATION (20), CONNS (wrk connections,
 # 8), THREADS (wrk threads, 1), ZIPF_S (1.1), PORT (18080), CATALOGD_FLAGS
 # (extra catalogd flags for every process, e.g. "-gc-percent 400");
-# GOGC and the other Go runtime variables reach catalogd unchanged.
+# GOGC and the other Go runtime variables reach catalogd unchanged;
+# CATALOGD_PROCS and LOADGEN_PROCS set GOMAXPROCS of catalogd and of
+# cmd/loadgen alone (both default to the number of cores).
 # Installs wrk with apt-get when it is missing.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -38,6 +40,9 @@ threads=${THREADS:-1}
 port=${PORT:-18080}
 pg=${CQRSKIT_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/test?sslmode=disable}
 read -r -a extra <<<"${CATALOGD_FLAGS:-}"
+cenv=() lenv=()
+if [[ -n ${CATALOGD_PROCS:-} ]]; then cenv=("GOMAXPROCS=$CATALOGD_PROCS"); fi
+if [[ -n ${LOADGEN_PROCS:-} ]]; then lenv=("GOMAXPROCS=$LOADGEN_PROCS"); fi
 
 if ! command -v wrk >/dev/null; then
   echo "installing wrk" >&2
@@ -82,7 +87,7 @@ for topology in "${topologies[@]}"; do
   single)
     writer=http://127.0.0.1:$port
     read_urls=("$writer")
-    "$tmp/catalogd" -addr "127.0.0.1:$port" -seed "$PRODUCTS" -log-level warn ${extra[@]+"${extra[@]}"} >/dev/null &
+    env ${cenv[@]+"${cenv[@]}"} "$tmp/catalogd" -addr "127.0.0.1:$port" -seed "$PRODUCTS" -log-level warn ${extra[@]+"${extra[@]}"} >/dev/null &
     pids+=($!)
     ready "$writer" 600
     desc="single process, in-memory store"
@@ -90,7 +95,7 @@ for topology in "${topologies[@]}"; do
   naive-join)
     writer=http://127.0.0.1:$port
     read_urls=("$writer")
-    "$tmp/catalogd" -addr "127.0.0.1:$port" -seed "$PRODUCTS" -naive-join "$pg" -log-level warn ${extra[@]+"${extra[@]}"} >/dev/null &
+    env ${cenv[@]+"${cenv[@]}"} "$tmp/catalogd" -addr "127.0.0.1:$port" -seed "$PRODUCTS" -naive-join "$pg" -log-level warn ${extra[@]+"${extra[@]}"} >/dev/null &
     pids+=($!)
     ready "$writer" 600
     desc="naive JOIN: single process, GET product by the 5-table JOIN on PostgreSQL"
@@ -98,12 +103,12 @@ for topology in "${topologies[@]}"; do
   readers)
     schema=catalogd_load_$$
     writer=http://127.0.0.1:$port
-    "$tmp/catalogd" -addr "127.0.0.1:$port" -role writer -postgres "$pg" -schema "$schema" -seed "$PRODUCTS" -log-level warn ${extra[@]+"${extra[@]}"} >/dev/null &
+    env ${cenv[@]+"${cenv[@]}"} "$tmp/catalogd" -addr "127.0.0.1:$port" -role writer -postgres "$pg" -schema "$schema" -seed "$PRODUCTS" -log-level warn ${extra[@]+"${extra[@]}"} >/dev/null &
     pids+=($!)
     ready "$writer" 1800
     read_urls=()
     for i in 1 2; do
-      "$tmp/catalogd" -addr "127.0.0.1:$((port + i))" -role reader -postgres "$pg" -schema "$schema" -log-level warn ${extra[@]+"${extra[@]}"} >/dev/null &
+      env ${cenv[@]+"${cenv[@]}"} "$tmp/catalogd" -addr "127.0.0.1:$((port + i))" -role reader -postgres "$pg" -schema "$schema" -log-level warn ${extra[@]+"${extra[@]}"} >/dev/null &
       pids+=($!)
       read_urls+=("http://127.0.0.1:$((port + i))")
     done
@@ -120,19 +125,19 @@ for topology in "${topologies[@]}"; do
     exec 9>"$BENCH_LOCK"
     flock 9
   fi
-  echo "== $desc ${CATALOGD_FLAGS:-}${GOGC:+ GOGC=$GOGC}: $PRODUCTS products, Zipf s=$ZIPF_S, $rate commands/s, ${duration}s per phase; constant $read_rate reads/s on $workers connections; saturation wrk -t$threads -c$conns per read URL"
+  echo "== $desc ${CATALOGD_FLAGS:-}${GOGC:+ GOGC=$GOGC}${CATALOGD_PROCS:+ catalogd GOMAXPROCS=$CATALOGD_PROCS}${LOADGEN_PROCS:+ loadgen GOMAXPROCS=$LOADGEN_PROCS}: $PRODUCTS products, Zipf s=$ZIPF_S, $rate commands/s, ${duration}s per phase; constant $read_rate reads/s on $workers connections; saturation wrk -t$threads -c$conns per read URL"
   echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 
   echo "-- 1. writes alone"
-  "$tmp/loadgen" -url "$writer" -products "$PRODUCTS" -rate "$rate" -duration "${duration}s" -label "writes alone" || true
+  env ${lenv[@]+"${lenv[@]}"} "$tmp/loadgen" -url "$writer" -products "$PRODUCTS" -rate "$rate" -duration "${duration}s" -label "writes alone" || true
 
   echo "-- 2. constant rate: $read_rate reads/s + $rate writes/s"
-  "$tmp/loadgen" -url "$writer" -read-urls "$(IFS=,; echo "${read_urls[*]}")" -products "$PRODUCTS" -rate "$rate" \
+  env ${lenv[@]+"${lenv[@]}"} "$tmp/loadgen" -url "$writer" -read-urls "$(IFS=,; echo "${read_urls[*]}")" -products "$PRODUCTS" -rate "$rate" \
     -read-rate "$read_rate" -workers "$workers" -duration "${duration}s" -label "writes with constant reads" || true
 
   echo "-- 3. saturation: wrk flat out + $rate writes/s"
 
-  "$tmp/loadgen" -url "$writer" -products "$PRODUCTS" -rate "$rate" -duration "${duration}s" -label "writes with saturating reads" >"$tmp/writes.txt" &
+  env ${lenv[@]+"${lenv[@]}"} "$tmp/loadgen" -url "$writer" -products "$PRODUCTS" -rate "$rate" -duration "${duration}s" -label "writes with saturating reads" >"$tmp/writes.txt" &
   lg=$!
   wrks=()
   for u in "${read_urls[@]}"; do

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/cqrskit/cqrs/bench"
 	"github.com/cqrskit/cqrs/command"
@@ -40,18 +41,50 @@ func openNaiveJoin(ctx context.Context, url string, lg store.Log, sd *sides) err
 	if err != nil {
 		return fmt.Errorf("catalogd: -naive-join: load PostgreSQL: %w", err)
 	}
-	jw := &joinWriter{next: sd.opts.Writer, lg: lg, pg: pg}
+	// The writes get their own connections: bench sizes the page query's
+	// pool to the cores (2 here), and a command queued behind thousands of
+	// reads for one of those would measure the pool, not the database.
+	wpool, err := writePool(ctx, url, pg)
+	if err != nil {
+		_ = pg.Close()
+		return fmt.Errorf("catalogd: -naive-join: %w", err)
+	}
+	// The bulk load leaves a checkpoint's worth of dirty pages; flush them
+	// now rather than in the middle of the measurement (best effort: it
+	// needs the pg_checkpoint role or a superuser).
+	_, _ = wpool.Exec(ctx, "CHECKPOINT")
+	jw := &joinWriter{next: sd.opts.Writer, lg: lg, pool: wpool}
 	// Nothing writes during start-up: the tables hold the log up to its
 	// head, and the writer continues after it.
 	if jw.applied, err = lg.Head(ctx); err != nil {
+		wpool.Close()
 		_ = pg.Close()
 		return err
 	}
 	sd.opts.Writer = jw
 	sd.opts.Views = joinViews{Views: sd.opts.Views, pg: pg}
 	closeSides := sd.close
-	sd.close = func() error { return errors.Join(closeSides(), pg.Close()) }
+	sd.close = func() error {
+		err := closeSides()
+		wpool.Close()
+		return errors.Join(err, pg.Close())
+	}
 	return nil
+}
+
+// writePool opens a pool on the schema bench loaded the tables into.
+func writePool(ctx context.Context, url string, pg *bench.Postgres) (*pgxpool.Pool, error) {
+	var schema string
+	if err := pg.Pool.QueryRow(ctx, "SELECT current_schema()").Scan(&schema); err != nil {
+		return nil, err
+	}
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		return nil, err
+	}
+	cfg.ConnConfig.RuntimeParams["search_path"] = schema
+	cfg.MaxConns = 2 // the writer applies one command at a time
+	return pgxpool.NewWithConfig(ctx, cfg)
 }
 
 // joinViews answers product reads with the JOIN; everything else goes to
@@ -101,7 +134,7 @@ func (v joinViews) ProductJSON(ctx context.Context, id string, now time.Time) (h
 type joinWriter struct {
 	next httpapi.Dispatcher
 	lg   store.Log
-	pg   *bench.Postgres
+	pool *pgxpool.Pool
 
 	mu      sync.Mutex // applies in log order
 	applied event.Position
@@ -123,7 +156,7 @@ func (j *joinWriter) Dispatch(ctx context.Context, cmd any) (command.Result, err
 	if err != nil || len(recs) == 0 {
 		return res, err
 	}
-	err = pgx.BeginFunc(ctx, j.pg.Pool, func(tx pgx.Tx) error {
+	err = pgx.BeginFunc(ctx, j.pool, func(tx pgx.Tx) error {
 		b := &pgx.Batch{}
 		for _, rec := range recs {
 			queueRow(b, rec)

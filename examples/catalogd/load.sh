@@ -23,6 +23,8 @@
 # 8), THREADS (wrk threads, 1), ZIPF_S (1.1), PORT (18080), CATALOGD_FLAGS
 # (extra catalogd flags for every process, e.g. "-gc-percent 400");
 # GOGC and the other Go runtime variables reach catalogd unchanged;
+# CATALOGD_BIN runs that catalogd binary instead of building this tree's
+# (to compare two versions of the service in turn);
 # CATALOGD_PROCS and LOADGEN_PROCS set GOMAXPROCS of catalogd and of
 # cmd/loadgen alone (both default to the number of cores).
 # Installs wrk with apt-get when it is missing.
@@ -70,7 +72,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-go build -o "$tmp/catalogd" .
+if [[ -n ${CATALOGD_BIN:-} ]]; then cp "$CATALOGD_BIN" "$tmp/catalogd"; else go build -o "$tmp/catalogd" .; fi
 go build -o "$tmp/loadgen" ./cmd/loadgen
 
 ready() { # url [seconds]

@@ -12,6 +12,9 @@
 #
 #   examples/catalogd/load.sh            # single process, in-memory store (the default)
 #   examples/catalogd/load.sh readers    # writer + 2 readers on PostgreSQL ($CQRSKIT_POSTGRES_URL)
+#   examples/catalogd/load.sh naive-join # the seed's baseline: the same single process, but GET
+#                                        # product runs the 5-table JOIN on PostgreSQL (catalogd -naive-join)
+#   examples/catalogd/load.sh single naive-join  # several topologies, one after the other, in one run
 #
 # Run the measurement alone on the machine: with BENCH_LOCK=/path/to/lock
 # the two measured phases run under flock on it (seeding does not hold it).
@@ -19,12 +22,16 @@
 # (loadgen read connections, 128), DURATION (20), CONNS (wrk connections,
 # 8), THREADS (wrk threads, 1), ZIPF_S (1.1), PORT (18080), CATALOGD_FLAGS
 # (extra catalogd flags for every process, e.g. "-gc-percent 400");
-# GOGC and the other Go runtime variables reach catalogd unchanged.
+# GOGC and the other Go runtime variables reach catalogd unchanged;
+# CATALOGD_BIN runs that catalogd binary instead of building this tree's
+# (to compare two versions of the service in turn);
+# CATALOGD_PROCS and LOADGEN_PROCS set GOMAXPROCS of catalogd and of
+# cmd/loadgen alone (both default to the number of cores).
 # Installs wrk with apt-get when it is missing.
 set -euo pipefail
 cd "$(dirname "$0")"
 
-topology=${1:-single}
+topologies=("${@:-single}")
 export PRODUCTS=${PRODUCTS:-100000} ZIPF_S=${ZIPF_S:-1.1}
 rate=${RATE:-500}
 read_rate=${READ_RATE:-12000}
@@ -35,6 +42,9 @@ threads=${THREADS:-1}
 port=${PORT:-18080}
 pg=${CQRSKIT_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/test?sslmode=disable}
 read -r -a extra <<<"${CATALOGD_FLAGS:-}"
+cenv=() lenv=()
+if [[ -n ${CATALOGD_PROCS:-} ]]; then cenv=("GOMAXPROCS=$CATALOGD_PROCS"); fi
+if [[ -n ${LOADGEN_PROCS:-} ]]; then lenv=("GOMAXPROCS=$LOADGEN_PROCS"); fi
 
 if ! command -v wrk >/dev/null; then
   echo "installing wrk" >&2
@@ -44,20 +54,25 @@ fi
 tmp=$(mktemp -d)
 pids=()
 schema=""
-cleanup() {
+stop_all() { # the processes and schema of one topology
   if ((${#pids[@]})); then
     kill -TERM "${pids[@]}" 2>/dev/null || true
     wait "${pids[@]}" 2>/dev/null || true
   fi
+  pids=()
   if [[ -n $schema ]]; then
     psql "$pg" -qc "DROP SCHEMA IF EXISTS $schema CASCADE" >/dev/null 2>&1 || true
   fi
+  schema=""
+}
+cleanup() {
+  stop_all
   rm -rf "$tmp"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-go build -o "$tmp/catalogd" .
+if [[ -n ${CATALOGD_BIN:-} ]]; then cp "$CATALOGD_BIN" "$tmp/catalogd"; else go build -o "$tmp/catalogd" .; fi
 go build -o "$tmp/loadgen" ./cmd/loadgen
 
 ready() { # url [seconds]
@@ -69,64 +84,75 @@ ready() { # url [seconds]
   exit 1
 }
 
-case $topology in
-single)
-  writer=http://127.0.0.1:$port
-  read_urls=("$writer")
-  "$tmp/catalogd" -addr "127.0.0.1:$port" -seed "$PRODUCTS" -log-level warn ${extra[@]+"${extra[@]}"} >/dev/null &
-  pids+=($!)
-  ready "$writer" 600
-  desc="single process, in-memory store"
-  ;;
-readers)
-  schema=catalogd_load_$$
-  writer=http://127.0.0.1:$port
-  "$tmp/catalogd" -addr "127.0.0.1:$port" -role writer -postgres "$pg" -schema "$schema" -seed "$PRODUCTS" -log-level warn ${extra[@]+"${extra[@]}"} >/dev/null &
-  pids+=($!)
-  ready "$writer" 1800
-  read_urls=()
-  for i in 1 2; do
-    "$tmp/catalogd" -addr "127.0.0.1:$((port + i))" -role reader -postgres "$pg" -schema "$schema" -log-level warn ${extra[@]+"${extra[@]}"} >/dev/null &
+for topology in "${topologies[@]}"; do
+  case $topology in
+  single)
+    writer=http://127.0.0.1:$port
+    read_urls=("$writer")
+    env ${cenv[@]+"${cenv[@]}"} "$tmp/catalogd" -addr "127.0.0.1:$port" -seed "$PRODUCTS" -log-level warn ${extra[@]+"${extra[@]}"} >/dev/null &
     pids+=($!)
-    read_urls+=("http://127.0.0.1:$((port + i))")
+    ready "$writer" 600
+    desc="single process, in-memory store"
+    ;;
+  naive-join)
+    writer=http://127.0.0.1:$port
+    read_urls=("$writer")
+    env ${cenv[@]+"${cenv[@]}"} "$tmp/catalogd" -addr "127.0.0.1:$port" -seed "$PRODUCTS" -naive-join "$pg" -log-level warn ${extra[@]+"${extra[@]}"} >/dev/null &
+    pids+=($!)
+    ready "$writer" 600
+    desc="naive JOIN: single process, GET product by the 5-table JOIN on PostgreSQL"
+    ;;
+  readers)
+    schema=catalogd_load_$$
+    writer=http://127.0.0.1:$port
+    env ${cenv[@]+"${cenv[@]}"} "$tmp/catalogd" -addr "127.0.0.1:$port" -role writer -postgres "$pg" -schema "$schema" -seed "$PRODUCTS" -log-level warn ${extra[@]+"${extra[@]}"} >/dev/null &
+    pids+=($!)
+    ready "$writer" 1800
+    read_urls=()
+    for i in 1 2; do
+      env ${cenv[@]+"${cenv[@]}"} "$tmp/catalogd" -addr "127.0.0.1:$((port + i))" -role reader -postgres "$pg" -schema "$schema" -log-level warn ${extra[@]+"${extra[@]}"} >/dev/null &
+      pids+=($!)
+      read_urls+=("http://127.0.0.1:$((port + i))")
+    done
+    for u in "${read_urls[@]}"; do ready "$u" 600; done
+    desc="writer + 2 readers on PostgreSQL"
+    ;;
+  *)
+    echo "usage: $0 [single|readers|naive-join]..." >&2
+    exit 2
+    ;;
+  esac
+
+  if [[ -n ${BENCH_LOCK:-} ]]; then
+    exec 9>"$BENCH_LOCK"
+    flock 9
+  fi
+  echo "== $desc ${CATALOGD_FLAGS:-}${GOGC:+ GOGC=$GOGC}${CATALOGD_PROCS:+ catalogd GOMAXPROCS=$CATALOGD_PROCS}${LOADGEN_PROCS:+ loadgen GOMAXPROCS=$LOADGEN_PROCS}: $PRODUCTS products, Zipf s=$ZIPF_S, $rate commands/s, ${duration}s per phase; constant $read_rate reads/s on $workers connections; saturation wrk -t$threads -c$conns per read URL"
+  echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
+
+  echo "-- 1. writes alone"
+  env ${lenv[@]+"${lenv[@]}"} "$tmp/loadgen" -url "$writer" -products "$PRODUCTS" -rate "$rate" -duration "${duration}s" -label "writes alone" || true
+
+  echo "-- 2. constant rate: $read_rate reads/s + $rate writes/s"
+  env ${lenv[@]+"${lenv[@]}"} "$tmp/loadgen" -url "$writer" -read-urls "$(IFS=,; echo "${read_urls[*]}")" -products "$PRODUCTS" -rate "$rate" \
+    -read-rate "$read_rate" -workers "$workers" -duration "${duration}s" -label "writes with constant reads" || true
+
+  echo "-- 3. saturation: wrk flat out + $rate writes/s"
+
+  env ${lenv[@]+"${lenv[@]}"} "$tmp/loadgen" -url "$writer" -products "$PRODUCTS" -rate "$rate" -duration "${duration}s" -label "writes with saturating reads" >"$tmp/writes.txt" &
+  lg=$!
+  wrks=()
+  for u in "${read_urls[@]}"; do
+    wrk -t"$threads" -c"$conns" -d"${duration}s" --timeout 10s -s zipf.lua "$u" >"$tmp/wrk-${u##*:}.txt" &
+    wrks+=($!)
   done
-  for u in "${read_urls[@]}"; do ready "$u" 600; done
-  desc="writer + 2 readers on PostgreSQL"
-  ;;
-*)
-  echo "usage: $0 [single|readers]" >&2
-  exit 2
-  ;;
-esac
-
-if [[ -n ${BENCH_LOCK:-} ]]; then
-  exec 9>"$BENCH_LOCK"
-  flock 9
-fi
-echo "== $desc ${CATALOGD_FLAGS:-}${GOGC:+ GOGC=$GOGC}: $PRODUCTS products, Zipf s=$ZIPF_S, $rate commands/s, ${duration}s per phase; constant $read_rate reads/s on $workers connections; saturation wrk -t$threads -c$conns per read URL"
-echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
-
-echo "-- 1. writes alone"
-"$tmp/loadgen" -url "$writer" -products "$PRODUCTS" -rate "$rate" -duration "${duration}s" -label "writes alone" || true
-
-echo "-- 2. constant rate: $read_rate reads/s + $rate writes/s"
-"$tmp/loadgen" -url "$writer" -read-urls "$(IFS=,; echo "${read_urls[*]}")" -products "$PRODUCTS" -rate "$rate" \
-  -read-rate "$read_rate" -workers "$workers" -duration "${duration}s" -label "writes with constant reads" || true
-
-echo "-- 3. saturation: wrk flat out + $rate writes/s"
-
-"$tmp/loadgen" -url "$writer" -products "$PRODUCTS" -rate "$rate" -duration "${duration}s" -label "writes with saturating reads" >"$tmp/writes.txt" &
-lg=$!
-wrks=()
-for u in "${read_urls[@]}"; do
-  wrk -t"$threads" -c"$conns" -d"${duration}s" --timeout 10s -s zipf.lua "$u" >"$tmp/wrk-${u##*:}.txt" &
-  wrks+=($!)
+  wait "${wrks[@]}"
+  wait "$lg" || true
+  for u in "${read_urls[@]}"; do
+    echo "reads on $u: $(grep wrk-result "$tmp/wrk-${u##*:}.txt" | cut -d' ' -f2-)"
+  done
+  cat "$tmp/writes.txt"
+  echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
+  if [[ -n ${BENCH_LOCK:-} ]]; then flock -u 9; fi
+  stop_all
 done
-wait "${wrks[@]}"
-wait "$lg" || true
-for u in "${read_urls[@]}"; do
-  echo "reads on $u: $(grep wrk-result "$tmp/wrk-${u##*:}.txt" | cut -d' ' -f2-)"
-done
-cat "$tmp/writes.txt"
-echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
-if [[ -n ${BENCH_LOCK:-} ]]; then flock -u 9; fi

@@ -53,6 +53,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.Int64Var(&cfg.MaxBodyBytes, "max-body", 64<<10, "largest request body in bytes")
 	fs.DurationVar(&shutdown, "shutdown-timeout", 10*time.Second, "how long requests in flight may take to finish on SIGINT/SIGTERM")
 	fs.StringVar(&level, "log-level", "info", "log level: debug, info, warn, error")
+	fs.StringVar(&cfg.NaiveJoin, "naive-join", "", "PostgreSQL URL: answer GET product with the seed's 5-table JOIN there instead of the view (the baseline of load.sh; role all)")
 	fs.IntVar(&gcPercent, "gc-percent", 0, "garbage collector target percentage, as GOGC (0: keep GOGC or the runtime default of 100); a larger value means fewer collections of the large, stable view heap and a shorter read tail, for more memory")
 	fs.IntVar(&memLimitMiB, "memory-limit-mib", 0, "soft memory limit in MiB, as GOMEMLIMIT (0: keep GOMEMLIMIT or none); set it with a large -gc-percent so the heap cannot outgrow the machine")
 	if err := fs.Parse(args); err != nil {

@@ -58,6 +58,7 @@ func TestConfigErrors(t *testing.T) {
 		{Config{Role: RoleReader, NATS: nt, Redis: rd}, "not both"},
 		{Config{Role: RoleReader, NATS: nt, Postgres: pg}, "follows one log"},
 		{Config{Role: RoleReader, Redis: rd, Postgres: pg}, "drop -postgres"},
+		{Config{Role: RoleWriter, Postgres: pg, NaiveJoin: pg}, "-naive-join is a mode of role all"},
 		{Config{Role: RoleProjector, Redis: rd, Postgres: pg, LeaseTTL: -1}, "-lease-ttl"},
 	} {
 		c.cfg.Addr = "127.0.0.1:0"

@@ -55,6 +55,10 @@ type Config struct {
 	ConsistencyTimeout time.Duration
 	// MaxBodyBytes bounds request bodies (default 64 KiB).
 	MaxBodyBytes int64
+	// NaiveJoin, a PostgreSQL URL, turns role all into the seed's design
+	// for comparison: product reads run the 5-table JOIN there on tables
+	// loaded after the seed and written through by every command.
+	NaiveJoin string
 }
 
 // Server timeouts: a slow client cannot hold a connection for long, and a
@@ -106,6 +110,12 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	s := &Server{cfg: cfg, sides: sd, be: be, done: make(chan error, 1)}
 	if cfg.Seed > 0 {
 		if err := seed(ctx, sd.opts.Writer, cfg.Seed); err != nil {
+			s.closeSides()
+			return nil, err
+		}
+	}
+	if cfg.NaiveJoin != "" {
+		if err := openNaiveJoin(ctx, cfg.NaiveJoin, be.lg, sd); err != nil {
 			s.closeSides()
 			return nil, err
 		}

@@ -124,6 +124,9 @@ func (c *Config) check() error {
 	if c.Seed > 0 && c.Role != RoleAll && c.Role != RoleWriter {
 		return bad("-seed needs a role that writes (all or writer)")
 	}
+	if c.NaiveJoin != "" && c.Role != RoleAll {
+		return bad("-naive-join is a mode of role all")
+	}
 	if c.LeaseTTL < 0 {
 		return bad("-lease-ttl must not be negative")
 	}

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -315,6 +316,10 @@ func (a *api) product(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ctx := r.Context()
+	if pv, ok := a.o.Views.(ProductJSONViews); ok {
+		a.productJSONView(w, r, pv)
+		return
+	}
 	p, err := a.o.Views.Product(ctx, r.PathValue("id"))
 	if err != nil {
 		a.fail(w, r, err)
@@ -332,7 +337,65 @@ func (a *api) product(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, productJSON(p, trending, now))
+	writeProduct(w, productJSON(p, trending, now))
+}
+
+// productBufs recycles the product handler's encoding buffers (see bufs).
+var productBufs = sync.Pool{New: func() any { return new([]byte) }}
+
+// jsonContentType is shared by every product answer instead of a fresh
+// slice per Header().Set; nothing in net/http modifies a header's slice in
+// place.
+var jsonContentType = []string{"application/json"}
+
+// writeProduct writes p with status 200, as writeJSON would (the same bytes
+// and headers), through ProductJSON.AppendJSON.
+func writeProduct(w http.ResponseWriter, p ProductJSON) {
+	bp := productBufs.Get().(*[]byte)
+	b, err := p.AppendJSON((*bp)[:0])
+	if err != nil {
+		productBufs.Put(bp)
+		http.Error(w, "encoding failed", http.StatusInternalServerError)
+		return
+	}
+	b = append(b, '\n') // as json.Encoder
+	h := w.Header()
+	h["Content-Type"] = jsonContentType
+	h.Set("Content-Length", strconv.Itoa(len(b)))
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(b)
+	if cap(b) <= maxPooled {
+		*bp = b
+		productBufs.Put(bp)
+	}
+}
+
+// ProductJSONViews is an optional interface of Views: views that build
+// the product answer themselves, such as catalogd's -naive-join baseline,
+// which reads it from PostgreSQL with one query instead of a view. The
+// product handler uses it instead of Product and Trending when Views
+// implements it.
+type ProductJSONViews interface {
+	// ProductJSON returns the product as served at now, or an error
+	// matching store.ErrNotFound. A zero Version sends no ETag.
+	ProductJSON(ctx context.Context, id string, now time.Time) (ProductJSON, error)
+}
+
+func (a *api) productJSONView(w http.ResponseWriter, r *http.Request, pv ProductJSONViews) {
+	pj, err := pv.ProductJSON(r.Context(), r.PathValue("id"), a.o.Now())
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	if pj.Version > 0 {
+		etag := ETag(pj.Version)
+		w.Header().Set("ETag", etag)
+		if inm := r.Header.Get("If-None-Match"); inm != "" && noneMatchHit(inm, etag) {
+			w.WriteHeader(http.StatusNotModified)
+			return
+		}
+	}
+	writeProduct(w, pj)
 }
 
 // noneMatchHit applies If-None-Match's weak comparison.

@@ -372,20 +372,27 @@ func TestBatchHandlerFencedOwnerDropsBatch(t *testing.T) {
 	})
 }
 
-// Partitions hand their batches only their own streams' records, in order.
+// Partitions hand their batches only their own streams' records, in order,
+// whether a read holds many of them, one or none.
 func TestBatchHandlerPartitions(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		st := newMemory(t)
-		head := appendN(t, st, 500, 13)
-		ls := projection.NewMemoryLeases(time.Now)
-		r := projection.NewRunner(st, projection.WithLeases(ls, "a", ttl), projection.WithBatchSize(32))
-		view := &batchShared{sharedView: newSharedView("v", ls)}
-		add(t, r, view, projection.AsAsync(), projection.WithPartitions(3))
-		start(t, r)
-		waitFor(t, r, "v", head)
-		head = appendN(t, st, 300, 7)
-		waitFor(t, r, "v", head)
-		view.exactlyOnce(t, head)
-		require.Positive(t, view.batches.Load())
-	})
+	for _, tc := range []struct{ parts, batch int }{{3, 32}, {8, 4}} {
+		t.Run(fmt.Sprintf("partitions=%d/batch=%d", tc.parts, tc.batch), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				st := newMemory(t)
+				head := appendN(t, st, 500, 13)
+				ls := projection.NewMemoryLeases(time.Now)
+				r := projection.NewRunner(st, projection.WithLeases(ls, "a", ttl), projection.WithBatchSize(tc.batch))
+				view := &batchShared{sharedView: newSharedView("v", ls)}
+				add(t, r, view, projection.AsAsync(), projection.WithPartitions(tc.parts))
+				start(t, r)
+				waitFor(t, r, "v", head)
+				head = appendN(t, st, 300, 7)
+				waitFor(t, r, "v", head)
+				view.exactlyOnce(t, head)
+				if tc.parts == 3 {
+					require.Positive(t, view.batches.Load())
+				}
+			})
+		})
+	}
 }

@@ -136,18 +136,25 @@ func (pj *proj) step(ctx, handlerCtx context.Context, upTo event.Position) (more
 	applied := pos
 	var failed error
 	_, buffers := pj.p.(BatchFlusher)
-	batched := false
-	if pj.batch != nil && len(recs) > 1 {
+	batched := pj.batch != nil && len(recs) > 1
+	if batched {
+		// runOf may compact recs, so the loop below must not run after it;
+		// deliverRun gives a run of one record to Handle.
 		run, next, gap := pj.runOf(recs, applied)
-		if len(run) > 1 {
-			batched = true
+		if len(run) > 0 {
 			applied, failed = pj.deliverRun(ctx, handlerCtx, run, applied, next, !buffers)
-			if failed == nil && gap != nil {
-				failed = pj.halt(gap, applied+1)
+		} else if next > applied {
+			// Only other partitions' records: done with them.
+			applied = next
+			if !buffers {
+				pj.pos.Store(uint64(applied))
 			}
-			if failed == nil && applied < upTo {
-				failed = ctx.Err()
-			}
+		}
+		if failed == nil && gap != nil {
+			failed = pj.halt(gap, applied+1)
+		}
+		if failed == nil && applied < upTo {
+			failed = ctx.Err()
 		}
 	}
 	for i := range recs {

@@ -3,6 +3,7 @@ package catalog
 import (
 	"context"
 	"runtime/debug"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -135,6 +136,10 @@ type viewSet struct {
 	// views as of the previous batch until then, which is all WaitFor
 	// promises: the runner publishes the batch's position after
 	// HandleBatch returns.
+	// batchMu keeps a batch's stage to one goroutine: a runner calls
+	// Handle and HandleBatch one at a time, but a Views fed by two
+	// runners (or partitions) must not see another caller's stage.
+	batchMu sync.Mutex
 	staging bool
 	stage   map[string]*staged
 	slab    []staged // backing store of stage, reused from batch to batch
@@ -203,7 +208,7 @@ func (v *Views) Name() string { return "catalog.views" }
 
 // Handle implements projection.Projector.
 func (v *Views) Handle(ctx context.Context, rec event.Record) error {
-	return v.cur.Load().router.Handle(ctx, rec)
+	return v.cur.Load().Handle(ctx, rec)
 }
 
 // Shadow implements projection.Rebuilder. Until its Flush the shadow
@@ -227,6 +232,8 @@ func (v *Views) HandleBatch(ctx context.Context, recs []event.Record) (int, erro
 
 // Handle applies one event to the set.
 func (vs *viewSet) Handle(ctx context.Context, rec event.Record) error {
+	vs.batchMu.Lock()
+	defer vs.batchMu.Unlock()
 	return vs.router.Handle(ctx, rec)
 }
 
@@ -235,6 +242,8 @@ func (vs *viewSet) Handle(ctx context.Context, rec event.Record) error {
 // what recs[:i] did and returns i; the catalog's handlers fail only before
 // they change anything.
 func (vs *viewSet) HandleBatch(ctx context.Context, recs []event.Record) (n int, err error) {
+	vs.batchMu.Lock()
+	defer vs.batchMu.Unlock()
 	if vs.bulk {
 		for i := range recs {
 			if err := vs.router.Handle(ctx, recs[i]); err != nil {

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/assert"
@@ -37,7 +38,12 @@ func TestLargeUnitOfWork(t *testing.T) {
 	recs := readUntil(t, st, n)
 	assert.Equal(t, pos, recs[n-1].Position, "Update returns the position of the last event")
 	next := map[string]uint64{}
+	ids := map[uuid.UUID]bool{}
 	for i, r := range recs {
+		require.Equal(t, uuid.Version(4), r.ID.Version(), "record %d: id %v", i, r.ID)
+		require.Equal(t, uuid.RFC4122, r.ID.Variant(), "record %d: id %v", i, r.ID)
+		require.False(t, ids[r.ID], "record %d: id %v repeated", i, r.ID)
+		ids[r.ID] = true
 		require.Equal(t, Tick{Seq: i}, r.Data, "record %d out of record order", i)
 		require.Equal(t, streams[i%len(streams)], r.Stream)
 		next[r.Stream]++

@@ -124,7 +124,9 @@ func (s *Store) migrate(ctx context.Context) error {
 const horizon = `(pg_snapshot_xmin(pg_current_snapshot())::text::bigint << 16)`
 
 // appendEvents completes insertEvents and insertEventsTop, given x, the id
-// that the positions are made of. The event ids are drawn by the server. idx
+// that the positions are made of (MATERIALIZED, or it is computed per row).
+// The event ids come from the caller, in binary: gen_random_uuid() would
+// cost the server more than the rest of the row. idx
 // is the event's index in record order. A stream with base >= 0 was pinned
 // by ExpectVersion and continues from that version; the others continue
 // from the newest committed version, read once per stream before the first
@@ -132,21 +134,24 @@ const horizon = `(pg_snapshot_xmin(pg_current_snapshot())::text::bigint << 16)`
 // index entries this statement has just added. If a concurrent writer takes
 // that version, the caller retries. Rows are inserted in the order of the
 // arrays (n), which the caller sorts by stream. The metadata, the same for
-// every row, is parsed once.
+// every row, is parsed once. Only the last position comes back.
 const appendEvents = `u AS (
-	SELECT * FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::bigint[], $5::text[], $6::text[])
-		WITH ORDINALITY AS u(idx, stream, base, k, type, data, n)
+	SELECT * FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::bigint[], $5::text[], $6::text[], $9::uuid[])
+		WITH ORDINALITY AS u(idx, stream, base, k, type, data, eid, n)
 ), heads AS MATERIALIZED (
 	SELECT s.stream, coalesce((SELECT max(e.version) FROM $schema.events e WHERE e.stream = s.stream), 0) AS head
 	FROM (SELECT DISTINCT stream FROM u WHERE base < 0) s
-), m AS MATERIALIZED (SELECT $7::jsonb AS metadata)
-INSERT INTO $schema.events (position, append_xid, id, stream, version, type, data, metadata, recorded_at)
-SELECT (x.id << 16) | u.idx, x.id::text::xid8, gen_random_uuid(), u.stream,
-	CASE WHEN u.base >= 0 THEN u.base ELSE h.head END + u.k,
-	u.type, u.data::jsonb, m.metadata, $8
-FROM x CROSS JOIN m CROSS JOIN u LEFT JOIN heads h ON h.stream = u.stream
-ORDER BY u.n
-RETURNING position`
+), m AS MATERIALIZED (SELECT $7::jsonb AS metadata
+), ins AS (
+	INSERT INTO $schema.events (position, append_xid, id, stream, version, type, data, metadata, recorded_at)
+	SELECT (x.id << 16) | u.idx, x.id::text::xid8, u.eid, u.stream,
+		CASE WHEN u.base >= 0 THEN u.base ELSE h.head END + u.k,
+		u.type, u.data::jsonb, m.metadata, $8
+	FROM x CROSS JOIN m CROSS JOIN u LEFT JOIN heads h ON h.stream = u.stream
+	ORDER BY u.n
+	RETURNING position
+)
+SELECT max(position) FROM ins`
 
 // queries holds the store's SQL with the schema name filled in once.
 type queries struct {
@@ -194,7 +199,7 @@ WITH probe AS (
 		// run nothing else: its own id is as fresh as a subtransaction's,
 		// and needs no probe.
 		insertEventsTop: `
-WITH x AS (SELECT pg_current_xact_id()::text::bigint AS id), ` + appendEvents,
+WITH x AS MATERIALIZED (SELECT pg_current_xact_id()::text::bigint AS id), ` + appendEvents,
 		read: `SELECT position, id, stream, version, type, data, metadata, recorded_at FROM $schema.events
 			WHERE position > $1 AND position < $horizon ORDER BY position LIMIT $2`,
 		head: `SELECT coalesce(max(position), 0) FROM $schema.events WHERE position < $horizon`,

@@ -2,6 +2,7 @@ package pgstore
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -395,6 +396,10 @@ func (t *pgTx) commit() (event.Position, error) {
 	slices.SortStableFunc(order, func(a, b int) int { return strings.Compare(t.pending[a].stream, t.pending[b].stream) })
 	idxs, bases, ks := make([]int64, n), make([]int64, n), make([]int64, n)
 	streams, types, datas := make([]string, n), make([]string, n), make([]string, n)
+	ids, err := newEventIDs(n)
+	if err != nil {
+		return 0, err
+	}
 	blind := false
 	for j, i := range order {
 		p := t.pending[i]
@@ -433,10 +438,10 @@ func (t *pgTx) commit() (event.Position, error) {
 		var b pgx.Batch
 		if fresh {
 			b.Queue("BEGIN")
-			b.Queue(q.insertEventsTop, idxs, streams, bases, ks, types, datas, mdb, now)
+			b.Queue(q.insertEventsTop, idxs, streams, bases, ks, types, datas, mdb, now, ids)
 		} else {
 			b.Queue("SAVEPOINT " + savepoint)
-			b.Queue(q.insertEvents, idxs, streams, bases, ks, types, datas, mdb, now)
+			b.Queue(q.insertEvents, idxs, streams, bases, ks, types, datas, mdb, now, ids)
 			b.Queue("RELEASE SAVEPOINT " + savepoint)
 		}
 		if folded {
@@ -489,6 +494,23 @@ func (t *pgTx) commit() (event.Position, error) {
 	}
 	t.ended = true
 	return event.Position(last), nil
+}
+
+// newEventIDs returns n random (version 4) UUIDs, from one read of the
+// system's random source rather than one per event.
+func newEventIDs(n int) ([][16]byte, error) {
+	buf := make([]byte, 16*n)
+	if _, err := rand.Read(buf); err != nil {
+		return nil, fmt.Errorf("pgstore: event ids: %w", err)
+	}
+	ids := make([][16]byte, n)
+	for i := range ids {
+		id := (*[16]byte)(buf[16*i:])
+		id[6] = id[6]&0x0f | 0x40 // version 4
+		id[8] = id[8]&0x3f | 0x80 // RFC 4122 variant
+		ids[i] = *id
+	}
+	return ids, nil
 }
 
 // commitEmpty ends a unit of work without events and returns the head.

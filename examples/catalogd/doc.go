@@ -42,4 +42,10 @@
 // a quarter as many cycles) and -memory-limit-mib sets a soft limit as
 // GOMEMLIMIT does, so the heap cannot outgrow the machine; load.sh and
 // BENCHMARKS.md show the effect on read and write p99.
+//
+// -naive-join URL (role all) is the baseline the service is compared
+// with: GET /v1/products/{id} runs the seed's 5-table JOIN (package bench's
+// corrected form) on PostgreSQL per request, on tables loaded from the log
+// after -seed and written through by every command, exactly once;
+// "load.sh single naive-join" measures both in one run.
 package main

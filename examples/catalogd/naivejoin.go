@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strconv"
 	"sync"
 	"time"
 
@@ -56,10 +57,14 @@ func openNaiveJoin(ctx context.Context, url string, lg store.Log, sd *sides) err
 	jw := &joinWriter{next: sd.opts.Writer, lg: lg, pool: wpool}
 	// Nothing writes during start-up: the tables hold the log up to its
 	// head, and the writer continues after it.
-	if jw.applied, err = lg.Head(ctx); err != nil {
+	jw.applied, err = lg.Head(ctx)
+	if err == nil {
+		_, err = wpool.Exec(ctx, `CREATE TABLE naive_applied (pos BIGINT NOT NULL); INSERT INTO naive_applied VALUES (`+strconv.FormatUint(uint64(jw.applied), 10)+`)`)
+	}
+	if err != nil {
 		wpool.Close()
 		_ = pg.Close()
-		return err
+		return fmt.Errorf("catalogd: -naive-join: %w", err)
 	}
 	sd.opts.Writer = jw
 	sd.opts.Views = joinViews{Views: sd.opts.Views, pg: pg}
@@ -128,6 +133,9 @@ func (v joinViews) ProductJSON(ctx context.Context, id string, now time.Time) (h
 	return out, nil
 }
 
+// writeThroughTimeout bounds one command's write-through transaction.
+const writeThroughTimeout = 10 * time.Second
+
 // joinWriter writes every committed command's events through to the
 // tables, in one PostgreSQL transaction per command, before the command's
 // response: the seed's service updated its tables in the request.
@@ -152,15 +160,41 @@ func (j *joinWriter) Dispatch(ctx context.Context, cmd any) (command.Result, err
 	}
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	recs, err := j.lg.Read(ctx, j.applied, j.buf[:0])
-	if err != nil || len(recs) == 0 {
-		return res, err
+	// The tables follow the log whatever the client does: a cancelled
+	// request must not cut the transaction short.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), writeThroughTimeout)
+	defer cancel()
+	// Everything the log holds beyond the tables (this command's events,
+	// and any a failed write-through left behind).
+	recs := j.buf[:0]
+	for from := j.applied; ; {
+		more, err := j.lg.Read(ctx, from, recs[len(recs):len(recs):cap(recs)])
+		if err != nil {
+			return res, err
+		}
+		if len(more) == 0 {
+			break
+		}
+		recs = append(recs, more...)
+		from = recs[len(recs)-1].Position
+	}
+	if len(recs) == 0 {
+		return res, nil
 	}
 	err = pgx.BeginFunc(ctx, j.pool, func(tx pgx.Tx) error {
+		// A COMMIT whose answer was lost leaves j.applied behind the
+		// tables; the position kept with them skips what they hold.
+		var done int64
+		if err := tx.QueryRow(ctx, `SELECT pos FROM naive_applied FOR UPDATE`).Scan(&done); err != nil {
+			return err
+		}
 		b := &pgx.Batch{}
 		for _, rec := range recs {
-			queueRow(b, rec)
+			if int64(rec.Position) > done {
+				queueRow(b, rec)
+			}
 		}
+		b.Queue(`UPDATE naive_applied SET pos = $1 WHERE pos < $1`, int64(recs[len(recs)-1].Position))
 		return tx.SendBatch(ctx, b).Close()
 	})
 	if err != nil {

@@ -58,3 +58,34 @@ func TestNaiveJoin(t *testing.T) {
 		t.Fatalf("missing product: %d, want 404", code)
 	}
 }
+
+// TestNaiveJoinReapplies: when the write-through cannot tell whether its
+// transaction committed (the request was cancelled during COMMIT), the
+// next command applies the same events again; they must land exactly
+// once, and the command's own events too. It failed with a duplicate key
+// on reviews_pkey (after which every later command failed on the same
+// batch; seen under load when clients gave up), and then with the stock
+// change missing (one read of the log, bounded by the buffer's capacity).
+func TestNaiveJoinReapplies(t *testing.T) {
+	url := postgresURL(t)
+	srv, join := startServer(t, Config{Seed: 5, NaiveJoin: url})
+	jw := srv.sides.opts.Writer.(*joinWriter)
+	before := jw.applied
+	join.write("POST", "/v1/products/p-1/reviews", `{"review_id":"r-again","author":"bo","rating":5,"text":"x"}`)
+	join.write("PUT", "/v1/products/p-1/price", `{"seller_id":"s-0","price_cents":4321}`)
+	jw.mu.Lock()
+	jw.applied = before // as if both commits had failed on the client side
+	jw.mu.Unlock()
+	join.write("PUT", "/v1/products/p-1/stock", `{"seller_id":"s-0","stock":7}`)
+	p := join.product("p-1")
+	if p.ReviewCount != 2 || p.PriceCents != 4321 || p.Stock != 7 {
+		t.Fatalf("after re-applying: %+v", p)
+	}
+	var prices int
+	if err := jw.pool.QueryRow(t.Context(), "SELECT count(*) FROM price_history WHERE product_id = 'p-1'").Scan(&prices); err != nil {
+		t.Fatal(err)
+	}
+	if prices != 2 { // listed, changed once
+		t.Fatalf("%d price_history rows for p-1, want 2", prices)
+	}
+}

@@ -329,40 +329,11 @@ func build[T any](items []T) *bnode[T] {
 	if len(items) == 0 {
 		return nil
 	}
-	// Leaves: n items make L leaves and L-1 separators, with L the
-	// fewest leaves of at most btMaxItems items each; split evenly, each
-	// non-root leaf then holds at least btMinItems.
-	n := len(items)
-	leaves := (n + btMaxItems + 1) / (btMaxItems + 1)
-	nodes := make([]*bnode[T], 0, leaves)
-	seps := make([]T, 0, leaves-1)
-	rest := items
-	for i := range leaves {
-		left := leaves - i
-		k := (len(rest) - (left - 1)) / left
-		nodes = append(nodes, newNode(clone(rest[:k]), nil))
-		if left > 1 {
-			seps = append(seps, rest[k])
-			rest = rest[k+1:]
-		}
-	}
-	// Inner levels: group nodes evenly under parents of at most btDegree*2
-	// children (at least btDegree when there are two or more parents).
+	// One copy of items backs every leaf (each leaf's slice is capped at
+	// its own items, so a later insert copies rather than overwrites).
+	nodes, seps := leaves(clone(items))
 	for len(nodes) > 1 {
-		m := len(nodes)
-		groups := (m + 2*btDegree - 1) / (2 * btDegree)
-		parents := make([]*bnode[T], 0, groups)
-		up := make([]T, 0, groups-1)
-		at := 0
-		for j := range groups {
-			c := (m - at) / (groups - j)
-			parents = append(parents, newNode(clone(seps[at:at+c-1]), clone(nodes[at:at+c])))
-			if j < groups-1 {
-				up = append(up, seps[at+c-1])
-			}
-			at += c
-		}
-		nodes, seps = parents, up
+		nodes, seps = group(nodes, seps)
 	}
 	return nodes[0]
 }

@@ -14,6 +14,11 @@
 #   examples/catalogd/load.sh readers    # writer + 2 readers on PostgreSQL ($CQRSKIT_POSTGRES_URL)
 #   examples/catalogd/load.sh naive-join # the seed's baseline: the same single process, but GET
 #                                        # product runs the 5-table JOIN on PostgreSQL (catalogd -naive-join)
+#   examples/catalogd/load.sh nats       # writer on PostgreSQL, relay to JetStream ($CQRSKIT_NATS_URL),
+#                                        # 2 readers fed by the stream (its stream CATALOGD_LOAD_<pid> is left
+#                                        # on the server: delete it with the nats CLI if space matters)
+#   examples/catalogd/load.sh redis      # writer on PostgreSQL, leased projector into Redis
+#                                        # ($CQRSKIT_REDIS_ADDR), 2 stateless Redis readers
 #   examples/catalogd/load.sh single naive-join  # several topologies, one after the other, in one run
 #
 # Run the measurement alone on the machine: with BENCH_LOCK=/path/to/lock
@@ -41,6 +46,8 @@ conns=${CONNS:-8}
 threads=${THREADS:-1}
 port=${PORT:-18080}
 pg=${CQRSKIT_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/test?sslmode=disable}
+natsurl=${CQRSKIT_NATS_URL:-nats://127.0.0.1:4222}
+redisaddr=${CQRSKIT_REDIS_ADDR:-127.0.0.1:6379}
 read -r -a extra <<<"${CATALOGD_FLAGS:-}"
 cenv=() lenv=()
 if [[ -n ${CATALOGD_PROCS:-} ]]; then cenv=("GOMAXPROCS=$CATALOGD_PROCS"); fi
@@ -62,6 +69,10 @@ stop_all() { # the processes and schema of one topology
   pids=()
   if [[ -n $schema ]]; then
     psql "$pg" -qc "DROP SCHEMA IF EXISTS $schema CASCADE" >/dev/null 2>&1 || true
+    # the redis topology's views live under the schema's name as key prefix
+    if command -v redis-cli >/dev/null; then
+      redis-cli -u "redis://$redisaddr" --scan --pattern "$schema*" | xargs -r -n 500 redis-cli -u "redis://$redisaddr" unlink >/dev/null 2>&1 || true
+    fi
   fi
   schema=""
 }
@@ -117,8 +128,42 @@ for topology in "${topologies[@]}"; do
     for u in "${read_urls[@]}"; do ready "$u" 600; done
     desc="writer + 2 readers on PostgreSQL"
     ;;
+  nats | redis)
+    # The writer on PostgreSQL, then either a relay to JetStream and two
+    # readers fed by the stream, or a leased projector into Redis and two
+    # stateless readers answering from Redis.
+    schema=catalogd_load_$$
+    stream=CATALOGD_LOAD_$$
+    writer=http://127.0.0.1:$port
+    pgargs=(-postgres "$pg" -schema "$schema")
+    start() { # port args...
+      local p=$1
+      shift
+      env ${cenv[@]+"${cenv[@]}"} "$tmp/catalogd" -addr "127.0.0.1:$p" -log-level warn "$@" ${extra[@]+"${extra[@]}"} >/dev/null &
+      pids+=($!)
+    }
+    start "$port" "${pgargs[@]}" -role writer -seed "$PRODUCTS"
+    ready "$writer" 1800
+    if [[ $topology == nats ]]; then
+      start $((port + 3)) "${pgargs[@]}" -nats "$natsurl" -stream "$stream" -role relay
+      ready "http://127.0.0.1:$((port + 3))" 600
+      reader_args=(-nats "$natsurl" -stream "$stream" -role reader)
+      desc="writer on PostgreSQL + relay to JetStream + 2 readers fed by the stream"
+    else
+      start $((port + 3)) "${pgargs[@]}" -redis "$redisaddr" -redis-prefix "$schema" -role projector
+      ready "http://127.0.0.1:$((port + 3))" 600
+      reader_args=(-redis "$redisaddr" -redis-prefix "$schema" -role reader)
+      desc="writer on PostgreSQL + projector into Redis + 2 stateless Redis readers"
+    fi
+    read_urls=()
+    for i in 1 2; do
+      start $((port + i)) "${reader_args[@]}"
+      read_urls+=("http://127.0.0.1:$((port + i))")
+    done
+    for u in "${read_urls[@]}"; do ready "$u" 600; done
+    ;;
   *)
-    echo "usage: $0 [single|readers|naive-join]..." >&2
+    echo "usage: $0 [single|readers|naive-join|nats|redis]..." >&2
     exit 2
     ;;
   esac

@@ -3,10 +3,12 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"net/http"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -367,5 +369,55 @@ func TestRelayKilled(t *testing.T) {
 	startChild(t, args...)
 	if p := reader.product("p1", httpapi.PositionHeader, tok); p.ReviewCount != 16 || p.Version != 1+5+16 {
 		t.Fatalf("after a relay restarted: %+v", p)
+	}
+}
+
+// TestRelayStreamSubjects: each stream's relay publishes under its own
+// subjects, so a stream another catalog (or an earlier run) left on the
+// server on the default subjects does not stop a new one; and a relay
+// refuses, with a *ConfigError, a stream that exists on subjects it does
+// not publish to (every publish would fail).
+func TestRelayStreamSubjects(t *testing.T) {
+	pg := postgresURL(t)
+	schema := testSchema(t, pg)
+	nurl, other := natsStream(t)
+	_, stream := natsStream(t)
+	nc, err := nats.Connect(nurl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	// A stream on subjects no relay of this test uses: the default prefix's
+	// would overlap any other stream made with it, as would a test's.
+	foreign := fmt.Sprintf("foreign_%d", rand.IntN(1<<30))
+	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: other, Subjects: []string{foreign + ".>"}}); err != nil {
+		t.Fatal(err)
+	}
+	_, err = Start(ctx, Config{Addr: "127.0.0.1:0", Role: RoleRelay, Postgres: pg, Schema: schema, NATS: nurl, Stream: other})
+	var ce *ConfigError
+	if !errors.As(err, &ce) || !strings.Contains(ce.Error(), foreign) {
+		t.Fatalf("relay on a stream with other subjects: got %v, want a *ConfigError naming them", err)
+	}
+
+	_, writer := startServer(t, Config{Role: RoleWriter, Postgres: pg, Schema: schema})
+	writer.write("POST", "/v1/sellers", `{"seller_id":"s1","name":"Acme","rating":4}`)
+	startServer(t, Config{Role: RoleRelay, Postgres: pg, Schema: schema, NATS: nurl, Stream: stream})
+	_, reader := startServer(t, Config{Role: RoleReader, NATS: nurl, Stream: stream})
+	tok := writer.write("POST", "/v1/products", `{"product_id":"p1","seller_id":"s1","title":"Lamp","price_cents":1000,"stock":5}`)
+	if p := reader.product("p1", httpapi.PositionHeader, tok); p.Title != "Lamp" {
+		t.Fatalf("reader: %+v", p)
+	}
+	s, err := js.Stream(ctx, stream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := s.CachedInfo().Config.Subjects, []string{SubjectPrefix(stream) + ".>"}; !slices.Equal(got, want) {
+		t.Fatalf("stream subjects %v, want %v", got, want)
 	}
 }

@@ -15,8 +15,8 @@
 #   examples/catalogd/load.sh naive-join # the seed's baseline: the same single process, but GET
 #                                        # product runs the 5-table JOIN on PostgreSQL (catalogd -naive-join)
 #   examples/catalogd/load.sh nats       # writer on PostgreSQL, relay to JetStream ($CQRSKIT_NATS_URL),
-#                                        # 2 readers fed by the stream (its stream CATALOGD_LOAD_<pid> is left
-#                                        # on the server: delete it with the nats CLI if space matters)
+#                                        # 2 readers fed by the stream (its stream CATALOGD_LOAD_<pid>, on its own
+#                                        # subjects, is left on the server: delete it with the nats CLI)
 #   examples/catalogd/load.sh redis      # writer on PostgreSQL, leased projector into Redis
 #                                        # ($CQRSKIT_REDIS_ADDR), 2 stateless Redis readers
 #   examples/catalogd/load.sh single naive-join  # several topologies, one after the other, in one run

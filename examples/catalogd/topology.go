@@ -301,7 +301,7 @@ func buildRole(ctx context.Context, cfg Config, be *backend) (*sides, error) {
 	case cfg.Role == RoleReader:
 		return buildReader(ctx, cfg, be)
 	case cfg.Role == RoleRelay:
-		return buildRelay(ctx, cfg, be), nil
+		return buildRelay(ctx, cfg, be)
 	case cfg.Role == RoleProjector:
 		return buildProjector(ctx, cfg, be)
 	default:
@@ -359,8 +359,17 @@ func buildReader(ctx context.Context, cfg Config, be *backend) (*sides, error) {
 // named "relay:<stream>" whose checkpoint is the newest position the stream
 // acknowledged. Two relays on one stream are safe (natsbus fences them), so
 // a second relay process is a hot standby.
-func buildRelay(ctx context.Context, cfg Config, be *backend) *sides {
-	relay := natsbus.NewRelay(be.js, be.pgLog, be.reg, natsbus.WithStream(cfg.Stream))
+//
+// Each stream gets its own subjects (SubjectPrefix), so that two catalogs
+// on one NATS server, or a stream an earlier run left behind, never claim
+// the same subjects: JetStream refuses a stream whose subjects overlap
+// another's.
+func buildRelay(ctx context.Context, cfg Config, be *backend) (*sides, error) {
+	prefix := SubjectPrefix(cfg.Stream)
+	if err := checkStreamSubjects(ctx, be.js, cfg.Stream, prefix); err != nil {
+		return nil, err
+	}
+	relay := natsbus.NewRelay(be.js, be.pgLog, be.reg, natsbus.WithStream(cfg.Stream), natsbus.WithSubjectPrefix(prefix))
 	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	rp := &relayProgress{name: "relay:" + cfg.Stream, relay: relay, lg: be.pgLog, done: make(chan struct{})}
 	go func() {
@@ -386,7 +395,32 @@ func buildRelay(ctx context.Context, cfg Config, be *backend) *sides {
 			<-rp.done
 			return nil
 		},
+	}, nil
+}
+
+// SubjectPrefix returns the subject prefix the relay publishes stream's
+// records under: the stream's own name, so each stream owns "<name>.>"
+// alone. (natsbus's default, "cqrs", is one prefix for every stream: a
+// second catalog on the server could not create its stream.)
+func SubjectPrefix(stream string) string { return stream }
+
+// checkStreamSubjects refuses a stream that exists but does not take the
+// relay's subjects (made by an earlier version with other subjects, or by
+// someone else): publishing into it would fail on every record.
+func checkStreamSubjects(ctx context.Context, js jetstream.JetStream, stream, prefix string) error {
+	s, err := js.Stream(ctx, stream)
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		return nil // the relay creates it with the right subjects
 	}
+	if err != nil {
+		return fmt.Errorf("catalogd: JetStream stream %s: %w", stream, err)
+	}
+	want := prefix + ".>"
+	subjects := s.CachedInfo().Config.Subjects
+	if slices.Contains(subjects, want) {
+		return nil
+	}
+	return &ConfigError{Reason: fmt.Sprintf("-stream %s exists with subjects %v, but the relay publishes to %s: delete the stream or choose another -stream", stream, subjects, want)}
 }
 
 // relayProgress shows a Relay as a projector of the PostgreSQL log.

@@ -138,7 +138,7 @@ func (pj *proj) step(ctx, handlerCtx context.Context, upTo event.Position) (more
 	_, buffers := pj.p.(BatchFlusher)
 	batched := pj.batch != nil && len(recs) > 1
 	if batched {
-		// runOf may compact recs, so the loop below must not run after it;
+		// runOf may compact recs, so deliverEach must not run after it;
 		// deliverRun gives a run of one record to Handle.
 		run, next, gap := pj.runOf(recs, applied)
 		if len(run) > 0 {
@@ -156,48 +156,8 @@ func (pj *proj) step(ctx, handlerCtx context.Context, upTo event.Position) (more
 		if failed == nil && applied < upTo {
 			failed = ctx.Err()
 		}
-	}
-	for i := range recs {
-		if batched {
-			break
-		}
-		rec := &recs[i]
-		if rec.Position <= applied {
-			continue // at-least-once delivery: already applied
-		}
-		if pj.r.contig && rec.Position != applied+1 {
-			failed = pj.halt(&GapError{Projector: pj.name, Expected: applied + 1, Got: rec.Position}, applied+1)
-			break
-		}
-		if pj.lease != nil && pj.lease.lapsed() {
-			// Possibly no longer ours (say, this process was paused): do
-			// not start another record; the batch in hand is dropped.
-			held, _ := pj.lease.get()
-			failed = &FencedError{Name: pj.name, Token: held.Token}
-			break
-		}
-		if pj.part != nil && PartitionOf(rec.Stream, pj.part.Count) != pj.part.Index {
-			// Another partition's record: done with it, without a call.
-			applied = rec.Position
-			if !buffers {
-				pj.pos.Store(uint64(applied))
-			}
-			continue
-		}
-		if err := pj.apply(ctx, handlerCtx, rec); err != nil {
-			failed = err
-			break
-		}
-		applied = rec.Position
-		if !buffers {
-			pj.pos.Store(uint64(applied))
-		}
-		if err := ctx.Err(); err != nil {
-			if applied < upTo {
-				failed = err
-			}
-			break
-		}
+	} else {
+		applied, failed = pj.deliverEach(ctx, handlerCtx, recs, applied, upTo, buffers)
 	}
 	clear(recs) // drop payload references held by the reused buffer
 	if failed == nil && rerr != nil {
@@ -391,4 +351,46 @@ func (pj *proj) saveCheckpoint(ctx context.Context, pos event.Position) error {
 		return pj.halt(fmt.Errorf("checkpoint not saved: %w", err), pos)
 	}
 	return nil
+}
+
+// deliverEach gives recs to the projector one at a time, from applied on,
+// and returns the last position applied and what stopped it, if anything.
+func (pj *proj) deliverEach(ctx, handlerCtx context.Context, recs []event.Record, applied, upTo event.Position, buffers bool) (event.Position, error) {
+	for i := range recs {
+		rec := &recs[i]
+		if rec.Position <= applied {
+			continue // at-least-once delivery: already applied
+		}
+		if pj.r.contig && rec.Position != applied+1 {
+			return applied, pj.halt(&GapError{Projector: pj.name, Expected: applied + 1, Got: rec.Position}, applied+1)
+		}
+		if pj.lease != nil && pj.lease.lapsed() {
+			// Possibly no longer ours (say, this process was paused): do
+			// not start another record; the batch in hand is dropped.
+			held, _ := pj.lease.get()
+			return applied, &FencedError{Name: pj.name, Token: held.Token}
+		}
+		if pj.part != nil && PartitionOf(rec.Stream, pj.part.Count) != pj.part.Index {
+			// Another partition's record: done with it, without a call.
+			applied = rec.Position
+			if !buffers {
+				pj.pos.Store(uint64(applied))
+			}
+			continue
+		}
+		if err := pj.apply(ctx, handlerCtx, rec); err != nil {
+			return applied, err
+		}
+		applied = rec.Position
+		if !buffers {
+			pj.pos.Store(uint64(applied))
+		}
+		if err := ctx.Err(); err != nil {
+			if applied < upTo {
+				return applied, err
+			}
+			return applied, nil
+		}
+	}
+	return applied, nil
 }

@@ -80,8 +80,10 @@
 // events is re-read at commit instead. Events recorded without ExpectVersion
 // go after whatever the stream holds at commit time; if a concurrent writer
 // takes that version first, the append is retried (under the savepoint, or
-// in a new transaction when the failed one held nothing else), so such
-// blind appends do not fail. Rows are inserted sorted by stream, so two
+// in a new transaction when the failed one held nothing else), with a short
+// random wait once it has lost a few times, for as long as the context
+// allows: such blind appends do not fail for losing races, however many
+// writers share the stream. Rows are inserted sorted by stream, so two
 // units of work appending to the same streams cannot deadlock on each
 // other's index entries.
 //

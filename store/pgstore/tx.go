@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	mrand "math/rand/v2"
 	"slices"
 	"strings"
 	"time"
@@ -22,10 +23,39 @@ import (
 // position keeps 16 bits for the event's index within its transaction.
 const MaxEventsPerUpdate = 1 << 16
 
-// maxAppendRetries bounds how often a commit re-reads the head of a stream
-// that it appends to without ExpectVersion, when concurrent writers keep
-// taking the next version first.
-const maxAppendRetries = 32
+// A commit that appends to a stream without ExpectVersion and finds its
+// next version taken by a concurrent writer re-reads the head and tries
+// again, for as long as its context allows: such a blind append has no
+// version to conflict on, so it must not fail for losing a race, however
+// hot the stream (many writers on one stream lose, one after the other, to
+// each round's winner). After the first few losses it waits a random
+// moment, growing up to maxAppendBackoff, so that the losers of one round
+// do not all collide again in the next.
+const (
+	appendRetriesWithoutBackoff = 3
+	maxAppendBackoff            = 2 * time.Millisecond
+)
+
+// appendBackoff waits before attempt (2, 3, ...) of a blind append, or
+// returns ctx's error, joined with cause (the last unique violation), once
+// ctx is done.
+func appendBackoff(ctx context.Context, attempt int, cause error) error {
+	if err := ctx.Err(); err != nil {
+		return wrap(ctx, "append events", cause)
+	}
+	if attempt <= appendRetriesWithoutBackoff {
+		return nil
+	}
+	limit := min(maxAppendBackoff, 50*time.Microsecond<<min(attempt-appendRetriesWithoutBackoff, 10))
+	t := time.NewTimer(mrand.N(limit) + 1)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return wrap(ctx, "append events", cause)
+	case <-t.C:
+		return nil
+	}
+}
 
 // rollbackTimeout bounds the rollback of a failed unit of work, which runs
 // even when the caller's context is done.
@@ -464,8 +494,8 @@ func (t *pgTx) commit() (event.Position, error) {
 			if _, rerr := t.conn.Exec(ctx, "ROLLBACK"); rerr != nil {
 				return 0, wrap(ctx, "append events", errors.Join(err, rerr))
 			}
-			if attempt >= maxAppendRetries {
-				return 0, fmt.Errorf("%w: %w: %w", store.ErrConflict, errUnidentified, err)
+			if berr := appendBackoff(ctx, attempt+1, err); berr != nil {
+				return 0, berr
 			}
 			continue
 		}
@@ -479,8 +509,11 @@ func (t *pgTx) commit() (event.Position, error) {
 		// that lost is the caller's conflict; otherwise an unpinned
 		// stream lost its next version, and the next attempt reads the
 		// new one.
-		if cerr := t.pinnedConflict(err); !blind || !isUnidentified(cerr) || attempt >= maxAppendRetries {
+		if cerr := t.pinnedConflict(err); !blind || !isUnidentified(cerr) {
 			return 0, cerr
+		}
+		if berr := appendBackoff(ctx, attempt+1, err); berr != nil {
+			return 0, berr
 		}
 	}
 	if !folded {

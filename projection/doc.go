@@ -17,7 +17,11 @@
 // An inline projector is brought up to a command's position inside
 // command.Bus.Dispatch, after the commit, through [Runner.Sync]: a read right
 // after Dispatch returns sees the write, at the price of the projector's work
-// on the command's latency. Use it for cheap views that must be fresh. An
+// on the command's latency. Use it for cheap views that must be fresh. When
+// Sync gives up (the dispatch's context ends while another delivery holds
+// the projector, or the log fails), the command is still committed
+// (command.ErrAfterCommit) and a background goroutine applies it, so the
+// view does not wait for the next dispatch to catch up. An
 // inline projector must not dispatch commands: the nested dispatch would
 // wait for the delivery it is part of. Process managers that react with
 // commands belong in async projectors.

@@ -34,6 +34,10 @@ type Runner struct {
 	closeTimeout  time.Duration
 	handlerCancel context.CancelFunc // cancels the async handlers' context
 	closeErr      error
+	// runCtx and handlerCtx are the async goroutines' contexts, set by
+	// Start before ready, for the background catch-up of inline
+	// projectors (catchUpLater).
+	runCtx, handlerCtx context.Context
 
 	mu          sync.Mutex // guards the fields below and wg.Add
 	projs       map[string]*proj
@@ -93,7 +97,11 @@ type proj struct {
 	unavailable atomic.Bool
 	buf         []event.Record
 	notify      notify.Broadcast // position advanced, or the projector stopped or exited
-	resume      chan struct{}    // wakes a stopped async goroutine
+	// lagging is the highest position an inline Sync gave up on; catching
+	// is set while a background goroutine brings the projector up to it.
+	lagging  atomic.Uint64
+	catching atomic.Bool
+	resume   chan struct{} // wakes a stopped async goroutine
 
 	lease *leaseState // nil unless leased (WithLeases)
 	part  *Partition  // nil unless one partition of a partitioned projector
@@ -231,6 +239,7 @@ func (r *Runner) Start(ctx context.Context) error {
 	// so the event in hand finishes on a normal stop.
 	handlerCtx, handlerCancel := context.WithCancel(context.WithoutCancel(ctx))
 	r.handlerCancel = handlerCancel
+	r.runCtx, r.handlerCtx = runCtx, handlerCtx
 	order := r.order
 	r.mu.Unlock()
 

@@ -40,15 +40,92 @@ func (r *Runner) Sync(ctx context.Context, pos event.Position) error {
 		}
 		if err := pj.mu.LockCtx(ctx); err != nil {
 			errs = append(errs, err)
+			pj.catchUpLater(pos)
 			continue
 		}
 		err := pj.deliver(ctx, handlerCtx, pos)
 		pj.mu.Unlock()
 		if err != nil {
 			errs = append(errs, err)
+			if pj.stopped.Load() == nil {
+				pj.catchUpLater(pos)
+			}
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// catchUpLater hands pos, committed but not yet applied by the inline
+// projector pj because its Sync gave up (the caller's context ended, or the
+// log failed), to a background goroutine that applies it. Without it the
+// view would lag a committed write until the next Sync or WaitFor, however
+// long that takes. One goroutine at a time per projector; it stops when
+// the projector is up to date, stops, or the runner closes.
+func (pj *proj) catchUpLater(pos event.Position) {
+	for {
+		cur := pj.lagging.Load()
+		if uint64(pos) <= cur || pj.lagging.CompareAndSwap(cur, uint64(pos)) {
+			break
+		}
+	}
+	if !pj.catching.CompareAndSwap(false, true) {
+		return // the running goroutine will see the new position
+	}
+	r := pj.r
+	r.mu.Lock()
+	if r.closed.Load() {
+		r.mu.Unlock()
+		pj.catching.Store(false)
+		return
+	}
+	r.wg.Add(1)
+	r.mu.Unlock()
+	go pj.catchUp()
+}
+
+func (pj *proj) catchUp() {
+	r := pj.r
+	defer r.wg.Done()
+	ctx := r.runCtx
+	for failures := 0; ; {
+		target := event.Position(pj.lagging.Load())
+		err := pj.mu.LockCtx(ctx)
+		if err == nil {
+			err = pj.deliver(ctx, r.handlerCtx, target)
+			pj.mu.Unlock()
+		}
+		switch {
+		case err == nil:
+			failures = 0
+		case ctx.Err() != nil || pj.stopped.Load() != nil:
+			// Closing, or stopped: Status reports it, and Resume or
+			// the next Sync takes over.
+			pj.catching.Store(false)
+			return
+		default:
+			// The log failed: try again after a pause, as an async
+			// projector would.
+			failures++
+			t := time.NewTimer(InfraBackoff(failures))
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				pj.catching.Store(false)
+				return
+			case <-t.C:
+			}
+			continue
+		}
+		if pj.pos.Load() >= pj.lagging.Load() {
+			pj.catching.Store(false)
+			// A Sync that gave up between the check and the store left
+			// its position to this goroutine: take it back, unless
+			// that Sync has already started another one.
+			if pj.pos.Load() >= pj.lagging.Load() || !pj.catching.CompareAndSwap(false, true) {
+				return
+			}
+		}
+	}
 }
 
 // WaitFor blocks until the projector called name (every projector when name

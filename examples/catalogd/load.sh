@@ -31,7 +31,10 @@
 # CATALOGD_BIN runs that catalogd binary instead of building this tree's
 # (to compare two versions of the service in turn);
 # CATALOGD_PROCS and LOADGEN_PROCS set GOMAXPROCS of catalogd and of
-# cmd/loadgen alone (both default to the number of cores).
+# cmd/loadgen alone (both default to the number of cores); CATALOGD_CPUS
+# and LOADGEN_CPUS pin them to CPUs with taskset (e.g. 0 and 1), so that the
+# service and the load generator (cmd/loadgen and wrk) stop preempting
+# each other.
 # Installs wrk with apt-get when it is missing.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -52,6 +55,10 @@ read -r -a extra <<<"${CATALOGD_FLAGS:-}"
 cenv=() lenv=()
 if [[ -n ${CATALOGD_PROCS:-} ]]; then cenv=("GOMAXPROCS=$CATALOGD_PROCS"); fi
 if [[ -n ${LOADGEN_PROCS:-} ]]; then lenv=("GOMAXPROCS=$LOADGEN_PROCS"); fi
+# env runs every process; taskset in front of it pins one where asked.
+cpin=(env) lpin=(env)
+if [[ -n ${CATALOGD_CPUS:-} ]]; then cpin=(taskset -c "$CATALOGD_CPUS" env); fi
+if [[ -n ${LOADGEN_CPUS:-} ]]; then lpin=(taskset -c "$LOADGEN_CPUS" env); fi
 
 if ! command -v wrk >/dev/null; then
   echo "installing wrk" >&2
@@ -100,7 +107,7 @@ for topology in "${topologies[@]}"; do
   single)
     writer=http://127.0.0.1:$port
     read_urls=("$writer")
-    env ${cenv[@]+"${cenv[@]}"} "$tmp/catalogd" -addr "127.0.0.1:$port" -seed "$PRODUCTS" -log-level warn ${extra[@]+"${extra[@]}"} >/dev/null &
+    "${cpin[@]}" ${cenv[@]+"${cenv[@]}"} "$tmp/catalogd" -addr "127.0.0.1:$port" -seed "$PRODUCTS" -log-level warn ${extra[@]+"${extra[@]}"} >/dev/null &
     pids+=($!)
     ready "$writer" 600
     desc="single process, in-memory store"
@@ -108,7 +115,7 @@ for topology in "${topologies[@]}"; do
   naive-join)
     writer=http://127.0.0.1:$port
     read_urls=("$writer")
-    env ${cenv[@]+"${cenv[@]}"} "$tmp/catalogd" -addr "127.0.0.1:$port" -seed "$PRODUCTS" -naive-join "$pg" -log-level warn ${extra[@]+"${extra[@]}"} >/dev/null &
+    "${cpin[@]}" ${cenv[@]+"${cenv[@]}"} "$tmp/catalogd" -addr "127.0.0.1:$port" -seed "$PRODUCTS" -naive-join "$pg" -log-level warn ${extra[@]+"${extra[@]}"} >/dev/null &
     pids+=($!)
     ready "$writer" 600
     desc="naive JOIN: single process, GET product by the 5-table JOIN on PostgreSQL"
@@ -116,12 +123,12 @@ for topology in "${topologies[@]}"; do
   readers)
     schema=catalogd_load_$$
     writer=http://127.0.0.1:$port
-    env ${cenv[@]+"${cenv[@]}"} "$tmp/catalogd" -addr "127.0.0.1:$port" -role writer -postgres "$pg" -schema "$schema" -seed "$PRODUCTS" -log-level warn ${extra[@]+"${extra[@]}"} >/dev/null &
+    "${cpin[@]}" ${cenv[@]+"${cenv[@]}"} "$tmp/catalogd" -addr "127.0.0.1:$port" -role writer -postgres "$pg" -schema "$schema" -seed "$PRODUCTS" -log-level warn ${extra[@]+"${extra[@]}"} >/dev/null &
     pids+=($!)
     ready "$writer" 1800
     read_urls=()
     for i in 1 2; do
-      env ${cenv[@]+"${cenv[@]}"} "$tmp/catalogd" -addr "127.0.0.1:$((port + i))" -role reader -postgres "$pg" -schema "$schema" -log-level warn ${extra[@]+"${extra[@]}"} >/dev/null &
+      "${cpin[@]}" ${cenv[@]+"${cenv[@]}"} "$tmp/catalogd" -addr "127.0.0.1:$((port + i))" -role reader -postgres "$pg" -schema "$schema" -log-level warn ${extra[@]+"${extra[@]}"} >/dev/null &
       pids+=($!)
       read_urls+=("http://127.0.0.1:$((port + i))")
     done
@@ -139,7 +146,7 @@ for topology in "${topologies[@]}"; do
     start() { # port args...
       local p=$1
       shift
-      env ${cenv[@]+"${cenv[@]}"} "$tmp/catalogd" -addr "127.0.0.1:$p" -log-level warn "$@" ${extra[@]+"${extra[@]}"} >/dev/null &
+      "${cpin[@]}" ${cenv[@]+"${cenv[@]}"} "$tmp/catalogd" -addr "127.0.0.1:$p" -log-level warn "$@" ${extra[@]+"${extra[@]}"} >/dev/null &
       pids+=($!)
     }
     start "$port" "${pgargs[@]}" -role writer -seed "$PRODUCTS"
@@ -172,23 +179,23 @@ for topology in "${topologies[@]}"; do
     exec 9>"$BENCH_LOCK"
     flock 9
   fi
-  echo "== $desc ${CATALOGD_FLAGS:-}${GOGC:+ GOGC=$GOGC}${CATALOGD_PROCS:+ catalogd GOMAXPROCS=$CATALOGD_PROCS}${LOADGEN_PROCS:+ loadgen GOMAXPROCS=$LOADGEN_PROCS}: $PRODUCTS products, Zipf s=$ZIPF_S, $rate commands/s, ${duration}s per phase; constant $read_rate reads/s on $workers connections; saturation wrk -t$threads -c$conns per read URL"
+  echo "== $desc ${CATALOGD_FLAGS:-}${GOGC:+ GOGC=$GOGC}${CATALOGD_PROCS:+ catalogd GOMAXPROCS=$CATALOGD_PROCS}${LOADGEN_PROCS:+ loadgen GOMAXPROCS=$LOADGEN_PROCS}${CATALOGD_CPUS:+ catalogd on CPU $CATALOGD_CPUS}${LOADGEN_CPUS:+ loadgen on CPU $LOADGEN_CPUS}: $PRODUCTS products, Zipf s=$ZIPF_S, $rate commands/s, ${duration}s per phase; constant $read_rate reads/s on $workers connections; saturation wrk -t$threads -c$conns per read URL"
   echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 
   echo "-- 1. writes alone"
-  env ${lenv[@]+"${lenv[@]}"} "$tmp/loadgen" -url "$writer" -products "$PRODUCTS" -rate "$rate" -duration "${duration}s" -label "writes alone" || true
+  "${lpin[@]}" ${lenv[@]+"${lenv[@]}"} "$tmp/loadgen" -url "$writer" -products "$PRODUCTS" -rate "$rate" -duration "${duration}s" -label "writes alone" || true
 
   echo "-- 2. constant rate: $read_rate reads/s + $rate writes/s"
-  env ${lenv[@]+"${lenv[@]}"} "$tmp/loadgen" -url "$writer" -read-urls "$(IFS=,; echo "${read_urls[*]}")" -products "$PRODUCTS" -rate "$rate" \
+  "${lpin[@]}" ${lenv[@]+"${lenv[@]}"} "$tmp/loadgen" -url "$writer" -read-urls "$(IFS=,; echo "${read_urls[*]}")" -products "$PRODUCTS" -rate "$rate" \
     -read-rate "$read_rate" -workers "$workers" -duration "${duration}s" -label "writes with constant reads" || true
 
   echo "-- 3. saturation: wrk flat out + $rate writes/s"
 
-  env ${lenv[@]+"${lenv[@]}"} "$tmp/loadgen" -url "$writer" -products "$PRODUCTS" -rate "$rate" -duration "${duration}s" -label "writes with saturating reads" >"$tmp/writes.txt" &
+  "${lpin[@]}" ${lenv[@]+"${lenv[@]}"} "$tmp/loadgen" -url "$writer" -products "$PRODUCTS" -rate "$rate" -duration "${duration}s" -label "writes with saturating reads" >"$tmp/writes.txt" &
   lg=$!
   wrks=()
   for u in "${read_urls[@]}"; do
-    wrk -t"$threads" -c"$conns" -d"${duration}s" --timeout 10s -s zipf.lua "$u" >"$tmp/wrk-${u##*:}.txt" &
+    "${lpin[@]}" wrk -t"$threads" -c"$conns" -d"${duration}s" --timeout 10s -s zipf.lua "$u" >"$tmp/wrk-${u##*:}.txt" &
     wrks+=($!)
   done
   wait "${wrks[@]}"

@@ -383,11 +383,14 @@ type FloorProduct struct {
 	SellerID, SellerName string
 	SellerRating         float64
 	Shipping             []catalog.ShippingOption
-	History              []catalog.PricePoint // oldest first; a new slice on every change
-	PriceDropped         bool
-	PreviousPriceCents   int64
-	Version              uint64
-	UpdatedAt            time.Time
+	// History is oldest first. Its backing array is shared with later
+	// versions, which append past its end (see PriceChanged); Product
+	// clips it to cap=len.
+	History            []catalog.PricePoint
+	PriceDropped       bool
+	PreviousPriceCents int64
+	Version            uint64
+	UpdatedAt          time.Time
 }
 
 // AverageRating is the mean rating rounded to one decimal, halves up.
@@ -422,7 +425,8 @@ func (p *FloorProduct) PriceDaysAgo(now time.Time, days int) (int64, bool) {
 // snapshot: a writer builds a new one for every change and swaps the map
 // entry, and a reader takes the pointer under the read lock and copies the
 // view after releasing it. Slices inside a view are never written once
-// published (Recent, Shipping and History are replaced).
+// published (Recent and Shipping are replaced; History is extended past
+// the end that published versions see, as catalog.Views does).
 //
 // Next to the product views it keeps the same secondary read models as
 // catalog.Views and catalog.Trending, updated under the same conditions:
@@ -496,7 +500,11 @@ func (v *FloorView) Product(id string) (FloorProduct, bool) {
 	if p == nil {
 		return FloorProduct{}, false
 	}
-	return *p, true // p is immutable: no lock needed to copy it
+	c := *p // p is immutable: no lock needed to copy it
+	// The writer appends past the end of the history's array: clip it so
+	// that an append of the caller's copies.
+	c.History = c.History[:len(c.History):len(c.History)]
+	return c, true
 }
 
 // change publishes a new snapshot of product id made by fn from a copy of
@@ -581,10 +589,20 @@ func (v *FloorView) PriceChanged(e FloorPriceChanged) {
 		if n := len(h) - start + 1; n > maxHistory {
 			start += n - maxHistory
 		}
-		// A new slice, as the catalog's view makes: readers may hold h.
-		history := make([]catalog.PricePoint, 0, len(h)-start+1)
-		history = append(history, h[start:]...)
-		p.History = append(history, catalog.PricePoint{At: e.At, Cents: e.NewCents})
+		// As the catalog's view does: append in place when the array has
+		// room past the end of the newest version (no reader looks
+		// there; v.mu makes this the one writer), else copy the kept
+		// points into a new array with room for half as many again.
+		pt := catalog.PricePoint{At: e.At, Cents: e.NewCents}
+		if h = h[start:]; len(h) < cap(h) {
+			p.History = append(h, pt)
+		} else {
+			n := len(h) + 1
+			history := make([]catalog.PricePoint, n, n+n/2)
+			copy(history, h)
+			history[n-1] = pt
+			p.History = history
+		}
 		p.Version++
 		p.UpdatedAt = e.At
 	})

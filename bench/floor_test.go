@@ -9,10 +9,13 @@ import (
 	"github.com/cqrskit/cqrs/examples/catalog"
 )
 
-// TestFloorHistoryIsCopied checks that a price change gives the floor's
-// product view a new History slice, as catalog.Views does, instead of
-// appending into the array a reader may still hold.
-func TestFloorHistoryIsCopied(t *testing.T) {
+// TestFloorHistoryKeepsHeldViews checks that the floor's product view
+// treats History as catalog.Views does: a price change appends past the
+// end of the array a reader's view sees (or copies it when full), never
+// into what the reader sees, and the views handed out are clipped, so
+// that an append of the reader's copies instead of writing into the
+// array the floor extends.
+func TestFloorHistoryKeepsHeldViews(t *testing.T) {
 	at := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	f := NewFloor(func() time.Time { return at })
 	for _, cmd := range []any{
@@ -23,19 +26,31 @@ func TestFloorHistoryIsCopied(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	for i := range 10 {
+	type heldView struct {
+		v    FloorProduct
+		want []catalog.PricePoint
+	}
+	var held []heldView
+	for i := range 200 {
 		v, _ := f.View.Product("p-0")
-		held := v.History[:cap(v.History)]
-		before := slices.Clone(held)
+		if cap(v.History) != len(v.History) {
+			t.Fatalf("Product handed out a History with room past its end: len %d, cap %d", len(v.History), cap(v.History))
+		}
+		mine := append(v.History, catalog.PricePoint{Cents: -1})
+		mine[len(mine)-1].Cents = -2
+		held = append(held, heldView{v, slices.Clone(v.History)})
 		at = at.Add(time.Hour)
 		if err := f.UpdatePrice(catalog.UpdatePrice{ProductID: "p-0", SellerID: "s-0", PriceCents: int64(200 + i)}); err != nil {
 			t.Fatal(err)
 		}
-		if !slices.Equal(held, before) {
-			t.Fatalf("price change %d wrote into the History array a reader holds: %v, was %v", i, held, before)
+		for j, h := range held {
+			if !slices.Equal(h.v.History, h.want) {
+				t.Fatalf("price change %d changed the History of the view read before change %d: %v, was %v", i, j, h.v.History, h.want)
+			}
 		}
-		if v, _ := f.View.Product("p-0"); len(v.History) != i+2 {
-			t.Fatalf("History has %d points after %d changes", len(v.History), i+1)
+		v, _ = f.View.Product("p-0")
+		if len(v.History) != min(i+2, maxHistory) || v.History[len(v.History)-1].Cents != int64(200+i) {
+			t.Fatalf("History after %d changes: %v", i+1, v.History)
 		}
 	}
 }

@@ -14,8 +14,8 @@ import (
 // TestDispatchAllocations guards issue 15's budget: a dispatch of
 // UpdatePrice or SubmitReview with the views and trending projected inline
 // makes at most 5 heap allocations on average. UpdatePrice: the command and
-// the event boxed into interfaces, the new product view and its new price
-// history; SubmitReview: the command, the event, the new product view and
+// the event boxed into interfaces, the new product view and (amortized) a
+// new array for its price history when the old one is full; SubmitReview: the command, the event, the new product view and
 // the new trending entry, plus (amortized) their recent-review arrays. It
 // counts every allocation in the process exactly, not rounded down to an
 // integer as testing.AllocsPerRun and allocs/op are.

@@ -36,7 +36,10 @@ type ReviewSummary struct {
 
 // ProductView answers, in one lookup, everything the product page's 5-table
 // JOIN returned. Values are immutable once stored: the projector builds a
-// new one for every change, so readers can keep what they got.
+// new one for every change, so readers can keep what they got. (History's
+// backing array is shared with later versions, which append past its end;
+// the views a reader gets have it clipped, so that an append of the
+// reader's own copies the points instead of writing into that array.)
 type ProductView struct {
 	ID          string
 	Title       string
@@ -286,9 +289,8 @@ func (vs *viewSet) stageOf(id string) *staged {
 	if !ok {
 		return nil
 	}
-	// The published history may be shared with readers: clip its
-	// capacity so that the first append of the batch copies it.
-	p.History = p.History[:len(p.History):len(p.History)]
+	// The stage extends the published history in place (see
+	// appendHistory): readers of p never look past its end.
 	vs.slab = append(vs.slab, staged{view: p, existed: true, inStock: p.InStock, ratings: p.Ratings})
 	s := &vs.slab[len(vs.slab)-1]
 	vs.stage[id] = s
@@ -302,8 +304,7 @@ func (vs *viewSet) publish() {
 	in, ranked := vs.inBuf[:0], vs.rankBuf[:0]
 	for id, s := range vs.stage {
 		p := &s.view
-		p.History = p.History[:len(p.History):len(p.History)]
-		vs.products.Put(ctx, id, *p)
+		vs.products.Put(ctx, id, *p) // History keeps its spare capacity: see appendHistory
 		if !s.existed || p.InStock != s.inStock {
 			if p.InStock {
 				in = append(in, id) // added below in one go
@@ -329,10 +330,6 @@ func (vs *viewSet) publish() {
 	vs.slab = vs.slab[:0]
 }
 
-// private reports whether product views are changed in place: a rebuild's
-// bulk replay, or a batch's stage.
-func (vs *viewSet) private() bool { return vs.bulk || vs.staging }
-
 // flush applies the deferred index updates and ends bulk mode.
 func (vs *viewSet) flush(context.Context) error {
 	if !vs.bulk {
@@ -345,7 +342,6 @@ func (vs *viewSet) flush(context.Context) error {
 	var ranked []Rated
 	var in []string
 	for id, p := range vs.bulkProducts {
-		p.History = p.History[:len(p.History):len(p.History)] // see appendHistory
 		vs.products.Put(context.Background(), id, *p)
 		if p.ReviewCount() >= TopRatedMinReviews {
 			ranked = append(ranked, Rated{Key: id, Score: p.Ratings.Mean()})
@@ -362,7 +358,9 @@ func (vs *viewSet) flush(context.Context) error {
 
 // Product returns the product view.
 func (v *Views) Product(id string) (ProductView, bool) {
-	return v.cur.Load().products.Load(id)
+	p, ok := v.cur.Load().products.Load(id)
+	p.History = clipHistory(p.History)
+	return p, ok
 }
 
 // Seller returns the seller view.
@@ -404,7 +402,10 @@ func (v *Views) BySeller(sellerID string, dst []string) []string {
 // Each calls fn for every product view until it returns false (a weakly
 // consistent snapshot; used by tests and exports).
 func (v *Views) Each(fn func(ProductView) bool) {
-	v.cur.Load().products.Range(func(_ string, p ProductView) bool { return fn(p) })
+	v.cur.Load().products.Range(func(_ string, p ProductView) bool {
+		p.History = clipHistory(p.History)
+		return fn(p)
+	})
 }
 
 func (vs *viewSet) sellerRegistered(_ context.Context, _ event.Record, e SellerRegistered) error {
@@ -569,18 +570,31 @@ func (vs *viewSet) priceChanged(_ context.Context, rec event.Record, e PriceChan
 		p.PreviousPriceCents = p.PriceCents
 		p.PriceDropped = e.NewCents < p.PriceCents
 		p.PriceCents = e.NewCents
-		p.History = appendHistory(p.History, PricePoint{At: rec.Time, Cents: e.NewCents}, vs.private())
+		p.History = appendHistory(p.History, PricePoint{At: rec.Time, Cents: e.NewCents})
 		return p
 	})
 	return nil
 }
 
 // appendHistory returns a slice holding the points needed to answer prices
-// up to 90 days before any time at or after the newest point. It is a new
-// slice, since the old one may be shared with readers, unless private is
-// set (a rebuild's views, which no reader sees before Flush): then it
-// appends in place.
-func appendHistory(h []PricePoint, pt PricePoint, private bool) []PricePoint {
+// up to 90 days before any time at or after the newest point, oldest first.
+//
+// It appends pt in place, at index len(h) of h's backing array, when the
+// array has room there; else it copies the points it keeps into a new array
+// with room for half as many again, so a price change costs O(1) amortised
+// instead of a copy of the whole history. Writing in place is safe because
+// the array is append-only: every version of the view published so far
+// ends at or before len(h), so no reader ever reads the index written, and
+// older versions keep their points (dropping old points only moves the new
+// slice's start). That holds only if h is the history of the newest version
+// of the view and only its one writer calls appendHistory on it: the
+// projector's handlers run one at a time (batchMu, or the Map's lock
+// around Update), and every view handed to users has its history clipped to
+// cap=len (clipHistory), so that an append of theirs copies. A version that
+// is never published (a batch's stage after a failure) may have written
+// past the published end; the next append from the published version
+// overwrites those slots, which no reader has seen.
+func appendHistory(h []PricePoint, pt PricePoint) []PricePoint {
 	cut := pt.At.Add(-historyWindow)
 	start := 0
 	// Keep the newest point at or before the cut: it is the price in
@@ -594,13 +608,20 @@ func appendHistory(h []PricePoint, pt PricePoint, private bool) []PricePoint {
 	if n := len(h) - start + 1; n > maxHistory {
 		start += n - maxHistory
 	}
-	if private {
-		return append(h[start:], pt)
+	h = h[start:]
+	if len(h) < cap(h) {
+		return append(h, pt) // in place: see above
 	}
-	out := make([]PricePoint, 0, len(h)-start+1)
-	out = append(out, h[start:]...)
-	return append(out, pt)
+	n := len(h) + 1
+	out := make([]PricePoint, n, n+n/2)
+	copy(out, h)
+	out[n-1] = pt
+	return out
 }
+
+// clipHistory returns h with its capacity cut to its length: a slice header
+// change, no copy and no allocation.
+func clipHistory(h []PricePoint) []PricePoint { return h[:len(h):len(h)] }
 
 func (vs *viewSet) stockChanged(_ context.Context, rec event.Record, e StockChanged) error {
 	vs.change(rec, e.ProductID, func(p ProductView) ProductView {

@@ -452,6 +452,11 @@ func (p *Projector) Shadow(ctx context.Context) (projection.Shadow, error) {
 	return projection.Shadow{Handler: handle, Flush: flush, Swap: swap}, nil
 }
 
+// dropTimeout bounds the deletion of the generations a rebuild replaced.
+// Close does not cancel a deletion in progress (nothing else would delete
+// those keys later), but waits for it at most this long.
+const dropTimeout = 30 * time.Second
+
 // switchAndClean switches readers to generation n, retrying while Redis
 // is unreachable (until Close), and then deletes older generations.
 func (p *Projector) switchAndClean(n uint64, switched bool, stop <-chan struct{}) {
@@ -465,14 +470,22 @@ func (p *Projector) switchAndClean(n uint64, switched bool, stop <-chan struct{}
 		case <-ctx.Done():
 		}
 	}()
+	drop := func(below uint64) {
+		// Not ctx: a Close during the deletion would leave the old
+		// generation's keys in Redis for good. The deletion ends by
+		// itself, or at the first error (Redis unreachable).
+		dctx, dcancel := context.WithTimeout(context.Background(), dropTimeout)
+		defer dcancel()
+		_ = p.ns.dropGenerations(dctx, func(g uint64) bool { return g < below })
+	}
 	for delay := 10 * time.Millisecond; ; delay = min(2*delay, time.Second) {
 		if switched {
-			_ = p.ns.dropGenerations(ctx, func(g uint64) bool { return g < n })
+			drop(n)
 			return
 		}
 		cur, err := switchScript.Run(ctx, p.ns.rdb, nil, p.ns.genKey(), n).Uint64()
 		if err == nil {
-			_ = p.ns.dropGenerations(ctx, func(g uint64) bool { return g < cur })
+			drop(cur)
 			return
 		}
 		select {
@@ -483,8 +496,10 @@ func (p *Projector) switchAndClean(n uint64, switched bool, stop <-chan struct{}
 	}
 }
 
-// Close cancels background work (the deletion of an old generation, or a
-// generation switch Redis did not take yet) and waits for it. It does not
+// Close cancels background work that waits for Redis (a generation switch
+// Redis did not take yet) and waits for it; a deletion of the generations a
+// rebuild replaced, once started, is finished first (at most dropTimeout),
+// so that their keys do not stay in Redis. It does not
 // close the Redis client. The projector stays usable: a later rebuild
 // starts new background work.
 func (p *Projector) Close() error {

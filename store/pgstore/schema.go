@@ -124,41 +124,34 @@ func (s *Store) migrate(ctx context.Context) error {
 const horizon = `(pg_snapshot_xmin(pg_current_snapshot())::text::bigint << 16)`
 
 // appendEvents completes insertEvents and insertEventsTop, given x, the id
-// that the positions are made of (MATERIALIZED, or it is computed per row;
-// xx adds it as xid8, converted once rather than per row).
+// that the positions are made of (MATERIALIZED, or it is computed per row).
 // The event ids come from the caller, in binary: gen_random_uuid() would
-// cost the server more than the rest of the row. idx is the event's index in
-// record order. A stream with base >= 0 was pinned by ExpectVersion and
-// continues from that version; for the others, base is -i, where i numbers
-// the unpinned streams from 1 in the order of the arrays, and they continue
+// cost the server more than the rest of the row. idx
+// is the event's index in record order. A stream with base >= 0 was pinned
+// by ExpectVersion and continues from that version; the others continue
 // from the newest committed version, read once per stream before the first
 // row is inserted (MATERIALIZED): read per row, it would wade through the
 // index entries this statement has just added. If a concurrent writer takes
 // that version, the caller retries. Rows are inserted in the order of the
-// arrays (n), which the caller sorts by stream.
-//
-// The arrays are unnested once, straight into the INSERT: a CTE over them
-// that two parts of the statement read would be materialised, and joining
-// it to the stream heads would hash every row; the heads come as an array
-// indexed by -base instead, and the statement returns the last position
-// rather than a row per event. Together that saves about a fifth of the
-// server's time for 100 events (bench/results/issue15-pgstore-append-h-pg.md).
-const appendEvents = `xx AS MATERIALIZED (SELECT id, id::text::xid8 AS xid FROM x
+// arrays (n), which the caller sorts by stream. The metadata, the same for
+// every row, is parsed once. Only the last position comes back.
+const appendEvents = `u AS (
+	SELECT * FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::bigint[], $5::text[], $6::text[], $9::uuid[])
+		WITH ORDINALITY AS u(idx, stream, base, k, type, data, eid, n)
 ), heads AS MATERIALIZED (
-	SELECT coalesce(array_agg(coalesce((SELECT max(e.version) FROM $schema.events e WHERE e.stream = s.stream), 0)
-		ORDER BY s.i), '{}') AS head
-	FROM (SELECT DISTINCT -b AS i, stream FROM unnest($2::text[], $3::bigint[]) AS t(stream, b) WHERE b < 0) s
+	SELECT s.stream, coalesce((SELECT max(e.version) FROM $schema.events e WHERE e.stream = s.stream), 0) AS head
+	FROM (SELECT DISTINCT stream FROM u WHERE base < 0) s
+), m AS MATERIALIZED (SELECT $7::jsonb AS metadata
 ), ins AS (
 	INSERT INTO $schema.events (position, append_xid, id, stream, version, type, data, metadata, recorded_at)
-	SELECT (xx.id << 16) | u.idx, xx.xid, u.eid, u.stream,
-		CASE WHEN u.base >= 0 THEN u.base ELSE h.head[-u.base] END + u.k,
-		u.type, u.data::jsonb, $7::jsonb, $8
-	FROM xx CROSS JOIN heads h
-		CROSS JOIN unnest($1::bigint[], $2::text[], $3::bigint[], $4::bigint[], $5::text[], $6::text[], $9::uuid[])
-			WITH ORDINALITY AS u(idx, stream, base, k, type, data, eid, n)
+	SELECT (x.id << 16) | u.idx, x.id::text::xid8, u.eid, u.stream,
+		CASE WHEN u.base >= 0 THEN u.base ELSE h.head END + u.k,
+		u.type, u.data::jsonb, m.metadata, $8
+	FROM x CROSS JOIN m CROSS JOIN u LEFT JOIN heads h ON h.stream = u.stream
 	ORDER BY u.n
+	RETURNING position
 )
-SELECT (id << 16) | (cardinality($1::bigint[]) - 1) FROM xx`
+SELECT max(position) FROM ins`
 
 // queries holds the store's SQL with the schema name filled in once.
 type queries struct {

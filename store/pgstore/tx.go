@@ -401,10 +401,6 @@ func (t *pgTx) commit() (event.Position, error) {
 		return 0, err
 	}
 	blind := false
-	// Each unpinned stream is numbered from 1, in array order, and its
-	// rows carry -number as base: see appendEvents.
-	var blinds int64
-	prev := ""
 	for j, i := range order {
 		p := t.pending[i]
 		b, err := t.s.reg.Marshal(p.data)
@@ -420,13 +416,9 @@ func (t *pgTx) commit() (event.Position, error) {
 		if st := t.streams[p.stream]; st.pinned {
 			bases[j] = int64(st.base)
 		} else {
-			if !blind || p.stream != prev {
-				blinds++
-			}
-			bases[j] = -blinds
+			bases[j] = -1
 			blind = true
 		}
-		prev = p.stream
 	}
 	md := event.MetadataFrom(ctx)
 	mdb, err := json.Marshal(metadataJSON(md))

@@ -57,6 +57,62 @@ func TestLargeUnitOfWork(t *testing.T) {
 	}
 }
 
+// TestPinnedAndUnpinnedStreamsInOneUnit: a unit of work that appends to
+// streams with different committed heads, some pinned by ExpectVersion and
+// some not, sorted between each other, continues each stream from its own
+// head; so does one whose streams are all pinned.
+func TestPinnedAndUnpinnedStreamsInOneUnit(t *testing.T) {
+	pool := newPool(t, 8)
+	st := newStore(t, pool)
+	ctx := context.Background()
+	heads := map[string]int{"a": 2, "b": 3, "c": 1, "e": 4}
+	_, err := st.Update(ctx, func(tx store.Tx) error {
+		for s, n := range heads {
+			for i := range n {
+				tx.Record(s, Tick{Seq: i})
+			}
+		}
+		return nil
+	})
+	require.NoError(t, err)
+
+	// b and e pinned, a, c and d (new) not; in sort order: a b c d e.
+	order := []string{"d", "e", "c", "b", "a", "c", "e", "d", "b", "a", "d"}
+	_, err = st.Update(ctx, func(tx store.Tx) error {
+		require.NoError(t, tx.ExpectVersion("b", 3))
+		require.NoError(t, tx.ExpectVersion("e", 4))
+		for i, s := range order {
+			tx.Record(s, Tick{Writer: 1, Seq: i})
+		}
+		return nil
+	})
+	require.NoError(t, err)
+	// Only pinned streams: the unit has no unpinned stream to look up.
+	_, err = st.Update(ctx, func(tx store.Tx) error {
+		require.NoError(t, tx.ExpectVersion("c", 3))
+		require.NoError(t, tx.ExpectVersion("a", 4))
+		tx.Record("c", Tick{Writer: 2})
+		tx.Record("a", Tick{Writer: 2})
+		return nil
+	})
+	require.NoError(t, err)
+
+	recs := readUntil(t, st, 10+len(order)+2)
+	next := map[string]uint64{}
+	for s, n := range heads {
+		next[s] = uint64(n)
+	}
+	for i, r := range recs[10:] {
+		next[r.Stream]++
+		require.Equal(t, next[r.Stream], r.Version, "record %d on %s", i, r.Stream)
+		if i < len(order) {
+			require.Equal(t, order[i], r.Stream, "record %d", i)
+			require.Equal(t, Tick{Writer: 1, Seq: i}, r.Data, "record %d", i)
+		}
+	}
+	assert.Equal(t, map[string]uint64{"a": 5, "b": 5, "c": 4, "d": 3, "e": 6}, next)
+}
+
 // TestConflictInLargeUnitWritesNothing: a unit of work with many events on
 // several streams, one of which a concurrent writer took, commits none of
 // them and none of its rows, and reports the stream that lost.

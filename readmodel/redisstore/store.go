@@ -27,9 +27,10 @@ import (
 // errors matching ctx.Err(); a value that does not decode gives a
 // *store.InvalidError. A Store is safe for concurrent use.
 type Store[K comparable, V any] struct {
-	ns    *Namespace
-	rel   string
-	codec Codec[V]
+	ns     *Namespace
+	rel    string
+	codec  Codec[V]
+	pooled bool // encode into a pooled buffer (not JSON)
 }
 
 var _ readmodel.Store[string, int] = (*Store[string, int])(nil)
@@ -54,7 +55,7 @@ type JSONCodec[V any] struct{}
 func (JSONCodec[V]) Append(dst []byte, v V) ([]byte, error) {
 	b, err := json.Marshal(v)
 	if err != nil || len(dst) == 0 {
-		return b, err // Marshal's buffer is as good as dst
+		return b, err // Marshal's buffer is as good as an empty dst
 	}
 	return append(dst, b...), nil
 }
@@ -77,7 +78,8 @@ func NewStore[K comparable, V any](ns *Namespace, collection string) *Store[K, V
 // either the new codec also decodes what the old one wrote, or the
 // projector's version must change so the views are rebuilt.
 func NewStoreCodec[K comparable, V any](ns *Namespace, collection string, codec Codec[V]) *Store[K, V] {
-	return &Store[K, V]{ns: ns, rel: "s:" + collection, codec: codec}
+	_, isJSON := codec.(JSONCodec[V])
+	return &Store[K, V]{ns: ns, rel: "s:" + collection, codec: codec, pooled: !isJSON}
 }
 
 func (s *Store[K, V]) field(k K) (string, error) {
@@ -167,6 +169,13 @@ func (s *Store[K, V]) Put(ctx context.Context, key K, v V) error {
 	if err != nil {
 		return err
 	}
+	if !s.pooled {
+		b, err := s.codec.Append(nil, v)
+		if err != nil {
+			return &store.InvalidError{What: "read-model view", Reason: "does not encode", Err: err}
+		}
+		return s.ns.writeOps(ctx, "hset", s.rel, f, string(b))
+	}
 	bp := encodeBufs.Get().(*[]byte)
 	b, err := s.codec.Append((*bp)[:0], v)
 	if err != nil {
@@ -181,10 +190,14 @@ func (s *Store[K, V]) Put(ctx context.Context, key K, v V) error {
 	return s.ns.writeOps(ctx, "hset", s.rel, f, val)
 }
 
-// encodeBufs holds Put's encoding buffers: the encoded view is copied
-// into the string the write carries, so the buffer can be reused. Buffers
-// grown past maxPooledBuf (a huge view) are left to the collector.
-var encodeBufs = sync.Pool{New: func() any { return new([]byte) }}
+// encodeBufs holds Put's encoding buffers for codecs other than JSON
+// (json.Marshal has its own): the encoded view is copied into the string
+// the write carries, so the buffer can be reused. A new one starts at 1
+// KiB so that a view is not encoded through a series of growing copies
+// (a goroutine that moved to another P since its last Put misses the
+// pool). Buffers grown past maxPooledBuf (a huge view) are left to the
+// collector.
+var encodeBufs = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
 
 const maxPooledBuf = 64 << 10
 

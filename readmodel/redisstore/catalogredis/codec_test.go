@@ -446,3 +446,70 @@ func TestStoredFormats(t *testing.T) {
 		t.Fatalf("truncated view: got %v", err)
 	}
 }
+
+// benchView is a product view as the catalog seeds them: five reviews,
+// three shipping options, ten price points.
+func benchView() catalog.ProductView {
+	at := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	p := catalog.ProductView{
+		ID: "p-000123", Title: "Stainless steel kettle 1.7 l", Description: strings.Repeat("A kettle that boils water quickly. ", 6),
+		PriceCents: 4999, Stock: 17, InStock: true, SellerID: "s-0042", SellerName: "Kitchen Things Ltd", SellerRating: 4.6,
+		Recent:  readmodel.NewRecent[catalog.ReviewSummary](catalog.RecentReviews),
+		Version: 31, UpdatedAt: at, PreviousPriceCents: 5299, PriceDropped: true,
+	}
+	for i := range 7 {
+		p.Ratings = p.Ratings.Add(float64(1 + i%5))
+		p.Recent = p.Recent.Push(catalog.ReviewSummary{ReviewID: fmt.Sprint("r-", i), Author: "author " + fmt.Sprint(i), Rating: 1 + i%5, Text: "Works as described, would buy again.", At: at.Add(time.Duration(i) * time.Hour)})
+	}
+	p.Shipping = []catalog.ShippingOption{{Method: "standard", PriceCents: 499, Days: 5}, {Method: "express", PriceCents: 999, Days: 2}, {Method: "pickup", Days: 1}}
+	for i := range 10 {
+		p.History = append(p.History, catalog.PricePoint{At: at.Add(time.Duration(i) * 24 * time.Hour), Cents: int64(5000 + i)})
+	}
+	return p
+}
+
+// BenchmarkProductCodec: decoding and encoding one product view, the
+// binary format against the JSON it replaces.
+func BenchmarkProductCodec(b *testing.B) {
+	p := benchView()
+	bin := string(encode(b, p))
+	js, err := json.Marshal(p)
+	if err != nil {
+		b.Fatal(err)
+	}
+	c := catalogredis.ProductCodec{}
+	b.Run("decode/format=binary", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := c.Decode(bin); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.ReportMetric(float64(len(bin)), "bytes")
+	})
+	b.Run("decode/format=json", func(b *testing.B) {
+		b.ReportAllocs()
+		s := string(js)
+		for b.Loop() {
+			if _, err := c.Decode(s); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.ReportMetric(float64(len(js)), "bytes")
+	})
+	b.Run("encode/format=binary", func(b *testing.B) {
+		b.ReportAllocs()
+		buf := make([]byte, 0, 1024)
+		for b.Loop() {
+			buf, _ = c.Append(buf[:0], p)
+		}
+	})
+	b.Run("encode/format=json", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := json.Marshal(p); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}

@@ -74,10 +74,14 @@ func NewStore[K comparable, V any](ns *Namespace, collection string) *Store[K, V
 }
 
 // NewStoreCodec returns the collection named collection in ns, its views
-// encoded by codec. Changing a collection's codec changes what is stored:
-// either the new codec also decodes what the old one wrote, or the
-// projector's version must change so the views are rebuilt.
+// encoded by codec (JSON if codec is nil). Changing a collection's codec
+// changes what is stored: either the new codec also decodes what the old
+// one wrote, or the projector's version must change so the views are
+// rebuilt.
 func NewStoreCodec[K comparable, V any](ns *Namespace, collection string, codec Codec[V]) *Store[K, V] {
+	if codec == nil {
+		codec = JSONCodec[V]{}
+	}
 	_, isJSON := codec.(JSONCodec[V])
 	return &Store[K, V]{ns: ns, rel: "s:" + collection, codec: codec, pooled: !isJSON}
 }

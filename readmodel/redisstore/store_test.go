@@ -127,7 +127,7 @@ func TestStoreCodec(t *testing.T) {
 	if _, err := s.Get(ctx, "b"); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("the refused view was written: %v", err)
 	}
-	if err := redisstore.NewStore[string, string](ns, "c").Put(ctx, "j", "json"); err != nil {
+	if err := redisstore.NewStoreCodec[string](ns, "c", redisstore.Codec[string](nil)).Put(ctx, "j", "json"); err != nil { // nil: JSON
 		t.Fatal(err)
 	}
 	if _, err := s.Get(ctx, "j"); !errors.Is(err, store.ErrInvalid) || !strings.Contains(err.Error(), "no #") {

@@ -48,9 +48,10 @@ const formatV1 = 1
 // UnknownFormatError reports a stored view whose format byte this version
 // does not know: written by a newer version, or not a view at all.
 type UnknownFormatError struct {
-	Format byte
+	Format byte // the value's first byte
 }
 
+// Error implements error.
 func (e *UnknownFormatError) Error() string {
 	return fmt.Sprintf("catalogredis: unknown view format %#02x", e.Format)
 }
@@ -59,11 +60,12 @@ func (e *UnknownFormatError) Error() string {
 // decode: truncated, with a length or value out of range, or with bytes
 // after its last field.
 type CorruptError struct {
-	Format byte
-	Offset int // where decoding stopped, in bytes from the start
-	Reason string
+	Format byte   // the value's format byte (0 for an empty value)
+	Offset int    // where decoding stopped, in bytes from the start
+	Reason string // what was wrong there
 }
 
+// Error implements error.
 func (e *CorruptError) Error() string {
 	return fmt.Sprintf("catalogredis: corrupt view (format %d) at byte %d: %s", e.Format, e.Offset, e.Reason)
 }

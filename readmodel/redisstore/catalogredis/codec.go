@@ -141,11 +141,10 @@ func (ProductCodec) Append(b []byte, p catalog.ProductView) ([]byte, error) {
 // versions. Bad input gives an *UnknownFormatError, a *CorruptError or
 // (old JSON values) a JSON error.
 func (ProductCodec) Decode(data string) (catalog.ProductView, error) {
-	var p catalog.ProductView
 	if len(data) > 0 && data[0] == '{' {
-		err := json.Unmarshal([]byte(data), &p)
-		return p, err
+		return decodeJSON[catalog.ProductView](data)
 	}
+	var p catalog.ProductView
 	d, err := newDecoder(data)
 	if err != nil {
 		return p, err
@@ -249,11 +248,10 @@ func (SellerCodec) Append(b []byte, s catalog.SellerView) ([]byte, error) {
 
 // Decode implements redisstore.Codec, like ProductCodec.Decode.
 func (SellerCodec) Decode(data string) (catalog.SellerView, error) {
-	var s catalog.SellerView
 	if len(data) > 0 && data[0] == '{' {
-		err := json.Unmarshal([]byte(data), &s)
-		return s, err
+		return decodeJSON[catalog.SellerView](data)
 	}
+	var s catalog.SellerView
 	d, err := newDecoder(data)
 	if err != nil {
 		return s, err
@@ -265,6 +263,15 @@ func (SellerCodec) Decode(data string) (catalog.SellerView, error) {
 		return catalog.SellerView{}, err
 	}
 	return s, nil
+}
+
+// decodeJSON decodes a view stored as JSON by an earlier version. It has
+// its own variable so that the one Decode fills for format 1 does not
+// escape to the heap through json.Unmarshal.
+func decodeJSON[V any](data string) (V, error) {
+	var v V
+	err := json.Unmarshal([]byte(data), &v)
+	return v, err
 }
 
 func appendUvarint(b []byte, x uint64) []byte {

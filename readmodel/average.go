@@ -186,10 +186,23 @@ func (a *RunningAverage) UnmarshalJSON(data []byte) error {
 	if err := json.Unmarshal(data, &v); err != nil {
 		return err
 	}
-	if v.Count < 0 || v.Count > maxAverageCount || (v.Count == 0 && v.Sum != 0) ||
-		math.IsNaN(v.Sum) || math.IsInf(v.Sum, 0) {
-		return fmt.Errorf("readmodel: invalid RunningAverage: count %d, sum %g", v.Count, v.Sum)
+	avg, err := AverageOf(v.Count, v.Sum)
+	if err != nil {
+		return err
 	}
-	*a = RunningAverage{n: v.Count, sum: v.Sum}
+	*a = avg
 	return nil
+}
+
+// AverageOf returns the average of count values summing to sum: the
+// average whose Count and Sum they are, for codecs that store a
+// RunningAverage as those two numbers (as MarshalJSON does). It returns an
+// error for a count that is negative or above 1<<53, a zero count with a
+// non-zero sum, or a sum that is not finite.
+func AverageOf(count int64, sum float64) (RunningAverage, error) {
+	if count < 0 || count > maxAverageCount || (count == 0 && sum != 0) ||
+		math.IsNaN(sum) || math.IsInf(sum, 0) {
+		return RunningAverage{}, fmt.Errorf("readmodel: invalid RunningAverage: count %d, sum %g", count, sum)
+	}
+	return RunningAverage{n: count, sum: sum}, nil
 }

@@ -156,18 +156,30 @@ func (r *Recent[T]) UnmarshalJSON(data []byte) error {
 	if err := json.Unmarshal(data, &v); err != nil {
 		return err
 	}
-	if v.Cap < 0 || len(v.Items) > v.Cap { // cap 0 with no items is the zero Recent
-		return fmt.Errorf("readmodel: invalid Recent: cap %d with %d items", v.Cap, len(v.Items))
+	rec, err := RecentOf(v.Cap, v.Items)
+	if err != nil {
+		return err
 	}
-	// An array exactly as long as the items, oldest first: the next Push
-	// finds it full and starts a new one.
+	*r = rec
+	return nil
+}
+
+// RecentOf returns a Recent of the given capacity holding items, newest
+// first (the order of Items), for codecs that store a Recent as its
+// capacity and items (as MarshalJSON does). It copies the items, and
+// allocates room for them only: the next Push starts a new array. It
+// returns an error for a negative capacity or more items than it; capacity
+// 0 with no items gives the zero Recent.
+func RecentOf[T any](capacity int, newestFirst []T) (Recent[T], error) {
+	if capacity < 0 || len(newestFirst) > capacity {
+		return Recent[T]{}, fmt.Errorf("readmodel: invalid Recent: cap %d with %d items", capacity, len(newestFirst))
+	}
 	var arr []recentSlot[T]
-	if len(v.Items) > 0 {
-		arr = make([]recentSlot[T], len(v.Items))
-		for i, x := range v.Items {
+	if len(newestFirst) > 0 {
+		arr = make([]recentSlot[T], len(newestFirst))
+		for i, x := range newestFirst {
 			arr[len(arr)-1-i].v = x
 		}
 	}
-	*r = Recent[T]{arr: arr, end: len(arr), capacity: v.Cap}
-	return nil
+	return Recent[T]{arr: arr, end: len(arr), capacity: capacity}, nil
 }

@@ -276,3 +276,48 @@ func TestRunningAverageCountLimit(t *testing.T) {
 	}
 	assert.EqualValues(t, limit-1, a.Remove(4).Count(), "Remove on a full average")
 }
+
+// TestAverageOf: AverageOf gives the average with that count and sum, the
+// one JSON decoding gives, and refuses what UnmarshalJSON refuses.
+func TestAverageOf(t *testing.T) {
+	a := readmodel.RunningAverage{}.Add(4).Add(5).Add(3)
+	b, err := readmodel.AverageOf(a.Count(), a.Sum())
+	require.NoError(t, err)
+	assert.Equal(t, a.Count(), b.Count())
+	assert.Equal(t, a.Sum(), b.Sum())
+	assert.Equal(t, a.Mean(), b.Mean())
+	assert.Equal(t, 4.0, b.Add(4).Mean(), "it keeps averaging")
+	z, err := readmodel.AverageOf(0, 0)
+	require.NoError(t, err)
+	assert.Equal(t, readmodel.RunningAverage{}, z)
+	for _, bad := range []struct {
+		n   int64
+		sum float64
+	}{{-1, 0}, {1<<53 + 1, 1}, {0, 1}, {1, math.NaN()}, {1, math.Inf(-1)}} {
+		_, err := readmodel.AverageOf(bad.n, bad.sum)
+		assert.Error(t, err, "count %d sum %g", bad.n, bad.sum)
+	}
+}
+
+// TestRecentOf: RecentOf gives a Recent with that capacity and items
+// (newest first), that pushes like any other without changing what it
+// was built from, and refuses a negative capacity or too many items.
+func TestRecentOf(t *testing.T) {
+	items := []int{3, 2, 1}
+	r, err := readmodel.RecentOf(4, items)
+	require.NoError(t, err)
+	items[0] = 99 // the Recent has its own copy
+	assert.Equal(t, []int{3, 2, 1}, r.Items())
+	assert.Equal(t, 4, r.Cap())
+	r2 := r.Push(4).Push(5)
+	assert.Equal(t, []int{5, 4, 3, 2}, r2.Items())
+	assert.Equal(t, []int{3, 2, 1}, r.Items(), "pushing leaves it unchanged")
+	z, err := readmodel.RecentOf[int](0, nil)
+	require.NoError(t, err)
+	assert.Zero(t, z.Len())
+	assert.Zero(t, z.Cap())
+	_, err = readmodel.RecentOf(-1, []int(nil))
+	assert.Error(t, err)
+	_, err = readmodel.RecentOf(1, []int{1, 2})
+	assert.Error(t, err)
+}

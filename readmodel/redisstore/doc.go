@@ -10,7 +10,7 @@
 //   - [Namespace]: one projector's keys, in generations (see its key
 //     layout); readers resolve the current generation and read in one
 //     server-side script, one round trip per query.
-//   - [Store]: a readmodel.Store (JSON views in a hash), passing
+//   - [Store]: a readmodel.Store (views in a hash, JSON or a [Codec]), passing
 //     readmodeltest; and the query blocks [Ranking] (top-K), [SortedSet]
 //     and [Index] (cursor paging), [Recent] (newest-first bounded lists)
 //     and [Averages] (exact running averages of integers), the Redis

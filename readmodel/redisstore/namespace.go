@@ -31,6 +31,7 @@ type Namespace struct {
 	prefix string
 	name   string
 	base   string // prefix:name
+	gen    string // genKey(), built once: every read names it
 }
 
 // NewNamespace returns the namespace of projector name under prefix (for
@@ -46,7 +47,8 @@ func NewNamespace(rdb redis.UniversalClient, prefix, projector string) (*Namespa
 	case projector == "" || strings.Contains(projector, ":"):
 		return nil, invalid(fmt.Sprintf("projector name %q is empty or contains ':'", projector))
 	}
-	return &Namespace{rdb: rdb, prefix: prefix, name: projector, base: prefix + ":" + projector}, nil
+	base := prefix + ":" + projector
+	return &Namespace{rdb: rdb, prefix: prefix, name: projector, base: base, gen: base + ":gen"}, nil
 }
 
 // Projector returns the projector name the namespace belongs to.
@@ -58,7 +60,7 @@ func (ns *Namespace) Prefix() string { return ns.prefix }
 // Client returns the Redis client.
 func (ns *Namespace) Client() redis.UniversalClient { return ns.rdb }
 
-func (ns *Namespace) genKey() string  { return ns.base + ":gen" }
+func (ns *Namespace) genKey() string  { return ns.gen }
 func (ns *Namespace) gensKey() string { return ns.base + ":gens" }
 
 // genPrefix is the prefix of every key of generation gen.
@@ -110,6 +112,23 @@ func (ns *Namespace) read(ctx context.Context, ops ...readOp) ([]any, error) {
 		return nil, fmt.Errorf("redisstore: read returned %d replies for %d reads", len(res)-1, len(ops))
 	}
 	return res[1:], nil
+}
+
+// hget reads one field of a hash in the current generation, in one round
+// trip: the common read (a view by key), given its own script so that the
+// reply is one bulk string rather than a table to walk.
+func (ns *Namespace) hget(ctx context.Context, rel, field string) (string, bool, error) {
+	if err := ctx.Err(); err != nil {
+		return "", false, err
+	}
+	s, err := hgetScript.RunRO(ctx, ns.rdb, nil, ns.gen, ns.base, rel, field).Text()
+	if errors.Is(err, redis.Nil) {
+		return "", false, nil
+	}
+	if err != nil {
+		return "", false, wrap("read", err)
+	}
+	return s, true, nil
 }
 
 // write applies ops to the current generation outside a projector, in one

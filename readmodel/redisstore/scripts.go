@@ -148,6 +148,14 @@ end
 return out
 `)
 
+// hgetScript is readScript for one HGET: ARGV[1] the generation key,
+// ARGV[2] the base, ARGV[3] the hash relative to the generation, ARGV[4]
+// the field. It returns the value or nil.
+var hgetScript = redis.NewScript(`
+local g = redis.call('GET', ARGV[1]) or '1'
+return redis.call('HGET', ARGV[2] .. ':g' .. g .. ':' .. ARGV[3], ARGV[4])
+`)
+
 // nextGenScript allocates a generation number for a rebuild: above the
 // current one and above every number handed out before (ARGV[1] the
 // generation key, ARGV[2] the counter).

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strconv"
+	"sync"
 
 	"github.com/cqrskit/cqrs/readmodel"
 	"github.com/cqrskit/cqrs/store"
@@ -12,7 +13,8 @@ import (
 
 // Store is a readmodel.Store kept in Redis: one hash per collection in the
 // namespace's current generation (key "<generation prefix>s:<collection>"),
-// a field per view, the view JSON-encoded. A string key is the field as it
+// a field per view, the view encoded by the Store's Codec (JSON unless
+// made with NewStoreCodec). A string key is the field as it
 // is; other keys are JSON-encoded (so they must encode deterministically:
 // numbers, strings, structs of them).
 //
@@ -25,15 +27,63 @@ import (
 // errors matching ctx.Err(); a value that does not decode gives a
 // *store.InvalidError. A Store is safe for concurrent use.
 type Store[K comparable, V any] struct {
-	ns  *Namespace
-	rel string
+	ns     *Namespace
+	rel    string
+	codec  Codec[V]
+	pooled bool // encode into a pooled buffer (not JSON)
 }
 
 var _ readmodel.Store[string, int] = (*Store[string, int])(nil)
 
-// NewStore returns the collection named collection in ns.
+// Codec encodes a Store's views. A Store encodes with JSON unless given
+// another codec by NewStoreCodec, typically a compact hand-written one
+// for a view that is read often: decoding JSON is most of a read's CPU.
+type Codec[V any] interface {
+	// Append appends the encoding of v to dst. An error (the view cannot
+	// be encoded) makes Put write nothing.
+	Append(dst []byte, v V) ([]byte, error)
+	// Decode decodes a stored value. The view may keep substrings of data
+	// (strings are immutable), so a decoder need not copy them. Input that
+	// is not a valid encoding must give an error, never a view.
+	Decode(data string) (V, error)
+}
+
+// JSONCodec is the default Codec: encoding/json.
+type JSONCodec[V any] struct{}
+
+// Append implements Codec.
+func (JSONCodec[V]) Append(dst []byte, v V) ([]byte, error) {
+	b, err := json.Marshal(v)
+	if err != nil || len(dst) == 0 {
+		return b, err // Marshal's buffer is as good as an empty dst
+	}
+	return append(dst, b...), nil
+}
+
+// Decode implements Codec.
+func (JSONCodec[V]) Decode(data string) (V, error) {
+	var v V
+	err := json.Unmarshal([]byte(data), &v)
+	return v, err
+}
+
+// NewStore returns the collection named collection in ns, its views
+// encoded as JSON.
 func NewStore[K comparable, V any](ns *Namespace, collection string) *Store[K, V] {
-	return &Store[K, V]{ns: ns, rel: "s:" + collection}
+	return NewStoreCodec[K](ns, collection, Codec[V](JSONCodec[V]{}))
+}
+
+// NewStoreCodec returns the collection named collection in ns, its views
+// encoded by codec (JSON if codec is nil). Changing a collection's codec
+// changes what is stored: either the new codec also decodes what the old
+// one wrote, or the projector's version must change so the views are
+// rebuilt.
+func NewStoreCodec[K comparable, V any](ns *Namespace, collection string, codec Codec[V]) *Store[K, V] {
+	if codec == nil {
+		codec = JSONCodec[V]{}
+	}
+	_, isJSON := codec.(JSONCodec[V])
+	return &Store[K, V]{ns: ns, rel: "s:" + collection, codec: codec, pooled: !isJSON}
 }
 
 func (s *Store[K, V]) field(k K) (string, error) {
@@ -68,12 +118,8 @@ func (s *Store[K, V]) Get(ctx context.Context, key K) (V, error) {
 		if err != nil {
 			return zero, err
 		}
-	} else {
-		res, err := s.ns.read(ctx, readOp{op: "hget", rel: s.rel, a: f})
-		if err != nil {
-			return zero, err
-		}
-		raw, ok = res[0].(string)
+	} else if raw, ok, err = s.ns.hget(ctx, s.rel, f); err != nil {
+		return zero, err
 	}
 	if !ok {
 		return zero, &store.NotFoundError{What: s.rel, Key: f}
@@ -82,9 +128,10 @@ func (s *Store[K, V]) Get(ctx context.Context, key K) (V, error) {
 }
 
 func (s *Store[K, V]) decode(f, raw string) (V, error) {
-	var v V
-	if err := json.Unmarshal([]byte(raw), &v); err != nil {
-		return v, &store.InvalidError{What: fmt.Sprintf("view %s[%q]", s.rel, f), Reason: "stored value does not decode", Err: err}
+	v, err := s.codec.Decode(raw)
+	if err != nil {
+		var zero V
+		return zero, &store.InvalidError{What: fmt.Sprintf("view %s[%q]", s.rel, f), Reason: "stored value does not decode", Err: err}
 	}
 	return v, nil
 }
@@ -126,12 +173,37 @@ func (s *Store[K, V]) Put(ctx context.Context, key K, v V) error {
 	if err != nil {
 		return err
 	}
-	b, err := json.Marshal(v)
+	if !s.pooled {
+		b, err := s.codec.Append(nil, v)
+		if err != nil {
+			return &store.InvalidError{What: "read-model view", Reason: "does not encode", Err: err}
+		}
+		return s.ns.writeOps(ctx, "hset", s.rel, f, string(b))
+	}
+	bp := encodeBufs.Get().(*[]byte)
+	b, err := s.codec.Append((*bp)[:0], v)
 	if err != nil {
+		encodeBufs.Put(bp)
 		return &store.InvalidError{What: "read-model view", Reason: "does not encode", Err: err}
 	}
-	return s.ns.writeOps(ctx, "hset", s.rel, f, string(b))
+	val := string(b)
+	if cap(b) <= maxPooledBuf {
+		*bp = b
+		encodeBufs.Put(bp)
+	}
+	return s.ns.writeOps(ctx, "hset", s.rel, f, val)
 }
+
+// encodeBufs holds Put's encoding buffers for codecs other than JSON
+// (json.Marshal has its own): the encoded view is copied into the string
+// the write carries, so the buffer can be reused. A new one starts at 1
+// KiB so that a view is not encoded through a series of growing copies
+// (a goroutine that moved to another P since its last Put misses the
+// pool). Buffers grown past maxPooledBuf (a huge view) are left to the
+// collector.
+var encodeBufs = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
+
+const maxPooledBuf = 64 << 10
 
 // Delete implements readmodel.Store.
 func (s *Store[K, V]) Delete(ctx context.Context, key K) error {

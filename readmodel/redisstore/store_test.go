@@ -2,7 +2,10 @@ package redisstore_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/cqrskit/cqrs/event"
@@ -78,5 +81,74 @@ func TestWriteOtherNamespaceInBatch(t *testing.T) {
 	}
 	if _, err := foreign.Get(ctx, "k"); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("the refused write was made: %v", err)
+	}
+}
+
+// upperCodec stores a string view upper-cased behind a '#', and refuses
+// to encode "bad" or decode a value without the '#': a codec other than
+// JSON, to see that a Store uses it both ways.
+type upperCodec struct{}
+
+func (upperCodec) Append(dst []byte, v string) ([]byte, error) {
+	if v == "bad" {
+		return dst, errors.New("bad view")
+	}
+	return append(append(dst, '#'), strings.ToUpper(v)...), nil
+}
+
+func (upperCodec) Decode(data string) (string, error) {
+	if !strings.HasPrefix(data, "#") {
+		return "", errors.New("no #")
+	}
+	return data[1:], nil
+}
+
+// TestStoreCodec: a Store made with NewStoreCodec writes and reads its
+// views with the codec, inside and outside a projector's batch; a codec's
+// encode error refuses the Put (nothing written) and a decode error is a
+// store.ErrInvalid that carries it.
+func TestStoreCodec(t *testing.T) {
+	c := client(t)
+	ns := namespace(t, c, "codec")
+	ctx := context.Background()
+	s := redisstore.NewStoreCodec[string](ns, "c", redisstore.Codec[string](upperCodec{}))
+	if err := s.Put(ctx, "a", "hello"); err != nil {
+		t.Fatal(err)
+	}
+	if v, err := s.Get(ctx, "a"); err != nil || v != "HELLO" {
+		t.Fatalf("Get = %q, %v", v, err)
+	}
+	if raw, err := redisstore.NewStore[string, json.RawMessage](ns, "c").Get(ctx, "a"); err == nil {
+		t.Fatalf("the stored value is JSON: %s", raw)
+	}
+	if err := s.Put(ctx, "b", "bad"); !errors.Is(err, store.ErrInvalid) {
+		t.Fatalf("Put of a view the codec refuses: %v", err)
+	}
+	if _, err := s.Get(ctx, "b"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("the refused view was written: %v", err)
+	}
+	if err := redisstore.NewStoreCodec[string](ns, "c", redisstore.Codec[string](nil)).Put(ctx, "j", "json"); err != nil { // nil: JSON
+		t.Fatal(err)
+	}
+	if _, err := s.Get(ctx, "j"); !errors.Is(err, store.ErrInvalid) || !strings.Contains(err.Error(), "no #") {
+		t.Fatalf("Get of a value the codec does not decode: %v", err)
+	}
+	p := redisstore.NewProjector(ns, func(ctx context.Context, _ *redisstore.Tx, rec event.Record) error {
+		if err := s.Put(ctx, "t", "in batch"); err != nil {
+			return err
+		}
+		if v, err := s.Get(ctx, "t"); err != nil || v != "IN BATCH" {
+			return fmt.Errorf("Get in the batch = %q, %v", v, err)
+		}
+		return nil
+	})
+	if err := p.Handle(ctx, event.Record{Position: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.FlushBatch(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	if v, err := s.Get(ctx, "t"); err != nil || v != "IN BATCH" {
+		t.Fatalf("Get after the batch = %q, %v", v, err)
 	}
 }

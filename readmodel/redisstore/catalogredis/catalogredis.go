@@ -11,12 +11,22 @@
 //
 // Key layout, under "<prefix>:catalog.views:g<N>:" (see redisstore):
 //
-//	s:products        hash: product ID -> catalog.ProductView (JSON)
-//	s:sellers         hash: seller ID -> catalog.SellerView (JSON)
+//	s:products        hash: product ID -> catalog.ProductView (ProductCodec)
+//	s:sellers         hash: seller ID -> catalog.SellerView (SellerCodec)
 //	i:by-seller:<ID>  sorted set: the seller's product IDs
 //	r:top-rated       sorted set: product ID by negated mean rating
 //	z:in-stock        sorted set: IDs of products in stock
 //	cp                hash: the projector's checkpoint
+//
+// # Stored format
+//
+// Product and seller views are stored in a compact binary form
+// (ProductCodec, SellerCodec) that starts with a format byte; views that
+// an earlier version stored as JSON are still read, and are rewritten in
+// the binary form by the projector's next change to them. A value in a
+// format this version does not know is refused with an
+// *UnknownFormatError, a damaged one with a *CorruptError (both wrapped in
+// a *store.InvalidError).
 //
 // # Concurrency
 //
@@ -76,8 +86,8 @@ func New(rdb redis.UniversalClient, prefix string) (*Views, error) {
 	}
 	v := &Views{
 		ns:       ns,
-		products: redisstore.NewStore[string, catalog.ProductView](ns, "products"),
-		sellers:  redisstore.NewStore[string, catalog.SellerView](ns, "sellers"),
+		products: redisstore.NewStoreCodec[string](ns, "products", redisstore.Codec[catalog.ProductView](ProductCodec{})),
+		sellers:  redisstore.NewStoreCodec[string](ns, "sellers", redisstore.Codec[catalog.SellerView](SellerCodec{})),
 		bySeller: redisstore.NewIndex(ns, "by-seller"),
 		topRated: redisstore.NewRanking(ns, "top-rated"),
 		inStock:  redisstore.NewSortedSet(ns, "in-stock"),

@@ -97,21 +97,13 @@ func holdHistories(t *testing.T, views *catalog.Views, ids []string) (stop func(
 // history is the 90-day, 64-point window of every change (inline
 // projection, one change at a time).
 func TestHistorySharedWithLaterVersions(t *testing.T) {
-	var clk atomic.Int64
-	clk.Store(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).UnixNano())
+	app, _, clk := clockedApp(t)
 	now := func() time.Time { return time.Unix(0, clk.Load()).UTC() }
-	st := store.NewMemory(store.WithClock(now))
-	defer st.Close()
-	app, err := catalog.Open(context.Background(), st, st, catalog.Config{})
-	require.NoError(t, err)
-	defer app.Close()
 	ctx := context.Background()
-	_, err = app.Dispatch(ctx, catalog.RegisterSeller{SellerID: "s", Name: "S"})
-	require.NoError(t, err)
 	ids := []string{"p-0", "p-1"}
 	all := map[string][]catalog.PricePoint{}
 	for _, id := range ids {
-		_, err = app.Dispatch(ctx, catalog.ListProduct{ProductID: id, SellerID: "s", Title: "T", PriceCents: 1000})
+		_, err := app.Dispatch(ctx, catalog.ListProduct{ProductID: id, SellerID: "s", Title: "T", PriceCents: 1000})
 		require.NoError(t, err)
 		all[id] = []catalog.PricePoint{{At: now(), Cents: 1000}}
 	}
@@ -138,19 +130,11 @@ func TestHistorySharedWithLaterVersions(t *testing.T) {
 // batches, whose stage extends the published histories in place, while
 // readers hold earlier versions; the result equals the inline views.
 func TestHistoryBatchCatchUpWithHeldViews(t *testing.T) {
-	var clk atomic.Int64
-	clk.Store(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).UnixNano())
-	st := store.NewMemory(store.WithClock(func() time.Time { return time.Unix(0, clk.Load()).UTC() }))
-	defer st.Close()
-	app, err := catalog.Open(context.Background(), st, st, catalog.Config{})
-	require.NoError(t, err)
-	defer app.Close()
+	app, st, clk := clockedApp(t)
 	ctx := context.Background()
-	_, err = app.Dispatch(ctx, catalog.RegisterSeller{SellerID: "s", Name: "S"})
-	require.NoError(t, err)
 	ids := []string{"p-0", "p-1", "p-2"}
 	for _, id := range ids {
-		_, err = app.Dispatch(ctx, catalog.ListProduct{ProductID: id, SellerID: "s", Title: "T", PriceCents: 1000})
+		_, err := app.Dispatch(ctx, catalog.ListProduct{ProductID: id, SellerID: "s", Title: "T", PriceCents: 1000})
 		require.NoError(t, err)
 	}
 	for i := range 600 {
@@ -236,4 +220,21 @@ func TestHistoryAfterFailedBatch(t *testing.T) {
 	got, _ := views.Product("p")
 	want, _ := clean.Product("p")
 	require.Equal(t, want, got)
+}
+
+// clockedApp opens a catalog on a memory store whose clock reads the
+// returned nanosecond counter (starting 2026-01-01 UTC), with seller "s"
+// registered; both are closed when the test ends.
+func clockedApp(t *testing.T) (*catalog.App, *store.Memory, *atomic.Int64) {
+	t.Helper()
+	clk := new(atomic.Int64)
+	clk.Store(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).UnixNano())
+	st := store.NewMemory(store.WithClock(func() time.Time { return time.Unix(0, clk.Load()).UTC() }))
+	t.Cleanup(func() { st.Close() })
+	app, err := catalog.Open(context.Background(), st, st, catalog.Config{})
+	require.NoError(t, err)
+	t.Cleanup(func() { app.Close() })
+	_, err = app.Dispatch(context.Background(), catalog.RegisterSeller{SellerID: "s", Name: "S"})
+	require.NoError(t, err)
+	return app, st, clk
 }

@@ -6,6 +6,7 @@
 #   bench/run.sh                      # full run (about 13 minutes on 2 cores)
 #   COUNT=1 bench/run.sh              # quick look
 #   bench/run.sh --report results/latest-raw.txt  # regenerate the reports only
+#   LAYERS=0 bench/run.sh             # without the per-layer profiles (layers.sh)
 #
 # Environment: CQRSKIT_BENCH_PRODUCTS (catalog size, default 100000),
 # CQRSKIT_POSTGRES_URL (PostgreSQL to compare with; skipped when unset),
@@ -55,6 +56,12 @@ else
 		go test -run '^$' -bench "$1" -count "$COUNT" -benchtime "$2" -timeout 60m . 2>&1 | tee -a "$raw" >&2
 		echo "# load after $1: $(cut -d' ' -f1-3 /proc/loadavg)" >>"$raw"
 	done
+	# Where a dispatch's CPU goes, layer by layer (profiles; not part of
+	# the raw benchmark output). LAYERS=0 skips it.
+	if [ "${LAYERS:-1}" != 0 ]; then
+		OUT=results/layers-$stamp.md bash layers.sh >/dev/null
+		cp results/layers-$stamp.md results/layers.md
+	fi
 fi
 
 table=results/benchstat-$stamp.txt
@@ -70,6 +77,13 @@ products=${CQRSKIT_BENCH_PRODUCTS:-100000}
 commit=$(sed -n 's/^# core: //p' "$raw" | head -1)
 pg=${CQRSKIT_POSTGRES_URL:+PostgreSQL $(psql "$CQRSKIT_POSTGRES_URL" -Atc 'SHOW server_version' 2>/dev/null || echo '?') via pgx v5.12.0}
 pg=${pg:-PostgreSQL skipped (CQRSKIT_POSTGRES_URL unset)}
+
+# layers prints the per-layer section when bench/layers.sh has written one.
+layers() {
+	[ -f results/layers.md ] || return 0
+	printf '## Where a dispatch spends its CPU, per layer\n\n'
+	cat results/layers.md
+}
 
 report() {
 	cat <<MD
@@ -93,6 +107,8 @@ Latest run of \`bench/run.sh\` (the suite is the separate module in
 Medians of the $COUNT runs, taken from the same run.
 
 $(cat "$ratios")
+
+$(layers)
 
 ## benchstat
 

@@ -19,6 +19,7 @@ import (
 	"github.com/cqrskit/cqrs/event"
 	"github.com/cqrskit/cqrs/store"
 	"github.com/cqrskit/cqrs/store/pgstore"
+	"github.com/cqrskit/cqrs/store/storetest"
 )
 
 // TestLargeUnitOfWork appends thousands of events over several streams,
@@ -395,5 +396,65 @@ func TestBlindAppendsNeverConflict(t *testing.T) {
 	slices.Sort(versions)
 	for i, v := range versions {
 		require.Equal(t, i+1, v, "stream versions must be contiguous")
+	}
+}
+
+// TestAppendInEveryQueryExecMode appends through pools in each of pgx's
+// query modes that describe statements (the others cannot encode the event
+// ids, and never could), in which the append's array parameters go in
+// pgstore's own array types. Payloads and stream names with characters
+// that arrays quote and escape in text, several event types, pinned and
+// unpinned streams: everything reads back as recorded.
+func TestAppendInEveryQueryExecMode(t *testing.T) {
+	for _, mode := range []pgx.QueryExecMode{
+		pgx.QueryExecModeCacheStatement, pgx.QueryExecModeCacheDescribe, pgx.QueryExecModeDescribeExec,
+	} {
+		t.Run(mode.String(), func(t *testing.T) {
+			cfg, err := pgxpool.ParseConfig(testURL(t))
+			require.NoError(t, err)
+			cfg.MaxConns = 4
+			cfg.ConnConfig.DefaultQueryExecMode = mode
+			pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
+			require.NoError(t, err)
+			t.Cleanup(pool.Close)
+			st := newStore(t, pool)
+			ctx := context.Background()
+
+			names := []string{`plain`, `"quoted"`, `back\slash`, `{braces},comma`, `sp ace`, `NULL`, `ünï€ode`, ``, `<&>`}
+			var want []event.Record
+			for round := range 3 {
+				_, err := st.Update(ctx, func(tx store.Tx) error {
+					if round == 2 {
+						// Pin one stream: it has round events of its own by now.
+						if err := tx.ExpectVersion("s"+names[1], 2); err != nil {
+							return err
+						}
+					}
+					for i, name := range names {
+						stream := "s" + names[(i+round)%len(names)]
+						var e event.Event = storetest.Renamed{Name: name + fmt.Sprint(round)}
+						if i%3 == 0 {
+							e = Tick{Writer: round, Seq: i}
+						}
+						tx.Record(stream, e)
+						want = append(want, event.Record{Stream: stream, Data: e})
+					}
+					return nil
+				})
+				require.NoError(t, err)
+			}
+			recs := readUntil(t, st, len(want))
+			versions := map[string]uint64{}
+			ids := map[uuid.UUID]bool{}
+			for i, r := range recs {
+				versions[want[i].Stream]++
+				assert.Equal(t, want[i].Stream, r.Stream, "record %d", i)
+				assert.Equal(t, want[i].Data, r.Data, "record %d", i)
+				assert.Equal(t, versions[want[i].Stream], r.Version, "record %d", i)
+				assert.Equal(t, uuid.Version(4), r.ID.Version(), "record %d", i)
+				assert.False(t, ids[r.ID], "record %d: id repeated", i)
+				ids[r.ID] = true
+			}
+		})
 	}
 }

@@ -35,6 +35,7 @@ type Store struct {
 	notify  bool
 	channel string // LISTEN/NOTIFY channel of this schema
 	q       queries
+	types   knownTypes // event types reg has encoded
 
 	// Calls that use the pool are counted in active, so that Close can wait
 	// for them and the caller may close the pool as soon as Close returns.

@@ -101,6 +101,9 @@ type appendCols struct {
 	json                  bytes.Buffer  // the payloads, one after the other
 	enc                   *json.Encoder // writes to json
 	ends                  []int         // where each payload ends in json
+	params                []byte        // the parameters, encoded by sendAppendRaw
+	vals                  [][]byte      // each parameter's piece of params
+	stmtSQL, stmtName     string        // the last append statement and its name
 }
 
 // maxPooledEvents bounds the appends whose columns go back to the pool, so
@@ -127,7 +130,7 @@ func getAppendCols(n int) *appendCols {
 
 // putAppendCols returns c to the pool, without the strings it refers to.
 func putAppendCols(c *appendCols) {
-	if cap(c.order) > maxPooledEvents || c.json.Cap() > 64*maxPooledEvents {
+	if cap(c.order) > maxPooledEvents || c.json.Cap() > 64*maxPooledEvents || cap(c.params) > 256*maxPooledEvents {
 		return
 	}
 	clear(c.streams)

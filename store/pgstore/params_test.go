@@ -2,14 +2,18 @@ package pgstore
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"math"
 	"math/rand/v2"
+	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgtype"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/cqrskit/cqrs/event"
 )
@@ -199,5 +203,86 @@ func TestEncodePayloadIsRegistryMarshal(t *testing.T) {
 	}
 	if s.types.has(unknownEvent{}.EventType()) {
 		t.Fatal("an unknown type was remembered as known")
+	}
+}
+
+// TestEncodeParamsLikePgx checks sendAppendRaw's encoding of the append's
+// parameters against the reference, pgx's encoding of the same values for
+// the same parameter types, on random columns.
+func TestEncodeParamsLikePgx(t *testing.T) {
+	m := pgtype.NewMap()
+	r := rand.New(rand.NewPCG(3, 4))
+	for round := range 100 {
+		n := 1 + r.IntN(50)
+		c := getAppendCols(n)
+		for i := range n {
+			c.idxs[i], c.bases[i], c.ks[i] = r.Int64(), int64(r.IntN(5))-1, -r.Int64()
+			c.streams[i] = strings.Repeat("s\"{,}\\é", r.IntN(4))
+			c.types[i] = strings.Repeat("t", r.IntN(30))
+			c.datas[i] = `{"a":` + strings.Repeat("1", 1+r.IntN(300)) + `}`
+			for j := range c.ids[i] {
+				c.ids[i][j] = byte(r.Uint32())
+			}
+		}
+		mdb := []byte(`{"correlation_id":"` + strings.Repeat("c", r.IntN(10)) + `"}`)
+		now := time.Unix(r.Int64N(1<<36)-1<<35, r.Int64N(1e9))
+		if round == 0 {
+			now = time.Time{}
+		}
+		vals, err := c.encodeParams(m, mdb, now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		plain := []any{[]int64(c.idxs), []string(c.streams), []int64(c.bases), []int64(c.ks),
+			[]string(c.types), []string(c.datas), mdb, now, [][16]byte(c.ids)}
+		if len(vals) != len(plain) {
+			t.Fatalf("%d parameters, want %d", len(vals), len(plain))
+		}
+		for i, v := range plain {
+			want, err := m.Encode(appendParamOIDs[i], pgtype.BinaryFormatCode, v, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(vals[i], want) {
+				t.Fatalf("round %d, parameter $%d:\n got %x\nwant %x", round, i+1, vals[i], want)
+			}
+		}
+		putAppendCols(c)
+	}
+}
+
+// TestSendAppendRawDeclinesOtherParameterTypes: a statement whose
+// parameters are not the append's types is left to pgx (ok false), with
+// nothing run but its preparation, and the connection stays usable.
+func TestSendAppendRawDeclinesOtherParameterTypes(t *testing.T) {
+	url := os.Getenv("CQRSKIT_POSTGRES_URL")
+	if url == "" {
+		t.Skip("CQRSKIT_POSTGRES_URL is not set")
+	}
+	ctx := context.Background()
+	pool, err := pgxpool.New(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	conn, err := pool.Acquire(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Release()
+	c := getAppendCols(1)
+	defer putAppendCols(c)
+	for _, sql := range []string{
+		`SELECT $1::int[], $2::text[], $3::bigint[], $4::bigint[], $5::text[], $6::text[], $7::jsonb, $8::timestamptz, $9::uuid[]`,
+		`SELECT 1::bigint FROM (SELECT $1::bigint[], $2::text[]) s`,
+		`SELECT $1::bigint[], $2::text[], $3::bigint[], $4::bigint[], $5::text[], $6::text[], $7::jsonb, $8::timestamptz, $9::uuid[]`,
+	} {
+		_, ok, err := sendAppendRaw(ctx, conn, sql, appendBegin, appendCommit, c, []byte(`{}`), time.Now())
+		if err != nil || ok {
+			t.Fatalf("%s: ok %v, err %v; want false, nil", sql, ok, err)
+		}
+		if st := conn.Conn().PgConn().TxStatus(); st != 'I' {
+			t.Fatalf("%s: transaction status %c after a declined append", sql, st)
+		}
 	}
 }

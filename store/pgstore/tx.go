@@ -413,6 +413,16 @@ type metadataJSON struct {
 
 const savepoint = "cqrskit_append"
 
+// The statements around an append: a fresh transaction begins with it,
+// otherwise it goes under a savepoint; the COMMIT is dropped when the test
+// hook needs to run before it.
+var (
+	appendBegin         = []string{"BEGIN"}
+	appendCommit        = []string{"COMMIT"}
+	appendSavepoint     = []string{"SAVEPOINT " + savepoint}
+	appendReleaseCommit = []string{"RELEASE SAVEPOINT " + savepoint, "COMMIT"}
+)
+
 // commit appends the buffered events and commits. It returns the position of
 // the last event, or the head when there were none.
 //
@@ -497,19 +507,28 @@ func (t *pgTx) commit() (event.Position, error) {
 	var last int64
 	for attempt := 1; ; attempt++ {
 		// There is deliberately no pg_notify here: see notifyLoop.
-		var b pgx.Batch
-		if fresh {
-			b.Queue("BEGIN")
-			b.Queue(q.insertEventsTop, args...)
-		} else {
-			b.Queue("SAVEPOINT " + savepoint)
-			b.Queue(q.insertEvents, args...)
-			b.Queue("RELEASE SAVEPOINT " + savepoint)
+		sql, pre, post := q.insertEventsTop, appendBegin, appendCommit
+		if !fresh {
+			sql, pre, post = q.insertEvents, appendSavepoint, appendReleaseCommit
 		}
-		if folded {
-			b.Queue("COMMIT")
+		if !folded {
+			post = post[:len(post)-1]
 		}
-		last, err = sendAppend(ctx, t.conn, &b, 1)
+		raw := false
+		if t.s.rawAppend {
+			last, raw, err = sendAppendRaw(ctx, t.conn, sql, pre, post, c, mdb, now)
+		}
+		if !raw {
+			var b pgx.Batch
+			for _, s := range pre {
+				b.Queue(s)
+			}
+			b.Queue(sql, args...)
+			for _, s := range post {
+				b.Queue(s)
+			}
+			last, err = sendAppend(ctx, t.conn, &b, len(pre))
+		}
 		if err == nil {
 			break
 		}

@@ -13,7 +13,8 @@ import (
 )
 
 // The array parameters of the append implement pgtype.ArrayGetter
-// themselves. pgx encodes a plain []int64, []string or [][16]byte through
+// themselves, for when the append goes through pgx's batch (a traced pool;
+// otherwise sendAppendRaw encodes them by hand). pgx encodes a plain []int64, []string or [][16]byte through
 // an interface value per element, which costs an allocation per element
 // (some 700 for a unit of work of 100 events); these hand pgx a pointer into
 // the slice instead, which fits an interface without one. The bytes sent are

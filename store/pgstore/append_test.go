@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -19,6 +20,7 @@ import (
 	"github.com/cqrskit/cqrs/event"
 	"github.com/cqrskit/cqrs/store"
 	"github.com/cqrskit/cqrs/store/pgstore"
+	"github.com/cqrskit/cqrs/store/storetest"
 )
 
 // TestLargeUnitOfWork appends thousands of events over several streams,
@@ -258,7 +260,8 @@ func (r *roundTrips) TraceBatchQuery(context.Context, *pgx.Conn, pgx.TraceBatchQ
 func (r *roundTrips) TraceBatchEnd(context.Context, *pgx.Conn, pgx.TraceBatchEndData)     {}
 
 // TestRoundTripsPerUpdate pins down the round trips of common units of work:
-// BEGIN goes with the first statement and COMMIT with the append.
+// BEGIN goes with the first statement and COMMIT with the append. A tracer
+// counts pgx's round trips; with one, the append goes through pgx's batch.
 func TestRoundTripsPerUpdate(t *testing.T) {
 	cfg, err := pgxpool.ParseConfig(testURL(t))
 	require.NoError(t, err)
@@ -268,6 +271,44 @@ func TestRoundTripsPerUpdate(t *testing.T) {
 	pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
 	require.NoError(t, err)
 	t.Cleanup(pool.Close)
+	checkRoundTrips(t, pool, &rt.n)
+}
+
+// TestRoundTripsPerUpdateUntraced is TestRoundTripsPerUpdate without a
+// tracer, so that the append bypasses pgx's batch (sendAppendRaw): the
+// connection counts its writes, one per round trip.
+func TestRoundTripsPerUpdateUntraced(t *testing.T) {
+	cfg, err := pgxpool.ParseConfig(testURL(t))
+	require.NoError(t, err)
+	var writes atomic.Int64
+	cfg.ConnConfig.DialFunc = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := (&net.Dialer{}).DialContext(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		return &countingConn{Conn: c, writes: &writes}, nil
+	}
+	cfg.MaxConns = 1
+	pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
+	require.NoError(t, err)
+	t.Cleanup(pool.Close)
+	checkRoundTrips(t, pool, &writes)
+}
+
+// countingConn counts the writes to a connection.
+type countingConn struct {
+	net.Conn
+	writes *atomic.Int64
+}
+
+func (c *countingConn) Write(b []byte) (int, error) {
+	c.writes.Add(1)
+	return c.Conn.Write(b)
+}
+
+// checkRoundTrips runs common units of work on a store of pool, which has
+// one connection, and checks the round trips n counts for each.
+func checkRoundTrips(t *testing.T, pool *pgxpool.Pool, n *atomic.Int64) {
 	st := newStore(t, pool, pgstore.WithNotify(false))
 	rows := store.NewTable[string, int](st, "t")
 	ctx := context.Background()
@@ -314,11 +355,11 @@ func TestRoundTripsPerUpdate(t *testing.T) {
 	for _, c := range cases {
 		// The first run prepares the statements; the second is counted.
 		for range 2 {
-			rt.n.Store(0)
+			n.Store(0)
 			_, err := st.Update(ctx, c.fn)
 			require.NoError(t, err, c.name)
 		}
-		assert.Equal(t, c.want, rt.n.Load(), c.name)
+		assert.Equal(t, c.want, n.Load(), c.name)
 	}
 }
 
@@ -396,4 +437,104 @@ func TestBlindAppendsNeverConflict(t *testing.T) {
 	for i, v := range versions {
 		require.Equal(t, i+1, v, "stream versions must be contiguous")
 	}
+}
+
+// TestAppendInEveryQueryExecMode appends through pools in each of pgx's
+// query modes that describe statements (the others cannot encode the event
+// ids, and never could), in which the append's array parameters go in
+// pgstore's own array types. Payloads and stream names with characters
+// that arrays quote and escape in text, several event types, pinned and
+// unpinned streams: everything reads back as recorded.
+func TestAppendInEveryQueryExecMode(t *testing.T) {
+	for _, mode := range []pgx.QueryExecMode{
+		pgx.QueryExecModeCacheStatement, pgx.QueryExecModeCacheDescribe, pgx.QueryExecModeDescribeExec,
+	} {
+		t.Run(mode.String(), func(t *testing.T) {
+			cfg, err := pgxpool.ParseConfig(testURL(t))
+			require.NoError(t, err)
+			cfg.MaxConns = 4
+			cfg.ConnConfig.DefaultQueryExecMode = mode
+			pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
+			require.NoError(t, err)
+			t.Cleanup(pool.Close)
+			st := newStore(t, pool)
+			ctx := context.Background()
+
+			names := []string{`plain`, `"quoted"`, `back\slash`, `{braces},comma`, `sp ace`, `NULL`, `ünï€ode`, ``, `<&>`}
+			var want []event.Record
+			for round := range 3 {
+				_, err := st.Update(ctx, func(tx store.Tx) error {
+					if round == 2 {
+						// Pin one stream: it has round events of its own by now.
+						if err := tx.ExpectVersion("s"+names[1], 2); err != nil {
+							return err
+						}
+					}
+					for i, name := range names {
+						stream := "s" + names[(i+round)%len(names)]
+						var e event.Event = storetest.Renamed{Name: name + fmt.Sprint(round)}
+						if i%3 == 0 {
+							e = Tick{Writer: round, Seq: i}
+						}
+						tx.Record(stream, e)
+						want = append(want, event.Record{Stream: stream, Data: e})
+					}
+					return nil
+				})
+				require.NoError(t, err)
+			}
+			recs := readUntil(t, st, len(want))
+			versions := map[string]uint64{}
+			ids := map[uuid.UUID]bool{}
+			for i, r := range recs {
+				versions[want[i].Stream]++
+				assert.Equal(t, want[i].Stream, r.Stream, "record %d", i)
+				assert.Equal(t, want[i].Data, r.Data, "record %d", i)
+				assert.Equal(t, versions[want[i].Stream], r.Version, "record %d", i)
+				assert.Equal(t, uuid.Version(4), r.ID.Version(), "record %d", i)
+				assert.False(t, ids[r.ID], "record %d: id repeated", i)
+				ids[r.ID] = true
+			}
+		})
+	}
+}
+
+// TestAppendAfterDeallocateAll: the append's statement is prepared once
+// per connection; when a handler's SQL deallocates it behind pgx's back,
+// at most the unit of work that finds it gone fails (the connection is
+// dropped), the next one succeeds, and no event is lost or doubled.
+func TestAppendAfterDeallocateAll(t *testing.T) {
+	pool := newPool(t, 1) // one connection: the handler's and the append's
+	st := newStore(t, pool)
+	ctx := context.Background()
+	record := func(seq int) error {
+		_, err := st.Update(ctx, func(tx store.Tx) error {
+			tx.Record("s", Tick{Seq: seq})
+			return nil
+		})
+		return err
+	}
+	require.NoError(t, record(0))
+	var want []int
+	want = append(want, 0)
+	for i := 1; i <= 3; i++ {
+		_, err := pool.Exec(ctx, "DEALLOCATE ALL")
+		require.NoError(t, err)
+		if err := record(10 * i); err == nil {
+			want = append(want, 10*i)
+		} else {
+			t.Logf("after DEALLOCATE ALL: %v", err)
+		}
+		require.NoError(t, record(10*i+1), "the unit of work after the one that found the statement gone")
+		want = append(want, 10*i+1)
+	}
+	recs := readUntil(t, st, len(want))
+	for i, r := range recs {
+		assert.Equal(t, Tick{Seq: want[i]}, r.Data, "record %d", i)
+		assert.Equal(t, uint64(i+1), r.Version, "record %d", i)
+	}
+	assert.Len(t, recs, len(want))
+	head, err := st.Head(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, recs[len(recs)-1].Position, head, "nothing after the last expected record")
 }

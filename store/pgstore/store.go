@@ -35,6 +35,10 @@ type Store struct {
 	notify  bool
 	channel string // LISTEN/NOTIFY channel of this schema
 	q       queries
+	types   knownTypes // event types reg has encoded
+	// rawAppend: the append bypasses pgx's batch (sendAppendRaw), unless
+	// the pool's connections have a tracer, which must see it.
+	rawAppend bool
 
 	// Calls that use the pool are counted in active, so that Close can wait
 	// for them and the caller may close the pool as soon as Close returns.
@@ -130,6 +134,7 @@ func New(ctx context.Context, pool *pgxpool.Pool, reg *event.Registry, opts ...O
 	s.idle.L = &s.life
 	s.channel = channelName(s.schema)
 	s.q = buildQueries(pgx.Identifier{s.schema}.Sanitize())
+	s.rawAppend = pool.Config().ConnConfig.Tracer == nil
 	if err := s.migrate(ctx); err != nil {
 		return nil, err
 	}

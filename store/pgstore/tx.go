@@ -9,6 +9,7 @@ import (
 	mrand "math/rand/v2"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -95,6 +96,7 @@ func (s *Store) Update(ctx context.Context, fn func(tx store.Tx) error) (event.P
 	t := &pgTx{s: s, ctx: ctx, conn: conn}
 	defer func() {
 		t.done = true
+		t.releasePending()
 		if !t.ended && conn.Conn().PgConn().TxStatus() != 'I' {
 			// Also on panic, and also when ctx is done: a connection
 			// must not go back to the pool inside a transaction.
@@ -171,6 +173,7 @@ type pgTx struct {
 	done    bool
 	ended   bool // the transaction was committed or rolled back
 	pending []pendingEvent
+	pbuf    *[]pendingEvent // where pending came from, in pendingPool
 	streams map[string]*streamState
 	order   []string // streams in order of first use, for stable errors
 	err     error    // the first invalid Record; it fails the unit of work
@@ -262,8 +265,30 @@ func (t *pgTx) Record(stream string, e event.Event) {
 		}
 		return
 	}
+	if t.pbuf == nil {
+		t.pbuf = pendingPool.Get().(*[]pendingEvent)
+		t.pending = (*t.pbuf)[:0]
+	}
 	t.pending = append(t.pending, pendingEvent{stream: stream, data: e})
 	t.state(stream).recorded++
+}
+
+// pendingPool recycles the buffers of recorded events between units of
+// work (they are done with when Update returns).
+var pendingPool = sync.Pool{New: func() any { return new([]pendingEvent) }}
+
+// releasePending returns the buffer of recorded events to pendingPool,
+// without the events, unless it has grown beyond maxPooledEvents.
+func (t *pgTx) releasePending() {
+	if t.pbuf == nil {
+		return
+	}
+	if cap(t.pending) <= maxPooledEvents {
+		clear(t.pending)
+		*t.pbuf = t.pending[:0]
+		pendingPool.Put(t.pbuf)
+	}
+	t.pbuf, t.pending = nil, nil
 }
 
 // StreamVersion implements store.Tx. The committed version is read once per
@@ -388,6 +413,16 @@ type metadataJSON struct {
 
 const savepoint = "cqrskit_append"
 
+// The statements around an append: a fresh transaction begins with it,
+// otherwise it goes under a savepoint; the COMMIT is dropped when the test
+// hook needs to run before it.
+var (
+	appendBegin         = []string{"BEGIN"}
+	appendCommit        = []string{"COMMIT"}
+	appendSavepoint     = []string{"SAVEPOINT " + savepoint}
+	appendReleaseCommit = []string{"RELEASE SAVEPOINT " + savepoint, "COMMIT"}
+)
+
 // commit appends the buffered events and commits. It returns the position of
 // the last event, or the head when there were none.
 //
@@ -415,40 +450,46 @@ func (t *pgTx) commit() (event.Position, error) {
 	// entries in the same order and cannot deadlock. Each keeps its index
 	// in record order, which is what its position follows.
 	n := len(t.pending)
-	order := make([]int, n)
-	k := make([]int64, n) // 1-based index of the event within its stream
-	seen := make(map[string]int64, len(t.streams))
+	c := getAppendCols(n)
+	defer putAppendCols(c)
+	order, k, seen := c.order, c.k, c.seen
 	for i, p := range t.pending {
 		order[i] = i
 		seen[p.stream]++
-		k[i] = seen[p.stream]
+		k[i] = int(seen[p.stream])
 	}
 	slices.SortStableFunc(order, func(a, b int) int { return strings.Compare(t.pending[a].stream, t.pending[b].stream) })
-	idxs, bases, ks := make([]int64, n), make([]int64, n), make([]int64, n)
-	streams, types, datas := make([]string, n), make([]string, n), make([]string, n)
-	ids, err := newEventIDs(n)
-	if err != nil {
+	idxs, bases, ks := c.idxs, c.bases, c.ks
+	streams, types, datas := c.streams, c.types, c.datas
+	if err := newEventIDs(c.ids, c.rnd); err != nil {
 		return 0, err
 	}
 	blind := false
+	var known string // the last type name found in the registry
 	for j, i := range order {
 		p := t.pending[i]
-		b, err := t.s.reg.Marshal(p.data)
-		if err != nil {
+		typ := p.data.EventType()
+		if err := t.s.encodePayload(c, p.data, typ, typ == known); err != nil {
 			var ue *json.UnsupportedValueError
 			if errors.As(err, &ue) {
 				return 0, &store.InvalidError{What: "event", Reason: "cannot encode it as JSON", Err: err}
 			}
 			return 0, fmt.Errorf("pgstore: %w", err)
 		}
-		idxs[j], ks[j] = int64(i), k[i]
-		streams[j], types[j], datas[j] = p.stream, p.data.EventType(), string(b)
+		known = typ
+		idxs[j], ks[j] = int64(i), int64(k[i])
+		streams[j], types[j] = p.stream, typ
 		if st := t.streams[p.stream]; st.pinned {
 			bases[j] = int64(st.base)
 		} else {
 			bases[j] = -1
 			blind = true
 		}
+	}
+	// One string for all payloads: each row's is a piece of it.
+	all, start := c.json.String(), 0
+	for j, end := range c.ends {
+		datas[j], start = all[start:end], end+1
 	}
 	md := event.MetadataFrom(ctx)
 	mdb, err := json.Marshal(metadataJSON(md))
@@ -462,22 +503,32 @@ func (t *pgTx) commit() (event.Position, error) {
 	fresh := t.tx == nil
 	// The test hook needs the append done and the commit still to come.
 	folded := t.s.beforeCommit == nil
+	args := []any{idxs, streams, bases, ks, types, datas, mdb, now, c.ids}
 	var last int64
 	for attempt := 1; ; attempt++ {
 		// There is deliberately no pg_notify here: see notifyLoop.
-		var b pgx.Batch
-		if fresh {
-			b.Queue("BEGIN")
-			b.Queue(q.insertEventsTop, idxs, streams, bases, ks, types, datas, mdb, now, ids)
-		} else {
-			b.Queue("SAVEPOINT " + savepoint)
-			b.Queue(q.insertEvents, idxs, streams, bases, ks, types, datas, mdb, now, ids)
-			b.Queue("RELEASE SAVEPOINT " + savepoint)
+		sql, pre, post := q.insertEventsTop, appendBegin, appendCommit
+		if !fresh {
+			sql, pre, post = q.insertEvents, appendSavepoint, appendReleaseCommit
 		}
-		if folded {
-			b.Queue("COMMIT")
+		if !folded {
+			post = post[:len(post)-1]
 		}
-		last, err = sendAppend(ctx, t.conn, &b, 1)
+		raw := false
+		if t.s.rawAppend {
+			last, raw, err = sendAppendRaw(ctx, t.conn, sql, pre, post, c, mdb, now)
+		}
+		if !raw {
+			var b pgx.Batch
+			for _, s := range pre {
+				b.Queue(s)
+			}
+			b.Queue(sql, args...)
+			for _, s := range post {
+				b.Queue(s)
+			}
+			last, err = sendAppend(ctx, t.conn, &b, len(pre))
+		}
 		if err == nil {
 			break
 		}
@@ -529,21 +580,20 @@ func (t *pgTx) commit() (event.Position, error) {
 	return event.Position(last), nil
 }
 
-// newEventIDs returns n random (version 4) UUIDs, from one read of the
-// system's random source rather than one per event.
-func newEventIDs(n int) ([][16]byte, error) {
-	buf := make([]byte, 16*n)
+// newEventIDs fills ids with random (version 4) UUIDs, from one read of
+// the system's random source into buf (16 bytes an id) rather than one per
+// event.
+func newEventIDs(ids uuidArray, buf []byte) error {
 	if _, err := rand.Read(buf); err != nil {
-		return nil, fmt.Errorf("pgstore: event ids: %w", err)
+		return fmt.Errorf("pgstore: event ids: %w", err)
 	}
-	ids := make([][16]byte, n)
 	for i := range ids {
 		id := (*[16]byte)(buf[16*i:])
 		id[6] = id[6]&0x0f | 0x40 // version 4
 		id[8] = id[8]&0x3f | 0x80 // RFC 4122 variant
 		ids[i] = *id
 	}
-	return ids, nil
+	return nil
 }
 
 // commitEmpty ends a unit of work without events and returns the head.

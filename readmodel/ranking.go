@@ -48,14 +48,28 @@ type Ranking[K cmp.Ordered] struct {
 	mu     sync.Mutex                  // serialises writers and full-order reads
 	root   *rbNode[K]                  // never nil; only writers, under mu, use the tree
 	strKey bool                        // K is string: rankOrd.pfx holds a key's first bytes
-	scores Map[K, *rankScore]          // key index for Set, Remove and Score
+	scores Map[K, rankScore]           // key index for Set, Remove and Score
 	top    atomic.Pointer[[]Ranked[K]] // the best RankingTopCache entries
 	n      atomic.Int64
 }
 
-// rankScore is a key's score (its float64 bits) for lock-free readers
-// (Score): a move rewrites it in place, so that it costs no allocation.
-type rankScore struct{ bits atomic.Uint64 }
+// rankScore is a key's score, its float64 bits, as the key index holds
+// it. Unlike other Map values it is not immutable: a move rewrites bits in
+// place in the key's pair (scoreOf), with atomic stores that Score reads
+// with atomic loads, so that a move costs no allocation. That is safe
+// because the Ranking only ever reaches the pairs through lookup: it never
+// calls the Map methods that copy values (Load, Update, Range) and never
+// replaces a live key's pair.
+type rankScore struct{ bits uint64 }
+
+// scoreOf returns where the key index keeps key's score, nil if key is
+// not ranked.
+func (r *Ranking[K]) scoreOf(key K) *uint64 {
+	if p := r.scores.lookup(key); p != nil {
+		return &p.val.bits
+	}
+	return nil
+}
 
 // The tree behind a Ranking, and why.
 //
@@ -435,25 +449,23 @@ func (r *Ranking[K]) Set(key K, score float64) {
 // setLocked gives key the score, with r.mu held, and reports whether the
 // published snapshot must be rebuilt (the caller does it).
 func (r *Ranking[K]) setLocked(key K, score float64) (touched bool) {
-	c, ok := r.scores.Load(key)
+	c := r.scoreOf(key)
 	e := Ranked[K]{key, score}
 	touched = r.inTop(e)
-	if ok {
-		old := math.Float64frombits(c.bits.Load())
+	if c != nil {
+		old := math.Float64frombits(atomic.LoadUint64(c))
 		if sameScore(old, score) {
 			return false
 		}
 		touched = touched || r.inTop(Ranked[K]{key, old})
 		r.delete(r.ordOf(key, old), key)
 		r.insert(e)
-		c.bits.Store(math.Float64bits(score))
+		atomic.StoreUint64(c, math.Float64bits(score))
 		return touched
 	}
 	r.insert(e)
 	r.n.Add(1)
-	c = new(rankScore)
-	c.bits.Store(math.Float64bits(score))
-	r.scores.store(key, c)
+	r.scores.store(key, rankScore{math.Float64bits(score)})
 	return touched
 }
 
@@ -494,9 +506,7 @@ func (r *Ranking[K]) SetMany(entries []Ranked[K]) {
 	slices.SortFunc(last, compareRanked[K])
 	r.root = r.build(last)
 	for _, e := range last {
-		c := new(rankScore)
-		c.bits.Store(math.Float64bits(e.Score))
-		r.scores.store(e.Key, c)
+		r.scores.store(e.Key, rankScore{math.Float64bits(e.Score)})
 	}
 	r.n.Store(int64(len(last)))
 	r.publish()
@@ -550,11 +560,11 @@ func sameScore(a, b float64) bool {
 func (r *Ranking[K]) Remove(key K) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	c, ok := r.scores.Load(key)
-	if !ok {
+	c := r.scoreOf(key)
+	if c == nil {
 		return
 	}
-	old := math.Float64frombits(c.bits.Load())
+	old := math.Float64frombits(atomic.LoadUint64(c))
 	touched := r.inTop(Ranked[K]{key, old})
 	r.delete(r.ordOf(key, old), key)
 	r.n.Add(-1)
@@ -567,8 +577,8 @@ func (r *Ranking[K]) Remove(key K) {
 // Score returns key's score and whether key is ranked. It costs a [Map]
 // lookup and does not allocate.
 func (r *Ranking[K]) Score(key K) (float64, bool) {
-	if c, ok := r.scores.Load(key); ok {
-		return math.Float64frombits(c.bits.Load()), true
+	if c := r.scoreOf(key); c != nil {
+		return math.Float64frombits(atomic.LoadUint64(c)), true
 	}
 	return 0, false
 }

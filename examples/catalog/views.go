@@ -149,8 +149,8 @@ type viewSet struct {
 	// lastID and last are the product the batch staged or looked up
 	// last: a product's events tend to come together (a listing and its
 	// first reviews), so stageOf checks it before the map.
-	lastID string
-	last   *staged
+	lastID  string
+	last    *staged
 	inBuf   []string // publish's in-stock additions, reused
 	rankBuf []Rated  // publish's ranking changes, reused
 }

@@ -486,7 +486,11 @@ func (vs *viewSet) productListed(_ context.Context, rec event.Record, e ProductL
 		Version: rec.Version, UpdatedAt: rec.Time,
 	}
 	if vs.bulk {
-		vs.bulkProducts[e.ProductID] = &p // flush publishes and indexes the final view
+		// flush publishes and indexes the final view. A copy goes to the
+		// heap here, so that p itself does not escape on the other paths.
+		bp := new(ProductView)
+		*bp = p
+		vs.bulkProducts[e.ProductID] = bp
 		vs.bySeller.Add(e.SellerID, e.ProductID)
 		return nil
 	}

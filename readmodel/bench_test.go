@@ -285,6 +285,23 @@ func BenchmarkRankingSet(b *testing.B) {
 			}
 		})
 	}
+	// The catalog's top-rated: product IDs as keys and mean ratings of a
+	// few reviews as scores (21 values, so most entries tie on score and
+	// the keys decide).
+	const n = 100_000
+	ids := make([]string, n)
+	r := readmodel.NewRanking[string]()
+	rng := rand.New(rand.NewPCG(6, 7))
+	for i := range ids {
+		ids[i] = fmt.Sprint("p-", i)
+		r.Set(ids[i], float64(5+rng.IntN(21))/5)
+	}
+	b.Run(fmt.Sprint("n=", n, "/strings/move"), func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			r.Set(ids[rng.IntN(n)], float64(5+rng.IntN(21))/5)
+		}
+	})
 }
 
 func BenchmarkSortedSet(b *testing.B) {

@@ -8,10 +8,10 @@ import (
 
 // A persistent (copy-on-write) B-tree: the ordered structure behind
 // SortedSet and Index, whose readers page through the whole order.
-// (Ranking is not a B-tree: its readers almost only ask for the best few
-// entries while writers move keys constantly, so it keeps the full order
-// in a skiplist that only writers touch and publishes an immutable
-// snapshot of the top; see ranking.go.)
+// (Ranking's tree is not persistent: its readers almost only ask for the
+// best few entries while writers move keys constantly, so it keeps the
+// full order in a B+tree that only writers touch, changed in place, and
+// publishes an immutable snapshot of the top; see ranking.go.)
 //
 // Why not a lock-free skiplist here? It would give each reader a walk over
 // a list that writers change under its feet. Inserts and removals alone

@@ -44,11 +44,12 @@
 //     immutable snapshot: results are always sorted, never hold a key
 //     twice, and show each entry either before or after a concurrent write.
 //     Writers are serialised per structure (per group for Index).
-//   - Ranking keeps its full order in a skiplist only writers touch, and
-//     publishes an immutable snapshot of the best RankingTopCache entries
-//     whenever a write changes them, so Top reads have the same guarantees
-//     without a lock while a Set moves an entry in place without
-//     allocating. Reads past the snapshot take the writer's lock.
+//   - Ranking keeps its full order in a B+tree only writers touch, changed
+//     in place, and publishes an immutable snapshot of the best
+//     RankingTopCache entries whenever a write changes them, so Top reads
+//     have the same guarantees without a lock while a Set moves an entry
+//     in place without allocating. Reads past the snapshot take the
+//     writer's lock.
 //   - Map.Range, Map.Len, Map.Clear, Index.Groups and Index.GroupCount
 //     are weakly consistent; see their documentation.
 //

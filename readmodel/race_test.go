@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -200,6 +201,90 @@ func TestRankingConcurrentMoves(t *testing.T) {
 	stop()
 
 	require.NoError(t, checkRanked(r.Top(r.Len(), nil)))
+}
+
+// TestRankingConcurrentTopOfLargeTree runs readers of the top snapshot
+// and of Score against writers that move, add and remove keys of a ranking
+// big enough for a three-level tree, through single Sets and SetMany
+// batches, with scores that keep entering and leaving the top. A reader
+// must get a sorted snapshot without duplicates, holding every key that
+// never leaves the top, and a snapshot it holds must never change.
+func TestRankingConcurrentTopOfLargeTree(t *testing.T) {
+	const (
+		keys   = 20_000
+		pinned = 20   // keys 0..19 stay at scores above every other
+		rounds = 3000 // per writer
+	)
+	r := readmodel.NewRanking[int]()
+	batch := make([]readmodel.Ranked[int], keys)
+	for k := range batch {
+		batch[k] = readmodel.Ranked[int]{Key: k, Score: float64(k % 21)}
+	}
+	for k := range pinned {
+		batch[k].Score = 100 + float64(k%3)
+	}
+	r.SetMany(batch)
+
+	stop := runReaders(t, 2, func(int) error {
+		top := r.Top(readmodel.RankingTopCache, nil)
+		held := slices.Clone(top)
+		if err := checkRanked(top); err != nil {
+			return err
+		}
+		if len(top) != readmodel.RankingTopCache {
+			return fmt.Errorf("Top(%d) returned %d", readmodel.RankingTopCache, len(top))
+		}
+		for i := range pinned {
+			if top[i].Key >= pinned {
+				return fmt.Errorf("entry %d of the top is %+v, not a pinned key", i, top[i])
+			}
+		}
+		if s, ok := r.Score(pinned / 2); !ok || s < 100 {
+			return fmt.Errorf("Score of a pinned key = %v, %v", s, ok)
+		}
+		var buf [10]readmodel.Ranked[int]
+		if err := checkRanked(r.Top(10, buf[:0])); err != nil {
+			return err
+		}
+		if !slices.Equal(held, top) {
+			return fmt.Errorf("a snapshot changed while held")
+		}
+		return nil
+	})
+
+	var wg sync.WaitGroup
+	for w := range 2 {
+		wg.Go(func() {
+			rng := rand.New(rand.NewPCG(uint64(w), 9))
+			for i := range rounds {
+				k := pinned + rng.IntN(keys-pinned)
+				switch {
+				case i%7 == 0:
+					r.Remove(k)
+				case i%5 == 0:
+					b := make([]readmodel.Ranked[int], 40)
+					for j := range b {
+						b[j] = readmodel.Ranked[int]{Key: pinned + rng.IntN(keys-pinned), Score: float64(rng.IntN(30))}
+					}
+					r.SetMany(b)
+				default:
+					r.Set(k, float64(rng.IntN(30))) // 21..29 enter the top
+				}
+			}
+		})
+	}
+	wg.Go(func() { // the pinned keys move among themselves
+		rng := rand.New(rand.NewPCG(5, 9))
+		for range rounds {
+			r.Set(rng.IntN(pinned), 100+float64(rng.IntN(3)))
+		}
+	})
+	wg.Wait()
+	stop()
+
+	all := slices.Collect(r.All())
+	require.NoError(t, checkRanked(all))
+	require.Len(t, all, r.Len())
 }
 
 func TestSortedSetConcurrentPaging(t *testing.T) {

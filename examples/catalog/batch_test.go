@@ -77,3 +77,49 @@ func TestBatchCatchUpWithConcurrentReaders(t *testing.T) {
 	require.Equal(t, app.Views.TopRated(50, nil), views.TopRated(50, nil))
 	require.Equal(t, app.Views.InStock("", 1000, nil), views.InStock("", 1000, nil))
 }
+
+// Batches in which a product's events come together, alternate with
+// another product's, or follow its listing (the stage looks up the product
+// it staged last before its map) project the same views as the inline,
+// one-event-at-a-time projection, for several batch sizes.
+func TestBatchesOfInterleavedProducts(t *testing.T) {
+	const products = 40
+	st, app, gen := seeded(t, products, catalog.Config{})
+	ctx := context.Background()
+	dispatch := func(cmd any) {
+		_, _ = app.Dispatch(ctx, cmd) // some are rejected by design
+	}
+	for i := range 400 {
+		a, b := i%7, (i*3+1)%products
+		switch i % 4 {
+		case 0: // a run of one product's events
+			dispatch(gen.Review(a))
+			dispatch(catalog.UpdatePrice{ProductID: catalog.ProductID(a), SellerID: gen.OwnerOf(a), PriceCents: int64(100 + i)})
+			dispatch(catalog.UpdateStock{ProductID: catalog.ProductID(a), SellerID: gen.OwnerOf(a), Stock: i % 3})
+		case 1: // two products alternating
+			dispatch(gen.Review(a))
+			dispatch(gen.Review(b))
+			dispatch(gen.Review(a))
+			dispatch(catalog.UpdateStock{ProductID: catalog.ProductID(b), SellerID: gen.OwnerOf(b), Stock: i % 2})
+		default:
+			dispatch(gen.Next())
+		}
+	}
+	head, err := st.Head(ctx)
+	require.NoError(t, err)
+	for _, size := range []int{2, 3, 5, 64, 1000} {
+		views := catalog.NewViews()
+		r := projection.NewRunner(st, projection.WithBatchSize(size))
+		require.NoError(t, r.Add(views, projection.AsAsync()))
+		require.NoError(t, r.Start(ctx))
+		require.NoError(t, r.WaitFor(ctx, "", head))
+		r.Close()
+		require.Equal(t, app.Views.ProductCount(), views.ProductCount(), "batch size %d", size)
+		app.Views.Each(func(want catalog.ProductView) bool {
+			got, _ := views.Product(want.ID)
+			return assert.Equal(t, want, got, "batch size %d: product %s", size, want.ID)
+		})
+		require.Equal(t, app.Views.TopRated(products, nil), views.TopRated(products, nil), "batch size %d", size)
+		require.Equal(t, app.Views.InStock("", products, nil), views.InStock("", products, nil), "batch size %d", size)
+	}
+}

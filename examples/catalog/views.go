@@ -146,6 +146,11 @@ type viewSet struct {
 	staging bool
 	stage   map[string]*staged
 	slab    []staged // backing store of stage, reused from batch to batch
+	// lastID and last are the product the batch staged or looked up
+	// last: a product's events tend to come together (a listing and its
+	// first reviews), so stageOf checks it before the map.
+	lastID  string
+	last    *staged
 	inBuf   []string // publish's in-stock additions, reused
 	rankBuf []Rated  // publish's ranking changes, reused
 }
@@ -282,7 +287,11 @@ func (vs *viewSet) HandleBatch(ctx context.Context, recs []event.Record) (n int,
 // stageOf returns the staged copy of product id, staging the published
 // view first; nil if there is no such product.
 func (vs *viewSet) stageOf(id string) *staged {
+	if vs.last != nil && vs.lastID == id {
+		return vs.last
+	}
 	if s := vs.stage[id]; s != nil {
+		vs.lastID, vs.last = id, s
 		return s
 	}
 	p, ok := vs.products.Load(id)
@@ -294,6 +303,7 @@ func (vs *viewSet) stageOf(id string) *staged {
 	vs.slab = append(vs.slab, staged{view: p, existed: true, inStock: p.InStock, ratings: p.Ratings})
 	s := &vs.slab[len(vs.slab)-1]
 	vs.stage[id] = s
+	vs.lastID, vs.last = id, s
 	return s
 }
 
@@ -326,6 +336,7 @@ func (vs *viewSet) publish() {
 	clear(ranked)
 	vs.rankBuf = ranked[:0]
 	clear(vs.stage)
+	vs.lastID, vs.last = "", nil
 	clear(vs.slab) // drop references to the views' strings and slices
 	vs.slab = vs.slab[:0]
 }
@@ -475,7 +486,11 @@ func (vs *viewSet) productListed(_ context.Context, rec event.Record, e ProductL
 		Version: rec.Version, UpdatedAt: rec.Time,
 	}
 	if vs.bulk {
-		vs.bulkProducts[e.ProductID] = &p // flush publishes and indexes the final view
+		// flush publishes and indexes the final view. A copy goes to the
+		// heap here, so that p itself does not escape on the other paths.
+		bp := new(ProductView)
+		*bp = p
+		vs.bulkProducts[e.ProductID] = bp
 		vs.bySeller.Add(e.SellerID, e.ProductID)
 		return nil
 	}
@@ -485,7 +500,9 @@ func (vs *viewSet) productListed(_ context.Context, rec event.Record, e ProductL
 			st.view = p
 		} else {
 			vs.slab = append(vs.slab, staged{view: p})
-			vs.stage[e.ProductID] = &vs.slab[len(vs.slab)-1]
+			st = &vs.slab[len(vs.slab)-1]
+			vs.stage[e.ProductID] = st
+			vs.lastID, vs.last = e.ProductID, st // its reviews come next
 		}
 		vs.bySeller.Add(e.SellerID, e.ProductID)
 		return nil

@@ -3,6 +3,7 @@ package projection_test
 import (
 	"context"
 	"errors"
+	"math"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -90,7 +91,10 @@ func TestBatchFlusherRedeliversFailedFlush(t *testing.T) {
 }
 
 // TestBatchFlusherPositionWaitsForFlush: the runner does not publish a
-// batch's position before FlushBatch returns.
+// batch's position before FlushBatch returns. Every flush fails until the
+// test lifts the failure: the failed Sync hands its position to a
+// background catch-up that retries, and a retry that succeeded before the
+// check would make the check race with it.
 func TestBatchFlusherPositionWaitsForFlush(t *testing.T) {
 	st := newMemory(t)
 	v := &bufView{}
@@ -103,12 +107,15 @@ func TestBatchFlusherPositionWaitsForFlush(t *testing.T) {
 	assert.Equal(t, head, cp)
 
 	v.mu.Lock()
-	v.failNext, v.failWith = 1, errors.New("connection reset")
+	v.failNext, v.failWith = math.MaxInt, errors.New("connection reset")
 	v.mu.Unlock()
 	head2 := appendN(t, st, 2, 2)
 	err := r.Sync(context.Background(), head2)
 	require.Error(t, err, "Sync with a failing flush")
 	assert.Equal(t, head, statusOf(t, r, "buf").Checkpoint, "position published although the flush failed")
+	v.mu.Lock()
+	v.failNext = 0
+	v.mu.Unlock()
 	require.NoError(t, r.Sync(context.Background(), head2), "Sync again")
 	durable, cp := v.state()
 	assert.Equal(t, head2, cp)

@@ -28,6 +28,15 @@ if ! [ -x "$BENCHSTAT" ]; then
 	fi
 fi
 
+# cpustat prints the machine's total and stolen CPU time (jiffies);
+# stolen BEFORE AFTER the share stolen in between: time the hypervisor
+# gave to other guests, which slows every benchmark of a shared VM alike.
+cpustat() { awk '/^cpu / { t = 0; for (i = 2; i <= NF; i++) t += $i; print t, $9 }' /proc/stat; }
+stolen() {
+	set -- $1 $2
+	awk -v t0="$1" -v s0="$2" -v t1="$3" -v s1="$4" 'BEGIN { printf "%.1f%%", (t1 > t0 ? 100 * (s1 - s0) / (t1 - t0) : 0) }'
+}
+
 if [ "${1:-}" = "--report" ]; then
 	raw=$2
 	cmdline=$(sed -n 's/^# command: //p' "$raw" | head -1)
@@ -53,8 +62,9 @@ else
 	for g in "${groups[@]}"; do
 		set -- $g
 		echo ">>> $1 (-benchtime $2)" >&2
+		before=$(cpustat)
 		go test -run '^$' -bench "$1" -count "$COUNT" -benchtime "$2" -timeout 60m . 2>&1 | tee -a "$raw" >&2
-		echo "# load after $1: $(cut -d' ' -f1-3 /proc/loadavg)" >>"$raw"
+		echo "# load after $1: $(cut -d' ' -f1-3 /proc/loadavg), CPU stolen by the hypervisor $(stolen "$before" "$(cpustat)")" >>"$raw"
 	done
 	# Where a dispatch's CPU goes, layer by layer (profiles; not part of
 	# the raw benchmark output). LAYERS=0 skips it.

@@ -196,6 +196,22 @@ func (m *Map[K, V]) store(key K, v V) {
 	s.mu.Unlock()
 }
 
+// storeNew stores v under key if key is absent, and reports whether it
+// did.
+func (m *Map[K, V]) storeNew(key K, v V) bool {
+	h := m.hash(key)
+	si := h >> (64 - shardBits)
+	s := &m.shards[si]
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	sl := m.slotLocked(si, h, key)
+	if sl.live != nil {
+		return false
+	}
+	m.setLocked(si, h, sl, &pair[K, V]{key, v})
+	return true
+}
+
 // Delete implements [Store]: it removes key and always returns nil,
 // including when key is absent. It ignores ctx.
 func (m *Map[K, V]) Delete(_ context.Context, key K) error {

@@ -492,38 +492,49 @@ func (r *Ranking[K]) SetMany(entries []Ranked[K]) {
 		}
 		return
 	}
-	// The last entry of each key wins: a stable sort by key keeps a key's
-	// entries in their given order.
-	es := slices.Clone(entries)
-	slices.SortStableFunc(es, func(a, b Ranked[K]) int { return cmp.Compare(a.Key, b.Key) })
-	last := es[:0]
-	for i, e := range es {
-		if i+1 < len(es) && es[i+1].Key == e.Key {
-			continue
+	// The last entry of each key wins: walking the entries backwards, the
+	// key index takes a key the first time it is seen. Then one sort by
+	// the packed position, which compares integers (and whole keys only
+	// when their first 8 bytes and scores tie), puts them in order.
+	ents := make([]rankEntry[K], 0, len(entries))
+	for i := len(entries) - 1; i >= 0; i-- {
+		e := entries[i]
+		if r.scores.storeNew(e.Key, rankScore{math.Float64bits(e.Score)}) {
+			ents = append(ents, rankEntry[K]{r.ordOf(e.Key, e.Score), e})
 		}
-		last = append(last, e)
 	}
-	slices.SortFunc(last, compareRanked[K])
-	r.root = r.build(last)
-	for _, e := range last {
-		r.scores.store(e.Key, rankScore{math.Float64bits(e.Score)})
-	}
-	r.n.Store(int64(len(last)))
+	slices.SortFunc(ents, func(a, b rankEntry[K]) int {
+		if c := cmp.Compare(a.o.rk, b.o.rk); c != 0 {
+			return c
+		}
+		if c := cmp.Compare(a.o.pfx, b.o.pfx); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.e.Key, b.e.Key)
+	})
+	r.root = r.build(ents)
+	r.n.Store(int64(len(ents)))
 	r.publish()
+}
+
+// rankEntry is an entry with its packed position, for a bulk load.
+type rankEntry[K cmp.Ordered] struct {
+	o rankOrd
+	e Ranked[K]
 }
 
 // build returns the root of a tree holding entries, which are in order
 // and hold each key once: leaves, then each level of inner nodes, packed
 // evenly to about rbFill each.
-func (r *Ranking[K]) build(entries []Ranked[K]) *rbNode[K] {
+func (r *Ranking[K]) build(entries []rankEntry[K]) *rbNode[K] {
 	leaves := make([]*rbNode[K], (len(entries)+rbFill-1)/rbFill)
 	at := 0
 	for i := range leaves {
 		x := new(rbNode[K])
 		x.n = (len(entries) - at) / (len(leaves) - i)
 		for j := range x.n {
-			e := entries[at+j]
-			x.ord[j], x.item[j] = r.ordOf(e.Key, e.Score), e
+			e := &entries[at+j]
+			x.ord[j], x.item[j] = e.o, e.e
 		}
 		at += x.n
 		if i > 0 {

@@ -130,6 +130,12 @@ type viewSet struct {
 	// the views and loads both indexes from them.
 	bulk         bool
 	bulkProducts map[string]*ProductView
+	bulkLastID   string       // the product bulkView returned last
+	bulkLast     *ProductView // (or productListed listed last)
+
+	// scratch is where change builds a view's next version outside a
+	// batch (see change).
+	scratch *ProductView
 
 	// stage is set while HandleBatch applies a batch to the live set:
 	// the product views the batch changes are copied here once, changed
@@ -171,6 +177,7 @@ func newViewSet() *viewSet {
 		bySeller: readmodel.NewIndex[string, string](),
 		topRated: readmodel.NewRanking[string](),
 		inStock:  readmodel.NewSortedSet[string](),
+		scratch:  new(ProductView),
 	}
 	r := &vs.router
 	event.On(r, vs.sellerRegistered)
@@ -364,6 +371,7 @@ func (vs *viewSet) flush(context.Context) error {
 	vs.topRated.SetMany(ranked)
 	vs.inStock.AddMany(in)
 	vs.bulk, vs.bulkProducts = false, nil
+	vs.bulkLastID, vs.bulkLast = "", nil
 	return nil
 }
 
@@ -491,6 +499,7 @@ func (vs *viewSet) productListed(_ context.Context, rec event.Record, e ProductL
 		bp := new(ProductView)
 		*bp = p
 		vs.bulkProducts[e.ProductID] = bp
+		vs.bulkLastID, vs.bulkLast = e.ProductID, bp // its shipping and reviews come next
 		vs.bySeller.Add(e.SellerID, e.ProductID)
 		return nil
 	}
@@ -513,20 +522,22 @@ func (vs *viewSet) productListed(_ context.Context, rec event.Record, e ProductL
 	return nil
 }
 
-// change applies fn to a copy of the product view and stores the copy, then
-// touches the secondary indexes only if what they order by changed: an
-// index write costs far more than the view's own update. fn takes and
-// returns the view by value: a pointer passed to a function value would
-// make every copy escape to the heap.
-func (vs *viewSet) change(rec event.Record, id string, fn func(ProductView) ProductView) {
+// change applies fn to the product view, then touches the secondary
+// indexes only if what they order by changed: an index write costs far more
+// than the view's own update. fn changes the view in place: during a
+// rebuild's bulk replay the view itself (no reader can see it yet), in a
+// batch its staged copy, else a scratch copy that is stored as the new
+// version. The scratch copy lives in the set (on the heap already), so
+// passing it to fn makes no view escape.
+func (vs *viewSet) change(rec event.Record, id string, fn func(*ProductView)) {
 	var stockChanged, ratingChanged, found bool
 	var after ProductView
 	if vs.bulk {
-		p := vs.bulkProducts[id]
+		p := vs.bulkView(id)
 		if p == nil {
 			return
 		}
-		*p = fn(*p)
+		fn(p)
 		p.Version, p.UpdatedAt = rec.Version, rec.Time
 		return // flush indexes the final view
 	}
@@ -535,7 +546,7 @@ func (vs *viewSet) change(rec event.Record, id string, fn func(ProductView) Prod
 		if st == nil {
 			return
 		}
-		st.view = fn(st.view)
+		fn(&st.view)
 		st.view.Version, st.view.UpdatedAt = rec.Version, rec.Time
 		return // publish indexes the view as of the batch's end
 	}
@@ -543,13 +554,17 @@ func (vs *viewSet) change(rec event.Record, id string, fn func(ProductView) Prod
 		if !ok {
 			return p, false
 		}
-		n := fn(p)
+		n := vs.scratch
+		*n = p
+		fn(n)
 		n.Version, n.UpdatedAt = rec.Version, rec.Time
 		stockChanged, ratingChanged, found = p.InStock != n.InStock, p.Ratings != n.Ratings, true
 		if stockChanged || ratingChanged {
-			after = n
+			after = *n
 		}
-		return n, true
+		v := *n
+		*n = ProductView{} // hold no references between events
+		return v, true
 	})
 	if !found {
 		return
@@ -560,6 +575,21 @@ func (vs *viewSet) change(rec event.Record, id string, fn func(ProductView) Prod
 	if ratingChanged {
 		vs.indexRating(after)
 	}
+}
+
+// bulkView returns the view of product id during a bulk replay, nil if
+// there is no such product. It checks the product it returned last before
+// the map: a product's events tend to come together (a listing, its
+// shipping options and first reviews).
+func (vs *viewSet) bulkView(id string) *ProductView {
+	if vs.bulkLast != nil && vs.bulkLastID == id {
+		return vs.bulkLast
+	}
+	p := vs.bulkProducts[id]
+	if p != nil {
+		vs.bulkLastID, vs.bulkLast = id, p
+	}
+	return p
 }
 
 // index adds a new product view to the secondary read models.
@@ -583,12 +613,11 @@ func (vs *viewSet) indexRating(p ProductView) {
 }
 
 func (vs *viewSet) priceChanged(_ context.Context, rec event.Record, e PriceChanged) error {
-	vs.change(rec, e.ProductID, func(p ProductView) ProductView {
+	vs.change(rec, e.ProductID, func(p *ProductView) {
 		p.PreviousPriceCents = p.PriceCents
 		p.PriceDropped = e.NewCents < p.PriceCents
 		p.PriceCents = e.NewCents
 		p.History = appendHistory(p.History, PricePoint{At: rec.Time, Cents: e.NewCents})
-		return p
 	})
 	return nil
 }
@@ -641,50 +670,44 @@ func appendHistory(h []PricePoint, pt PricePoint) []PricePoint {
 func clipHistory(h []PricePoint) []PricePoint { return h[:len(h):len(h)] }
 
 func (vs *viewSet) stockChanged(_ context.Context, rec event.Record, e StockChanged) error {
-	vs.change(rec, e.ProductID, func(p ProductView) ProductView {
+	vs.change(rec, e.ProductID, func(p *ProductView) {
 		p.Stock, p.InStock = e.Stock, e.Stock > 0
-		return p
 	})
 	return nil
 }
 
 func (vs *viewSet) stockReserved(_ context.Context, rec event.Record, e StockReserved) error {
-	vs.change(rec, e.ProductID, func(p ProductView) ProductView {
+	vs.change(rec, e.ProductID, func(p *ProductView) {
 		p.Stock, p.InStock = e.Stock, e.Stock > 0
-		return p
 	})
 	return nil
 }
 
 func (vs *viewSet) restocked(_ context.Context, rec event.Record, e Restocked) error {
-	vs.change(rec, e.ProductID, func(p ProductView) ProductView {
+	vs.change(rec, e.ProductID, func(p *ProductView) {
 		p.Stock, p.InStock = e.Stock, e.Stock > 0
-		return p
 	})
 	return nil
 }
 
 func (vs *viewSet) detailsChanged(_ context.Context, rec event.Record, e DetailsChanged) error {
-	vs.change(rec, e.ProductID, func(p ProductView) ProductView {
+	vs.change(rec, e.ProductID, func(p *ProductView) {
 		p.Title, p.Description = e.Title, e.Description
-		return p
 	})
 	return nil
 }
 
 func (vs *viewSet) reviewSubmitted(_ context.Context, rec event.Record, e ReviewSubmitted) error {
-	vs.change(rec, e.ProductID, func(p ProductView) ProductView {
+	vs.change(rec, e.ProductID, func(p *ProductView) {
 		p.Ratings = p.Ratings.Add(float64(e.Rating))
 		p.Recent = p.Recent.Push(ReviewSummary{ReviewID: e.ReviewID, Author: e.Author, Rating: e.Rating, Text: e.Text, At: rec.Time})
-		return p
 	})
 	return nil
 }
 
 func (vs *viewSet) shippingSet(_ context.Context, rec event.Record, e ShippingSet) error {
-	vs.change(rec, e.ProductID, func(p ProductView) ProductView {
+	vs.change(rec, e.ProductID, func(p *ProductView) {
 		p.Shipping = e.Options
-		return p
 	})
 	return nil
 }

@@ -3,6 +3,7 @@ package readmodel
 import (
 	"cmp"
 	"iter"
+	"slices"
 )
 
 // Index maps groups to sorted sets of keys, for secondary indexes such as
@@ -37,6 +38,30 @@ func (x *Index[G, K]) Add(group G, key K) bool {
 	x.groups.update(group, func(root *bnode[K], _ bool) (*bnode[K], updateOp) {
 		root, added = x.ord.insert(root, key)
 		if !added {
+			return nil, opNone
+		}
+		return root, opStore
+	})
+	return added
+}
+
+// AddMany puts keys in group, in any order (duplicates and keys already
+// present are fine), and returns how many were absent. Readers see all of
+// them appear at once. It copies each tree node on the paths to the keys
+// once, and builds the group's tree bottom-up when the group is new (a
+// rebuilt view loading its index), instead of copying a path per key as
+// calls of Add would.
+func (x *Index[G, K]) AddMany(group G, keys []K) int {
+	if len(keys) == 0 {
+		return 0
+	}
+	add := slices.Clone(keys)
+	slices.SortFunc(add, x.ord.cmp)
+	add = slices.CompactFunc(add, func(a, b K) bool { return x.ord.cmp(a, b) == 0 })
+	added := 0
+	x.groups.update(group, func(root *bnode[K], _ bool) (*bnode[K], updateOp) {
+		root, added = x.ord.insertMany(root, add)
+		if added == 0 {
 			return nil, opNone
 		}
 		return root, opStore

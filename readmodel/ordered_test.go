@@ -398,3 +398,31 @@ func TestRankingSetMany(t *testing.T) {
 		}
 	}
 }
+
+// TestIndexAddMany adds random batches (duplicates, keys already present,
+// new and existing groups) with AddMany to one Index and with Add to
+// another, and checks that they agree and that AddMany counts the absent
+// keys.
+func TestIndexAddMany(t *testing.T) {
+	bulk, ref := readmodel.NewIndex[string, int](), readmodel.NewIndex[string, int]()
+	rng := rand.New(rand.NewPCG(8, 9))
+	for step := range 300 {
+		g := fmt.Sprintf("g%d", rng.IntN(12))
+		batch := make([]int, rng.IntN(80))
+		for i := range batch {
+			batch[i] = rng.IntN(400)
+		}
+		want := 0
+		for _, k := range batch {
+			if ref.Add(g, k) {
+				want++
+			}
+		}
+		require.Equal(t, want, bulk.AddMany(g, batch), "step %d: AddMany count", step)
+		require.Equal(t, ref.Keys(g, nil), bulk.Keys(g, nil), "step %d: Keys(%s)", step, g)
+		require.Equal(t, ref.Len(g), bulk.Len(g), "step %d: Len(%s)", step, g)
+	}
+	require.Equal(t, ref.GroupCount(), bulk.GroupCount())
+	assert.Zero(t, bulk.AddMany("empty", nil))
+	assert.Zero(t, bulk.GroupCount()-ref.GroupCount(), "AddMany of no keys makes no group")
+}

@@ -132,6 +132,10 @@ type viewSet struct {
 	bulkProducts map[string]*ProductView
 	bulkLastID   string       // the product bulkView returned last
 	bulkLast     *ProductView // (or productListed listed last)
+	// bulkSellers is products-by-seller during the bulk replay, in
+	// listing order: flush loads the index from it, one bottom-up build
+	// per seller instead of a copied tree path per product.
+	bulkSellers map[string][]string
 
 	// scratch is where change builds a view's next version outside a
 	// batch (see change).
@@ -235,6 +239,7 @@ func (v *Views) Shadow(context.Context) (projection.Shadow, error) {
 	vs := newViewSet()
 	vs.bulk = true
 	vs.bulkProducts = make(map[string]*ProductView)
+	vs.bulkSellers = make(map[string][]string)
 	return projection.Shadow{Handler: vs, Flush: vs.flush, Swap: func() { v.cur.Store(vs) }}, nil
 }
 
@@ -370,7 +375,10 @@ func (vs *viewSet) flush(context.Context) error {
 	}
 	vs.topRated.SetMany(ranked)
 	vs.inStock.AddMany(in)
-	vs.bulk, vs.bulkProducts = false, nil
+	for seller, ids := range vs.bulkSellers {
+		vs.bySeller.AddMany(seller, ids)
+	}
+	vs.bulk, vs.bulkProducts, vs.bulkSellers = false, nil, nil
 	vs.bulkLastID, vs.bulkLast = "", nil
 	return nil
 }
@@ -461,18 +469,22 @@ func (vs *viewSet) updateSeller(id string, fn func(*SellerView)) SellerView {
 }
 
 func (vs *viewSet) refreshSellerProducts(s SellerView) {
+	if vs.bulk {
+		// The index is loaded at flush; bulkSellers may list a product
+		// twice (listed twice), which sets the same fields twice.
+		for _, id := range vs.bulkSellers[s.ID] {
+			if p := vs.bulkProducts[id]; p != nil {
+				p.SellerName, p.SellerRating = s.Name, s.Rating
+			}
+		}
+		return
+	}
 	for _, id := range vs.bySeller.Keys(s.ID, nil) {
 		if vs.staging {
 			if p := vs.stage[id]; p != nil {
 				p.view.SellerName, p.view.SellerRating = s.Name, s.Rating
 				continue
 			}
-		}
-		if vs.bulk {
-			if p := vs.bulkProducts[id]; p != nil {
-				p.SellerName, p.SellerRating = s.Name, s.Rating
-			}
-			continue
 		}
 		vs.products.Update(id, func(p ProductView, ok bool) (ProductView, bool) {
 			if ok {
@@ -500,7 +512,7 @@ func (vs *viewSet) productListed(_ context.Context, rec event.Record, e ProductL
 		*bp = p
 		vs.bulkProducts[e.ProductID] = bp
 		vs.bulkLastID, vs.bulkLast = e.ProductID, bp // its shipping and reviews come next
-		vs.bySeller.Add(e.SellerID, e.ProductID)
+		vs.bulkSellers[e.SellerID] = append(vs.bulkSellers[e.SellerID], e.ProductID)
 		return nil
 	}
 	if vs.staging {

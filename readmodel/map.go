@@ -187,7 +187,12 @@ func (m *Map[K, V]) Put(_ context.Context, key K, v V) error {
 
 // store is Put without the Store interface's context and error.
 func (m *Map[K, V]) store(key K, v V) {
-	p := &pair[K, V]{key, v} // allocate before taking the lock
+	m.storePair(&pair[K, V]{key, v}) // allocate before taking the lock
+}
+
+// storePair stores p, a new pair, under its key.
+func (m *Map[K, V]) storePair(p *pair[K, V]) {
+	key := p.key
 	h := m.hash(key)
 	si := h >> (64 - shardBits)
 	s := &m.shards[si]
@@ -446,4 +451,72 @@ func (m *Map[K, V]) Clear() {
 		s.used = 0
 		s.mu.Unlock()
 	}
+}
+
+// MapBuilder fills a new [Map] before any reader can see it, such as the
+// views a rebuild replays the log into. Its values are changed in place:
+// Put and Value return a pointer to the value the Map holds, so a value
+// that many events change costs one allocation and no copies, where a
+// published Map needs a new value for every change. Map ends the build.
+//
+// A MapBuilder is not safe for concurrent use, and the pointers it returns
+// must not be used after Map.
+type MapBuilder[K comparable, V any] struct {
+	m *Map[K, V]
+}
+
+// NewMapBuilder returns a builder of an empty Map.
+func NewMapBuilder[K comparable, V any]() *MapBuilder[K, V] {
+	return &MapBuilder[K, V]{m: NewMap[K, V]()}
+}
+
+// Put stores v under key and returns a pointer to the stored value. A
+// pointer returned earlier for key no longer points to key's value.
+func (b *MapBuilder[K, V]) Put(key K, v V) *V {
+	p := &pair[K, V]{key, v}
+	b.m.storePair(p)
+	return &p.val
+}
+
+// Value returns a pointer to the value stored under key, nil if key is
+// absent.
+func (b *MapBuilder[K, V]) Value(key K) *V {
+	if p := b.m.lookup(key); p != nil {
+		return &p.val
+	}
+	return nil
+}
+
+// Len returns the number of keys.
+func (b *MapBuilder[K, V]) Len() int { return b.m.Len() }
+
+// Range calls fn with each key and a pointer to its value, in no
+// particular order, until fn returns false. fn may change the value but
+// must not call Put.
+func (b *MapBuilder[K, V]) Range(fn func(key K, v *V) bool) {
+	for si := range b.m.tables {
+		t := b.m.tables[si].Load()
+		if t == nil {
+			continue
+		}
+		for i := range t.entries {
+			e := &t.entries[i]
+			if e.hash.Load()&1 == 0 {
+				continue // free slot or tombstone
+			}
+			if p := e.kv.Load(); !fn(p.key, &p.val) {
+				return
+			}
+		}
+	}
+}
+
+// Map ends the build and returns the Map, holding the values as they are
+// now. Publish it to readers with a synchronising operation (an atomic
+// store, a channel send), as any value handed to other goroutines; the
+// builder must not be used again.
+func (b *MapBuilder[K, V]) Map() *Map[K, V] {
+	m := b.m
+	b.m = nil
+	return m
 }

@@ -194,3 +194,51 @@ type view struct {
 	Price int
 	Tags  []string
 }
+
+// TestMapBuilder fills a Map through a builder, changing values in place
+// through the pointers Put and Value return, and checks the built Map
+// holds the changed values.
+func TestMapBuilder(t *testing.T) {
+	b := readmodel.NewMapBuilder[string, []int]()
+	const n = 3000 // several table rebuilds per shard
+	for i := range n {
+		p := b.Put(strconv.Itoa(i), []int{i})
+		*p = append(*p, -i) // in place
+	}
+	for i := 0; i < n; i += 3 {
+		p := b.Value(strconv.Itoa(i))
+		require.NotNil(t, p)
+		*p = append(*p, 1)
+	}
+	require.Nil(t, b.Value("absent"))
+	old := b.Value("7")
+	b.Put("7", []int{70})
+	require.Equal(t, []int{70}, *b.Value("7"), "Put replaces")
+	require.Equal(t, []int{7, -7}, *old, "an earlier pointer is left alone")
+	seen := 0
+	b.Range(func(k string, v *[]int) bool {
+		seen++
+		*v = append(*v, 0)
+		return true
+	})
+	require.Equal(t, n, seen)
+	require.Equal(t, n, b.Len())
+	m := b.Map()
+	require.Equal(t, n, m.Len())
+	for i := range n {
+		want := []int{i, -i}
+		if i%3 == 0 {
+			want = append(want, 1)
+		}
+		if i == 7 {
+			want = []int{70}
+		}
+		want = append(want, 0)
+		got, ok := m.Load(strconv.Itoa(i))
+		require.True(t, ok)
+		require.Equal(t, want, got, "key %d", i)
+	}
+	stop := 0
+	readmodel.NewMapBuilder[int, int]().Range(func(int, *int) bool { stop++; return false })
+	require.Zero(t, stop, "Range of an empty builder")
+}

@@ -122,14 +122,14 @@ type viewSet struct {
 	router   event.Router
 
 	// bulk is set while a rebuild replays the log into this (still
-	// private) set: product views then live in bulkProducts and are
-	// changed in place (no reader can see them yet, so the copy-on-write
+	// private) set: product views then live in bulkProducts, the builder
+	// of the products map, and are changed in place (no reader can see them yet, so the copy-on-write
 	// that lock-free readers need is wasted work), and the ranking and the
 	// in-stock set, which only queries read and which depend only on each
 	// product's latest view, are not touched per event. Flush publishes
 	// the views and loads both indexes from them.
 	bulk         bool
-	bulkProducts map[string]*ProductView
+	bulkProducts *readmodel.MapBuilder[string, ProductView]
 	bulkLastID   string       // the product bulkView returned last
 	bulkLast     *ProductView // (or productListed listed last)
 	// bulkSellers is products-by-seller during the bulk replay, in
@@ -238,7 +238,7 @@ func (v *Views) Handle(ctx context.Context, rec event.Record) error {
 func (v *Views) Shadow(context.Context) (projection.Shadow, error) {
 	vs := newViewSet()
 	vs.bulk = true
-	vs.bulkProducts = make(map[string]*ProductView)
+	vs.bulkProducts = readmodel.NewMapBuilder[string, ProductView]()
 	vs.bulkSellers = make(map[string][]string)
 	return projection.Shadow{Handler: vs, Flush: vs.flush, Swap: func() { v.cur.Store(vs) }}, nil
 }
@@ -362,17 +362,19 @@ func (vs *viewSet) flush(context.Context) error {
 	// updates would have left it: a bulk load links or builds it in order
 	// instead of searching, or copying a tree path, per product. The
 	// indexes are empty until now.
-	var ranked []Rated
-	var in []string
-	for id, p := range vs.bulkProducts {
-		vs.products.Put(context.Background(), id, *p)
+	// The views are in the products map already (see productListed).
+	ranked := make([]Rated, 0, vs.bulkProducts.Len())
+	in := make([]string, 0, vs.bulkProducts.Len())
+	vs.bulkProducts.Range(func(id string, p *ProductView) bool {
 		if p.ReviewCount() >= TopRatedMinReviews {
 			ranked = append(ranked, Rated{Key: id, Score: p.Ratings.Mean()})
 		}
 		if p.InStock {
 			in = append(in, id)
 		}
-	}
+		return true
+	})
+	vs.products = vs.bulkProducts.Map()
 	vs.topRated.SetMany(ranked)
 	vs.inStock.AddMany(in)
 	for seller, ids := range vs.bulkSellers {
@@ -473,7 +475,7 @@ func (vs *viewSet) refreshSellerProducts(s SellerView) {
 		// The index is loaded at flush; bulkSellers may list a product
 		// twice (listed twice), which sets the same fields twice.
 		for _, id := range vs.bulkSellers[s.ID] {
-			if p := vs.bulkProducts[id]; p != nil {
+			if p := vs.bulkProducts.Value(id); p != nil {
 				p.SellerName, p.SellerRating = s.Name, s.Rating
 			}
 		}
@@ -506,11 +508,9 @@ func (vs *viewSet) productListed(_ context.Context, rec event.Record, e ProductL
 		Version: rec.Version, UpdatedAt: rec.Time,
 	}
 	if vs.bulk {
-		// flush publishes and indexes the final view. A copy goes to the
-		// heap here, so that p itself does not escape on the other paths.
-		bp := new(ProductView)
-		*bp = p
-		vs.bulkProducts[e.ProductID] = bp
+		// flush publishes and indexes the final view; until then it is
+		// changed in place in the products map being built.
+		bp := vs.bulkProducts.Put(e.ProductID, p)
 		vs.bulkLastID, vs.bulkLast = e.ProductID, bp // its shipping and reviews come next
 		vs.bulkSellers[e.SellerID] = append(vs.bulkSellers[e.SellerID], e.ProductID)
 		return nil
@@ -597,7 +597,7 @@ func (vs *viewSet) bulkView(id string) *ProductView {
 	if vs.bulkLast != nil && vs.bulkLastID == id {
 		return vs.bulkLast
 	}
-	p := vs.bulkProducts[id]
+	p := vs.bulkProducts.Value(id)
 	if p != nil {
 		vs.bulkLastID, vs.bulkLast = id, p
 	}

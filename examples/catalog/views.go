@@ -184,18 +184,94 @@ func newViewSet() *viewSet {
 		scratch:  new(ProductView),
 	}
 	r := &vs.router
-	event.On(r, vs.sellerRegistered)
-	event.On(r, vs.sellerRenamed)
-	event.On(r, vs.sellerRated)
-	event.On(r, vs.productListed)
-	event.On(r, vs.priceChanged)
-	event.On(r, vs.stockChanged)
-	event.On(r, vs.stockReserved)
-	event.On(r, vs.restocked)
-	event.On(r, vs.detailsChanged)
-	event.On(r, vs.reviewSubmitted)
-	event.On(r, vs.shippingSet)
+	route(r, vs.sellerRegistered)
+	route(r, vs.sellerRenamed)
+	route(r, vs.sellerRated)
+	route(r, vs.productListed)
+	route(r, vs.priceChanged)
+	route(r, vs.stockChanged)
+	route(r, vs.stockReserved)
+	route(r, vs.restocked)
+	route(r, vs.detailsChanged)
+	route(r, vs.reviewSubmitted)
+	route(r, vs.shippingSet)
 	return vs
+}
+
+// route routes events of type E to fn on r. The catalog's handlers cannot
+// fail: their events were validated when recorded.
+func route[E event.Event](r *event.Router, fn func(*event.Record, E)) {
+	event.On(r, func(_ context.Context, rec event.Record, e E) error {
+		fn(&rec, e)
+		return nil
+	})
+}
+
+// apply hands rec to its handler, as vs.router.Handle would: a type switch
+// on the payload finds it without the router's map lookup by type name and
+// without copying the record through the router's closures. A record whose
+// payload does not match its type name, or whose type the views do not
+// handle, goes to the router, which reports the first and ignores the
+// second.
+func (vs *viewSet) apply(ctx context.Context, rec *event.Record) error {
+	switch e := rec.Data.(type) {
+	case PriceChanged:
+		if rec.Type == e.EventType() {
+			vs.priceChanged(rec, e)
+			return nil
+		}
+	case ReviewSubmitted:
+		if rec.Type == e.EventType() {
+			vs.reviewSubmitted(rec, e)
+			return nil
+		}
+	case StockChanged:
+		if rec.Type == e.EventType() {
+			vs.stockChanged(rec, e)
+			return nil
+		}
+	case StockReserved:
+		if rec.Type == e.EventType() {
+			vs.stockReserved(rec, e)
+			return nil
+		}
+	case Restocked:
+		if rec.Type == e.EventType() {
+			vs.restocked(rec, e)
+			return nil
+		}
+	case ProductListed:
+		if rec.Type == e.EventType() {
+			vs.productListed(rec, e)
+			return nil
+		}
+	case ShippingSet:
+		if rec.Type == e.EventType() {
+			vs.shippingSet(rec, e)
+			return nil
+		}
+	case DetailsChanged:
+		if rec.Type == e.EventType() {
+			vs.detailsChanged(rec, e)
+			return nil
+		}
+	case SellerRegistered:
+		if rec.Type == e.EventType() {
+			vs.sellerRegistered(rec, e)
+			return nil
+		}
+	case SellerRenamed:
+		if rec.Type == e.EventType() {
+			vs.sellerRenamed(rec, e)
+			return nil
+		}
+	case SellerRated:
+		if rec.Type == e.EventType() {
+			vs.sellerRated(rec, e)
+			return nil
+		}
+	}
+	return vs.router.Handle(ctx, *rec)
 }
 
 // Views is the catalog's main projector: product views, sellers, top-rated,
@@ -254,7 +330,7 @@ func (v *Views) HandleBatch(ctx context.Context, recs []event.Record) (int, erro
 func (vs *viewSet) Handle(ctx context.Context, rec event.Record) error {
 	vs.batchMu.Lock()
 	defer vs.batchMu.Unlock()
-	return vs.router.Handle(ctx, rec)
+	return vs.apply(ctx, &rec)
 }
 
 // HandleBatch applies recs to the set: in place during a rebuild's bulk
@@ -266,7 +342,7 @@ func (vs *viewSet) HandleBatch(ctx context.Context, recs []event.Record) (n int,
 	defer vs.batchMu.Unlock()
 	if vs.bulk {
 		for i := range recs {
-			if err := vs.router.Handle(ctx, recs[i]); err != nil {
+			if err := vs.apply(ctx, &recs[i]); err != nil {
 				return i, err
 			}
 		}
@@ -289,7 +365,7 @@ func (vs *viewSet) HandleBatch(ctx context.Context, recs []event.Record) (n int,
 		vs.staging = false
 	}()
 	for n = range recs {
-		if err := vs.router.Handle(ctx, recs[n]); err != nil {
+		if err := vs.apply(ctx, &recs[n]); err != nil {
 			return n, err
 		}
 	}
@@ -437,26 +513,23 @@ func (v *Views) Each(fn func(ProductView) bool) {
 	})
 }
 
-func (vs *viewSet) sellerRegistered(_ context.Context, _ event.Record, e SellerRegistered) error {
+func (vs *viewSet) sellerRegistered(_ *event.Record, e SellerRegistered) {
 	vs.sellers.Update(e.SellerID, func(SellerView, bool) (SellerView, bool) {
 		return SellerView{ID: e.SellerID, Name: e.Name, Rating: e.Rating}, true
 	})
-	return nil
 }
 
 // sellerRenamed reaches every product view of the seller: the rename is one
 // event on the write side and N view updates here, which is the trade CQRS
 // makes so the product page stays one lookup.
-func (vs *viewSet) sellerRenamed(_ context.Context, _ event.Record, e SellerRenamed) error {
+func (vs *viewSet) sellerRenamed(_ *event.Record, e SellerRenamed) {
 	s := vs.updateSeller(e.SellerID, func(s *SellerView) { s.Name = e.Name })
 	vs.refreshSellerProducts(s)
-	return nil
 }
 
-func (vs *viewSet) sellerRated(_ context.Context, _ event.Record, e SellerRated) error {
+func (vs *viewSet) sellerRated(_ *event.Record, e SellerRated) {
 	s := vs.updateSeller(e.SellerID, func(s *SellerView) { s.Rating = e.Rating })
 	vs.refreshSellerProducts(s)
-	return nil
 }
 
 func (vs *viewSet) updateSeller(id string, fn func(*SellerView)) SellerView {
@@ -497,7 +570,7 @@ func (vs *viewSet) refreshSellerProducts(s SellerView) {
 	}
 }
 
-func (vs *viewSet) productListed(_ context.Context, rec event.Record, e ProductListed) error {
+func (vs *viewSet) productListed(rec *event.Record, e ProductListed) {
 	s, _ := vs.sellers.Load(e.SellerID)
 	p := ProductView{
 		ID: e.ProductID, Title: e.Title, Description: e.Description,
@@ -513,7 +586,7 @@ func (vs *viewSet) productListed(_ context.Context, rec event.Record, e ProductL
 		bp := vs.bulkProducts.Put(e.ProductID, p)
 		vs.bulkLastID, vs.bulkLast = e.ProductID, bp // its shipping and reviews come next
 		vs.bulkSellers[e.SellerID] = append(vs.bulkSellers[e.SellerID], e.ProductID)
-		return nil
+		return
 	}
 	if vs.staging {
 		// publish stores and indexes the view as of the batch's end.
@@ -526,12 +599,11 @@ func (vs *viewSet) productListed(_ context.Context, rec event.Record, e ProductL
 			vs.lastID, vs.last = e.ProductID, st // its reviews come next
 		}
 		vs.bySeller.Add(e.SellerID, e.ProductID)
-		return nil
+		return
 	}
 	vs.products.Put(context.Background(), e.ProductID, p)
 	vs.bySeller.Add(e.SellerID, e.ProductID)
 	vs.index(p)
-	return nil
 }
 
 // change applies fn to the product view, then touches the secondary
@@ -541,7 +613,7 @@ func (vs *viewSet) productListed(_ context.Context, rec event.Record, e ProductL
 // batch its staged copy, else a scratch copy that is stored as the new
 // version. The scratch copy lives in the set (on the heap already), so
 // passing it to fn makes no view escape.
-func (vs *viewSet) change(rec event.Record, id string, fn func(*ProductView)) {
+func (vs *viewSet) change(rec *event.Record, id string, fn func(*ProductView)) {
 	var stockChanged, ratingChanged, found bool
 	var after ProductView
 	if vs.bulk {
@@ -624,14 +696,13 @@ func (vs *viewSet) indexRating(p ProductView) {
 	}
 }
 
-func (vs *viewSet) priceChanged(_ context.Context, rec event.Record, e PriceChanged) error {
+func (vs *viewSet) priceChanged(rec *event.Record, e PriceChanged) {
 	vs.change(rec, e.ProductID, func(p *ProductView) {
 		p.PreviousPriceCents = p.PriceCents
 		p.PriceDropped = e.NewCents < p.PriceCents
 		p.PriceCents = e.NewCents
 		p.History = appendHistory(p.History, PricePoint{At: rec.Time, Cents: e.NewCents})
 	})
-	return nil
 }
 
 // appendHistory returns a slice holding the points needed to answer prices
@@ -681,45 +752,39 @@ func appendHistory(h []PricePoint, pt PricePoint) []PricePoint {
 // change, no copy and no allocation.
 func clipHistory(h []PricePoint) []PricePoint { return h[:len(h):len(h)] }
 
-func (vs *viewSet) stockChanged(_ context.Context, rec event.Record, e StockChanged) error {
+func (vs *viewSet) stockChanged(rec *event.Record, e StockChanged) {
 	vs.change(rec, e.ProductID, func(p *ProductView) {
 		p.Stock, p.InStock = e.Stock, e.Stock > 0
 	})
-	return nil
 }
 
-func (vs *viewSet) stockReserved(_ context.Context, rec event.Record, e StockReserved) error {
+func (vs *viewSet) stockReserved(rec *event.Record, e StockReserved) {
 	vs.change(rec, e.ProductID, func(p *ProductView) {
 		p.Stock, p.InStock = e.Stock, e.Stock > 0
 	})
-	return nil
 }
 
-func (vs *viewSet) restocked(_ context.Context, rec event.Record, e Restocked) error {
+func (vs *viewSet) restocked(rec *event.Record, e Restocked) {
 	vs.change(rec, e.ProductID, func(p *ProductView) {
 		p.Stock, p.InStock = e.Stock, e.Stock > 0
 	})
-	return nil
 }
 
-func (vs *viewSet) detailsChanged(_ context.Context, rec event.Record, e DetailsChanged) error {
+func (vs *viewSet) detailsChanged(rec *event.Record, e DetailsChanged) {
 	vs.change(rec, e.ProductID, func(p *ProductView) {
 		p.Title, p.Description = e.Title, e.Description
 	})
-	return nil
 }
 
-func (vs *viewSet) reviewSubmitted(_ context.Context, rec event.Record, e ReviewSubmitted) error {
+func (vs *viewSet) reviewSubmitted(rec *event.Record, e ReviewSubmitted) {
 	vs.change(rec, e.ProductID, func(p *ProductView) {
 		p.Ratings = p.Ratings.Add(float64(e.Rating))
 		p.Recent = p.Recent.Push(ReviewSummary{ReviewID: e.ReviewID, Author: e.Author, Rating: e.Rating, Text: e.Text, At: rec.Time})
 	})
-	return nil
 }
 
-func (vs *viewSet) shippingSet(_ context.Context, rec event.Record, e ShippingSet) error {
+func (vs *viewSet) shippingSet(rec *event.Record, e ShippingSet) {
 	vs.change(rec, e.ProductID, func(p *ProductView) {
 		p.Shipping = e.Options
 	})
-	return nil
 }

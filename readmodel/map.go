@@ -168,6 +168,62 @@ func (m *Map[K, V]) lookup(key K) *pair[K, V] {
 	return nil
 }
 
+// Ref is where [Map.LoadRef] found a key's value, for [Map.StoreRef] to
+// replace that value without hashing the key or searching the table again.
+// The zero Ref stands for a key that was not found.
+type Ref[K comparable, V any] struct {
+	h uint64
+	t *table[K, V]
+	e *entry[K, V]
+	p *pair[K, V]
+}
+
+// LoadRef is [Map.Load] that also returns where the value was found, for
+// a later StoreRef of the same key: a read-modify-write, such as a
+// projection staging a view, then searches the table once.
+func (m *Map[K, V]) LoadRef(key K) (v V, ref Ref[K, V], ok bool) {
+	h := m.hash(key)
+	t := m.tables[h>>(64-shardBits)].Load()
+	if t == nil {
+		return v, ref, false
+	}
+	for i := t.home(h); ; i = (i + 1) & t.mask {
+		e := &t.entries[i]
+		switch e.hash.Load() {
+		case 0:
+			return v, ref, false
+		case h:
+			if p := e.kv.Load(); p.key == key {
+				return p.val, Ref[K, V]{h: h, t: t, e: e, p: p}, true
+			}
+		}
+	}
+}
+
+// StoreRef stores v under key, as Put does, given ref from LoadRef(key) on
+// m. If key still holds the value LoadRef returned (nothing stored or
+// deleted it, and its shard's table was not rebuilt, since), the store is
+// one atomic pointer store under the shard's lock, with no hashing and no
+// search; otherwise, or for the zero Ref, it is a Put.
+func (m *Map[K, V]) StoreRef(ref Ref[K, V], key K, v V) {
+	p := &pair[K, V]{key, v} // allocate before taking the lock
+	if ref.e == nil || ref.p.key != key {
+		m.storePair(p)
+		return
+	}
+	si := ref.h >> (64 - shardBits)
+	s := &m.shards[si]
+	s.mu.Lock()
+	if m.tables[si].Load() == ref.t && ref.e.kv.Load() == ref.p {
+		// A live slot: a delete would have swapped in a key-only pair,
+		// and a later store a new pair.
+		ref.e.kv.Store(p)
+	} else {
+		m.setLocked(si, ref.h, m.slotLocked(si, ref.h, key), p)
+	}
+	s.mu.Unlock()
+}
+
 // Get implements [Store]. It returns [store.ErrNotFound] when key is
 // absent. Map never blocks, so it ignores ctx.
 func (m *Map[K, V]) Get(_ context.Context, key K) (V, error) {

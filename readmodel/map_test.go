@@ -242,3 +242,53 @@ func TestMapBuilder(t *testing.T) {
 	readmodel.NewMapBuilder[int, int]().Range(func(int, *int) bool { stop++; return false })
 	require.Zero(t, stop, "Range of an empty builder")
 }
+
+// TestMapStoreRef checks that StoreRef stores the value whatever happened
+// to the key since LoadRef: nothing, a Put, a Delete (and a re-Put), the
+// shard's table growing or shrinking, and for a key that was absent.
+func TestMapStoreRef(t *testing.T) {
+	m := readmodel.NewMap[string, int]()
+	ctx := context.Background()
+	for i := range 100 {
+		require.NoError(t, m.Put(ctx, strconv.Itoa(i), i))
+	}
+	cases := []struct {
+		name    string
+		between func(key string)
+	}{
+		{"untouched", func(string) {}},
+		{"put since", func(k string) { _ = m.Put(ctx, k, -1) }},
+		{"deleted since", func(k string) { _ = m.Delete(ctx, k) }},
+		{"deleted and put since", func(k string) { _ = m.Delete(ctx, k); _ = m.Put(ctx, k, -2) }},
+		{"tables grew", func(string) {
+			for i := range 5000 {
+				_ = m.Put(ctx, "grow"+strconv.Itoa(i), i)
+			}
+		}},
+		{"tables shrank", func(string) {
+			for i := range 5000 {
+				_ = m.Delete(ctx, "grow"+strconv.Itoa(i))
+			}
+		}},
+	}
+	for i, c := range cases {
+		key := strconv.Itoa(i)
+		v, ref, ok := m.LoadRef(key)
+		require.True(t, ok, c.name)
+		require.Equal(t, i, v, c.name)
+		c.between(key)
+		m.StoreRef(ref, key, 1000+i)
+		got, ok := m.Load(key)
+		require.True(t, ok, c.name)
+		require.Equal(t, 1000+i, got, c.name)
+	}
+	_, ref, ok := m.LoadRef("absent")
+	require.False(t, ok)
+	m.StoreRef(ref, "absent", 7)
+	got, _ := m.Load("absent")
+	require.Equal(t, 7, got, "StoreRef of an absent key")
+	require.Equal(t, 101, m.Len())
+	n := 0
+	m.Range(func(string, int) bool { n++; return true })
+	require.Equal(t, 101, n, "each key once")
+}

@@ -169,8 +169,9 @@ type viewSet struct {
 // secondary indexes hold for it.
 type staged struct {
 	view    ProductView
-	existed bool // published before the batch (else listed by it)
-	inStock bool // view.InStock as published
+	ref     readmodel.Ref[string, ProductView] // where the published view is, for publish's store
+	existed bool                               // published before the batch (else listed by it)
+	inStock bool                               // view.InStock as published
 	ratings readmodel.RunningAverage
 }
 
@@ -382,13 +383,13 @@ func (vs *viewSet) stageOf(id string) *staged {
 		vs.lastID, vs.last = id, s
 		return s
 	}
-	p, ok := vs.products.Load(id)
+	p, ref, ok := vs.products.LoadRef(id)
 	if !ok {
 		return nil
 	}
 	// The stage extends the published history in place (see
 	// appendHistory): readers of p never look past its end.
-	vs.slab = append(vs.slab, staged{view: p, existed: true, inStock: p.InStock, ratings: p.Ratings})
+	vs.slab = append(vs.slab, staged{view: p, ref: ref, existed: true, inStock: p.InStock, ratings: p.Ratings})
 	s := &vs.slab[len(vs.slab)-1]
 	vs.stage[id] = s
 	vs.lastID, vs.last = id, s
@@ -398,11 +399,10 @@ func (vs *viewSet) stageOf(id string) *staged {
 // publish stores the staged views and updates the indexes once per
 // product, then empties the stage.
 func (vs *viewSet) publish() {
-	ctx := context.Background()
 	in, ranked := vs.inBuf[:0], vs.rankBuf[:0]
 	for id, s := range vs.stage {
 		p := &s.view
-		vs.products.Put(ctx, id, *p) // History keeps its spare capacity: see appendHistory
+		vs.products.StoreRef(s.ref, id, *p) // History keeps its spare capacity: see appendHistory
 		if !s.existed || p.InStock != s.inStock {
 			if p.InStock {
 				in = append(in, id) // added below in one go

@@ -433,6 +433,12 @@ func (t *cowTree[T]) addMany(keys []T) int {
 	}
 	add := slices.Clone(keys)
 	slices.SortFunc(add, t.ord.cmp)
+	return t.addSorted(add)
+}
+
+// addSorted is addMany for keys that are sorted (duplicates allowed) and
+// that it may keep and modify.
+func (t *cowTree[T]) addSorted(add []T) int {
 	add = slices.CompactFunc(add, func(a, b T) bool { return t.ord.cmp(a, b) == 0 })
 	t.mu.Lock()
 	defer t.mu.Unlock()

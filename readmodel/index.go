@@ -56,7 +56,7 @@ func (x *Index[G, K]) AddMany(group G, keys []K) int {
 		return 0
 	}
 	add := slices.Clone(keys)
-	slices.SortFunc(add, x.ord.cmp)
+	slices.Sort(add) // K is ordered: compares with < alone
 	add = slices.CompactFunc(add, func(a, b K) bool { return x.ord.cmp(a, b) == 0 })
 	added := 0
 	x.groups.update(group, func(root *bnode[K], _ bool) (*bnode[K], updateOp) {

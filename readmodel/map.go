@@ -257,6 +257,21 @@ func (m *Map[K, V]) storePair(p *pair[K, V]) {
 	s.mu.Unlock()
 }
 
+// reserve grows each shard's table, if smaller, to hold its share of n
+// keys (with room for an uneven spread) without rebuilding as they are
+// stored: a bulk load of n keys then builds each table once.
+func (m *Map[K, V]) reserve(n int) {
+	want := n/shardCount + n/(4*shardCount) + 8
+	for si := range m.shards {
+		s := &m.shards[si]
+		s.mu.Lock()
+		if t := m.tables[si].Load(); t == nil || len(t.entries) < 2*want {
+			m.rebuildLocked(uint64(si), t, want)
+		}
+		s.mu.Unlock()
+	}
+}
+
 // storeNew stores v under key if key is absent, and reports whether it
 // did.
 func (m *Map[K, V]) storeNew(key K, v V) bool {

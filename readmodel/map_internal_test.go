@@ -77,3 +77,39 @@ func TestMapTablesStayBounded(t *testing.T) {
 	assert.LessOrEqual(t, slots3, shardCount*minTableSize*4, "after deletes: tables shrink")
 	assert.Equal(t, 10, m.Len())
 }
+
+// TestMapReserve checks that after reserve(n) storing n keys rebuilds no
+// table, and that reserve keeps what the Map holds.
+func TestMapReserve(t *testing.T) {
+	m := NewMap[int, int]()
+	for i := range 10 {
+		m.store(-1-i, i)
+	}
+	const n = 20000
+	m.reserve(n)
+	var before [shardCount]*table[int, int]
+	for si := range m.tables {
+		before[si] = m.tables[si].Load()
+	}
+	for i := range n {
+		m.store(i, i)
+	}
+	for si := range m.tables {
+		if m.tables[si].Load() != before[si] {
+			t.Fatalf("shard %d rebuilt its table after reserve", si)
+		}
+	}
+	if m.Len() != n+10 {
+		t.Fatalf("Len %d, want %d", m.Len(), n+10)
+	}
+	for i := -10; i < n; i++ {
+		v, ok := m.Load(i)
+		want := i
+		if i < 0 {
+			want = -1 - i
+		}
+		if !ok || v != want {
+			t.Fatalf("Load(%d) = %d, %v", i, v, ok)
+		}
+	}
+}

@@ -497,6 +497,7 @@ func (r *Ranking[K]) SetMany(entries []Ranked[K]) {
 	// the packed position, which compares integers (and whole keys only
 	// when their first 8 bytes and scores tie), puts them in order.
 	ents := make([]rankEntry[K], 0, len(entries))
+	r.scores.reserve(len(entries))
 	for i := len(entries) - 1; i >= 0; i-- {
 		e := entries[i]
 		if r.scores.storeNew(e.Key, rankScore{math.Float64bits(e.Score)}) {

@@ -3,6 +3,7 @@ package readmodel
 import (
 	"cmp"
 	"iter"
+	"slices"
 )
 
 // SortedSet is a set of keys kept in ascending order, for secondary
@@ -37,7 +38,16 @@ func (s *SortedSet[K]) Add(key K) bool { return s.t.add(key) }
 // index), else it copies each tree node on the paths to the keys once,
 // which for keys that sort close together (a projection's batch) costs far
 // less than m calls of Add, each copying a whole path.
-func (s *SortedSet[K]) AddMany(keys []K) int { return s.t.addMany(keys) }
+func (s *SortedSet[K]) AddMany(keys []K) int {
+	if len(keys) == 0 {
+		return 0
+	}
+	// Sorting here, where K is known to be ordered, compares with < alone;
+	// addMany's generic sort then finds the keys in order.
+	add := slices.Clone(keys)
+	slices.Sort(add)
+	return s.t.addSorted(add)
+}
 
 // Remove deletes key and reports whether it was present.
 func (s *SortedSet[K]) Remove(key K) bool { return s.t.remove(key) }

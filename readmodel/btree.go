@@ -422,22 +422,12 @@ func (t *cowTree[T]) remove(x T) bool {
 	return removed
 }
 
-// addMany inserts keys (in any order, duplicates allowed) and publishes
-// the result with one store, instead of copying a path per key: it merges
-// them with the current items and builds a new tree, O(n + m log m), or,
-// for a few keys into a big tree, copies the paths to them, each node once.
-// It reports how many keys were absent.
-func (t *cowTree[T]) addMany(keys []T) int {
-	if len(keys) == 0 {
-		return 0
-	}
-	add := slices.Clone(keys)
-	slices.SortFunc(add, t.ord.cmp)
-	return t.addSorted(add)
-}
-
-// addSorted is addMany for keys that are sorted (duplicates allowed) and
-// that it may keep and modify.
+// addSorted inserts keys, which must be sorted (duplicates allowed) and
+// which it may keep and modify, and publishes the result with one store,
+// instead of copying a path per key: it merges them with the current items
+// and builds a new tree, O(n + m), or, for a few keys into a big tree,
+// copies the paths to them, each node once. It reports how many keys were
+// absent.
 func (t *cowTree[T]) addSorted(add []T) int {
 	add = slices.CompactFunc(add, func(a, b T) bool { return t.ord.cmp(a, b) == 0 })
 	t.mu.Lock()

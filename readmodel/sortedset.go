@@ -42,8 +42,7 @@ func (s *SortedSet[K]) AddMany(keys []K) int {
 	if len(keys) == 0 {
 		return 0
 	}
-	// Sorting here, where K is known to be ordered, compares with < alone;
-	// addMany's generic sort then finds the keys in order.
+	// Sorted here, where K is known to be ordered: one < per comparison.
 	add := slices.Clone(keys)
 	slices.Sort(add)
 	return s.t.addSorted(add)

@@ -328,6 +328,34 @@ func (m *Map[K, V]) Update(key K, fn func(old V, ok bool) (V, bool)) {
 	})
 }
 
+// Modify changes key's value through a copy, in place: it calls fn with a
+// pointer to the current value and a pointer to the new value, which
+// starts as a copy of it, then stores the new value. Readers see the old
+// value until then. Modify reports whether key was present; if not, fn is
+// not called and nothing is stored. Unlike Update, the new value is built
+// where the Map keeps it, so it is copied once and, since it is already on
+// the heap, fn may take its address without making a copy escape.
+//
+// fn runs with the shard locked, under the rules of Update: it must be
+// quick, must not call methods of m, and must not modify *old. If fn
+// panics, m is left unchanged.
+func (m *Map[K, V]) Modify(key K, fn func(old, v *V)) bool {
+	h := m.hash(key)
+	si := h >> (64 - shardBits)
+	s := &m.shards[si]
+	s.mu.Lock()
+	defer s.mu.Unlock() // fn is caller code and may panic
+	sl := m.slotLocked(si, h, key)
+	if sl.live == nil {
+		return false
+	}
+	old := sl.live.kv.Load()
+	p := &pair[K, V]{key, old.val}
+	fn(&old.val, &p.val)
+	sl.live.kv.Store(p)
+	return true
+}
+
 // updateOp is what an internal update function asks the Map to do.
 type updateOp uint8
 

@@ -292,3 +292,34 @@ func TestMapStoreRef(t *testing.T) {
 	m.Range(func(string, int) bool { n++; return true })
 	require.Equal(t, 101, n, "each key once")
 }
+
+// TestMapModify checks that Modify changes a copy (a value read before is
+// unchanged), stores it, reports absent keys without calling fn, and leaves
+// the Map unchanged when fn panics.
+func TestMapModify(t *testing.T) {
+	m := readmodel.NewMap[string, []int]()
+	ctx := context.Background()
+	require.NoError(t, m.Put(ctx, "a", []int{1, 2}))
+	before, _ := m.Load("a")
+	require.True(t, m.Modify("a", func(old, v *[]int) {
+		require.Equal(t, []int{1, 2}, *old)
+		*v = append((*v)[:0:0], 3)
+	}))
+	got, _ := m.Load("a")
+	require.Equal(t, []int{3}, got)
+	require.Equal(t, []int{1, 2}, before, "a value read before is unchanged")
+	called := false
+	require.False(t, m.Modify("absent", func(_, _ *[]int) { called = true }))
+	require.False(t, called)
+	_, ok := m.Load("absent")
+	require.False(t, ok)
+	require.Panics(t, func() {
+		m.Modify("a", func(_, v *[]int) {
+			*v = []int{9}
+			panic("boom")
+		})
+	})
+	got, _ = m.Load("a")
+	require.Equal(t, []int{3}, got, "unchanged after a panic")
+	require.True(t, m.Modify("a", func(_, v *[]int) {}), "the shard is unlocked after a panic")
+}

@@ -137,10 +137,6 @@ type viewSet struct {
 	// per seller instead of a copied tree path per product.
 	bulkSellers map[string][]string
 
-	// scratch is where change builds a view's next version outside a
-	// batch (see change).
-	scratch *ProductView
-
 	// stage is set while HandleBatch applies a batch to the live set:
 	// the product views the batch changes are copied here once, changed
 	// in place, and published (one Put, one index update each) when the
@@ -182,7 +178,6 @@ func newViewSet() *viewSet {
 		bySeller: readmodel.NewIndex[string, string](),
 		topRated: readmodel.NewRanking[string](),
 		inStock:  readmodel.NewSortedSet[string](),
-		scratch:  new(ProductView),
 	}
 	r := &vs.router
 	route(r, vs.sellerRegistered)
@@ -610,11 +605,11 @@ func (vs *viewSet) productListed(rec *event.Record, e ProductListed) {
 // indexes only if what they order by changed: an index write costs far more
 // than the view's own update. fn changes the view in place: during a
 // rebuild's bulk replay the view itself (no reader can see it yet), in a
-// batch its staged copy, else a scratch copy that is stored as the new
-// version. The scratch copy lives in the set (on the heap already), so
-// passing it to fn makes no view escape.
+// batch its staged copy, else the new version's copy in the Map's new
+// entry (Map.Modify), on the heap already, so passing it to fn makes no
+// view escape.
 func (vs *viewSet) change(rec *event.Record, id string, fn func(*ProductView)) {
-	var stockChanged, ratingChanged, found bool
+	var stockChanged, ratingChanged bool
 	var after ProductView
 	if vs.bulk {
 		p := vs.bulkView(id)
@@ -634,21 +629,13 @@ func (vs *viewSet) change(rec *event.Record, id string, fn func(*ProductView)) {
 		st.view.Version, st.view.UpdatedAt = rec.Version, rec.Time
 		return // publish indexes the view as of the batch's end
 	}
-	vs.products.Update(id, func(p ProductView, ok bool) (ProductView, bool) {
-		if !ok {
-			return p, false
-		}
-		n := vs.scratch
-		*n = p
+	found := vs.products.Modify(id, func(p, n *ProductView) {
 		fn(n)
 		n.Version, n.UpdatedAt = rec.Version, rec.Time
-		stockChanged, ratingChanged, found = p.InStock != n.InStock, p.Ratings != n.Ratings, true
+		stockChanged, ratingChanged = p.InStock != n.InStock, p.Ratings != n.Ratings
 		if stockChanged || ratingChanged {
 			after = *n
 		}
-		v := *n
-		*n = ProductView{} // hold no references between events
-		return v, true
 	})
 	if !found {
 		return

@@ -109,3 +109,35 @@ func TestRegistryRejectsNameClash(t *testing.T) {
 	require.NoError(t, event.Register[priced](r))
 	assert.Error(t, event.Register[clash](r))
 }
+
+type unnamed struct{}
+
+func (unnamed) EventType() string { return "" }
+
+// TestRouterFindsRoutesWhereverTheTypeNameLives: a record's Type is found
+// whether it is the very string the event's EventType returns (the router's
+// lookup by address) or an equal string built elsewhere (as a durable log
+// decodes it), among many routes and for an empty type name.
+func TestRouterFindsRoutesWhereverTheTypeNameLives(t *testing.T) {
+	var r event.Router
+	got := map[string]int{}
+	event.On(&r, func(_ context.Context, rec event.Record, _ priced) error { got[rec.Type]++; return nil })
+	event.On(&r, func(_ context.Context, rec event.Record, _ *renamed) error { got[rec.Type]++; return nil })
+	event.On(&r, func(_ context.Context, rec event.Record, _ unnamed) error { got["<empty>"]++; return nil })
+	ctx := context.Background()
+	copied := func(s string) string { return string(append([]byte(nil), s...)) }
+	for _, rec := range []event.Record{
+		{Type: priced{}.EventType(), Data: priced{}},
+		{Type: copied(priced{}.EventType()), Data: priced{}},
+		{Type: (*renamed)(nil).EventType(), Data: &renamed{}},
+		{Type: copied("test.Renamed"), Data: &renamed{}},
+		{Type: "", Data: unnamed{}},
+		{Type: priced{}.EventType()[:6], Data: priced{}}, // "test.P": at the same address, but another name
+		{Type: "test.Other", Data: priced{}},
+	} {
+		require.NoError(t, r.Handle(ctx, rec))
+	}
+	assert.Equal(t, map[string]int{"test.Priced": 2, "test.Renamed": 2, "<empty>": 1}, got)
+	assert.True(t, r.Handles("test.Priced"))
+	assert.False(t, r.Handles("test.P"))
+}

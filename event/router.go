@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sort"
+	"unsafe"
 )
 
 // Handler consumes records. Every projector is a Handler; a Router is the
@@ -24,6 +25,66 @@ func (f HandlerFunc) Handle(ctx context.Context, rec Record) error { return f(ct
 // only the events it cares about.
 type Router struct {
 	routes map[string]func(context.Context, Record) error
+	// byAddr finds a route by the address and length of the type name's
+	// bytes, without hashing them: a log that sets Record.Type to what
+	// EventType returns hands over the very string On registered (a
+	// string constant, usually), so this lookup hits. A record whose Type
+	// is an equal string elsewhere in memory (decoded from a durable log,
+	// say) misses it and is looked up in routes by value. Strings are
+	// immutable and the table keeps the names alive, so an address and
+	// length found here always name the routed type.
+	byAddr []addrRoute // open addressing, a power of two long, half full at most
+}
+
+type addrRoute struct {
+	p  *byte // nil: an empty slot
+	n  int
+	fn func(context.Context, Record) error
+}
+
+// addrHash spreads a string's address over the table (Fibonacci hashing).
+func addrHash(p *byte, mask uintptr) uintptr {
+	return uintptr(unsafe.Pointer(p)) * 0x9E3779B97F4A7C15 >> 32 & mask
+}
+
+// route returns the route for the type name, or nil.
+func (r *Router) route(name string) func(context.Context, Record) error {
+	if t := r.byAddr; len(t) > 0 && len(name) > 0 {
+		p := unsafe.StringData(name)
+		mask := uintptr(len(t) - 1)
+		for i := addrHash(p, mask); ; i = (i + 1) & mask {
+			e := &t[i]
+			if e.p == p && e.n == len(name) {
+				return e.fn
+			}
+			if e.p == nil {
+				break
+			}
+		}
+	}
+	return r.routes[name]
+}
+
+// index rebuilds byAddr from routes.
+func (r *Router) index() {
+	size := 4
+	for size < 2*len(r.routes) {
+		size *= 2
+	}
+	t := make([]addrRoute, size)
+	mask := uintptr(size - 1)
+	for name, fn := range r.routes {
+		if name == "" {
+			continue // no address to go by: found in routes
+		}
+		p := unsafe.StringData(name)
+		i := addrHash(p, mask)
+		for t[i].p != nil {
+			i = (i + 1) & mask
+		}
+		t[i] = addrRoute{p: p, n: len(name), fn: fn}
+	}
+	r.byAddr = t
 }
 
 var _ Handler = (*Router)(nil)
@@ -47,13 +108,14 @@ func On[E Event](r *Router, fn func(ctx context.Context, rec Record, e E) error)
 		}
 		return fn(ctx, rec, e)
 	}
+	r.index()
 }
 
 // Handle calls the route for rec.Type, if any, and returns its error. A
 // record whose payload is not the Go type routed for its name is an error
 // that matches no sentinel (a corrupt or mis-registered record).
 func (r *Router) Handle(ctx context.Context, rec Record) error {
-	if fn := r.routes[rec.Type]; fn != nil {
+	if fn := r.route(rec.Type); fn != nil {
 		return fn(ctx, rec)
 	}
 	return nil

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -391,15 +392,23 @@ func (l *memLog) publish(head event.Position) {
 
 func (l *memLog) read(after event.Position, dst []event.Record) []event.Record {
 	head := l.head.Load()
-	segs := *l.segs.Load()
+	if uint64(after) >= head {
+		return dst
+	}
 	max := cap(dst) - len(dst)
 	if max <= 0 {
 		max = DefaultReadBatch
 	}
-	for p := uint64(after) + 1; p <= head && max > 0; p++ {
-		i := p - 1
-		dst = append(dst, segs[i/segSize][i%segSize])
-		max--
+	n := int(min(head-uint64(after), uint64(max)))
+	// Load the segments after the head: every slot below it is there.
+	segs := *l.segs.Load()
+	k := len(dst)
+	dst = slices.Grow(dst, n)[:k+n]
+	// Copy a segment's run of records at a time.
+	for i, out := uint64(after), dst[k:]; len(out) > 0; {
+		c := copy(out, segs[i/segSize][i%segSize:])
+		i += uint64(c)
+		out = out[c:]
 	}
 	return dst
 }

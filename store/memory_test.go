@@ -386,3 +386,38 @@ func TestRecordIn(t *testing.T) {
 		m.Close()
 	}
 }
+
+// TestLogReadAppendsAcrossASegmentEnd: Read appends after what dst holds,
+// at most its spare capacity, and a batch that spans the end of the log's
+// internal 4096-record segment comes back whole and in order.
+func TestLogReadAppendsAcrossASegmentEnd(t *testing.T) {
+	st := store.NewMemory()
+	defer st.Close()
+	ctx := context.Background()
+	for i := 0; i < 4200; i += 100 {
+		_, err := st.Update(ctx, func(tx store.Tx) error {
+			for j := range 100 {
+				tx.Record("s", added{i + j})
+			}
+			return nil
+		})
+		require.NoError(t, err)
+	}
+	held := []event.Record{{Type: "kept.0"}, {Type: "kept.1"}}
+	dst := append(make([]event.Record, 0, 2+7), held...)
+	recs, err := st.Read(ctx, 4092, dst)
+	require.NoError(t, err)
+	require.Len(t, recs, 9)
+	assert.Equal(t, held, recs[:2], "what dst held stays in front")
+	for i, r := range recs[2:] {
+		assert.Equal(t, event.Position(4093+i), r.Position)
+		assert.Equal(t, added{4092 + i}, r.Data)
+		assert.Equal(t, uint64(4093+i), r.Version)
+	}
+	recs, err = st.Read(ctx, 4198, make([]event.Record, 0, 10))
+	require.NoError(t, err)
+	require.Len(t, recs, 2, "no record past the head")
+	recs, err = st.Read(ctx, 4200, nil)
+	require.NoError(t, err)
+	assert.Empty(t, recs)
+}

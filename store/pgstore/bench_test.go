@@ -248,3 +248,76 @@ func BenchmarkAppendPaired(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkEventRowShapes prices, on the server alone, the rows that the
+// 100-event append writes against the rows of BenchmarkAppend's baseline:
+// each op inserts 100 server-built rows into every table shape below, one
+// autocommitted INSERT ... SELECT per shape, the shapes taking turns so that
+// all of them see the same machine. Nothing is encoded by the client, so
+// the differences are row width, indexes and JSON parsing:
+//
+//   - plain: the baseline's table (bigserial key, stream, jsonb built by
+//     jsonb_build_object);
+//   - plain-parsed: the same table, its jsonb parsed from text as pgstore's is;
+//   - events: pgstore's events table (LIKE ... INCLUDING ALL);
+//   - events-no-stream-index: the same without UNIQUE (stream, version);
+//   - events-json: the same with json instead of jsonb columns.
+//
+// µs/100rows per shape and each shape ÷ plain are reported.
+func BenchmarkEventRowShapes(b *testing.B) {
+	pool := newPool(b, 4)
+	st := newStore(b, pool)
+	ctx := context.Background()
+	q := func(name string) string { return pgx.Identifier{st.Schema(), name}.Sanitize() }
+	for _, ddl := range []string{
+		"CREATE TABLE " + q("plain") + " (id bigserial PRIMARY KEY, stream text, data jsonb)",
+		"CREATE TABLE " + q("plain_parsed") + " (id bigserial PRIMARY KEY, stream text, data jsonb)",
+		"CREATE TABLE " + q("ev") + " (LIKE " + q("events") + " INCLUDING ALL)",
+		"CREATE TABLE " + q("ev_noidx") + " (LIKE " + q("events") + " INCLUDING DEFAULTS INCLUDING CONSTRAINTS, PRIMARY KEY (position))",
+		"CREATE TABLE " + q("ev_json") + ` (position bigint PRIMARY KEY, append_xid xid8 NOT NULL, id uuid NOT NULL,
+			stream text NOT NULL, version bigint NOT NULL, type text NOT NULL, data json NOT NULL,
+			metadata json NOT NULL DEFAULT '{}', recorded_at timestamptz NOT NULL, UNIQUE (stream, version))`,
+	} {
+		if _, err := pool.Exec(ctx, ddl); err != nil {
+			b.Fatal(err)
+		}
+	}
+	// $1 makes each op's positions, versions and ids new.
+	event := func(table, cast string) string {
+		return "INSERT INTO " + q(table) + ` (position, append_xid, id, stream, version, type, data, metadata, recorded_at)
+			SELECT $1::bigint * 1000 + i, pg_current_xact_id(),
+				('00000000-0000-4000-8000-' || lpad(($1::bigint * 1000 + i)::text, 12, '0'))::uuid,
+				'writer-1', $1::bigint * 1000 + i, 'bench.tick',
+				('{"writer":1,"seq":' || i || '}')::` + cast + `, '{}', now()
+			FROM generate_series(1, 100) i`
+	}
+	shapes := []struct{ name, sql string }{
+		{"plain", "INSERT INTO " + q("plain") + " (stream, data) SELECT 'writer-1', jsonb_build_object('w', 1, 's', i) FROM generate_series(1, 100 + 0 * $1::int) i"},
+		{"plain-parsed", "INSERT INTO " + q("plain_parsed") + ` (stream, data) SELECT 'writer-1', ('{"writer":1,"seq":' || i || '}')::jsonb FROM generate_series(1, 100 + 0 * $1::int) i`},
+		{"events", event("ev", "jsonb")},
+		{"events-no-stream-index", event("ev_noidx", "jsonb")},
+		{"events-json", event("ev_json", "json")},
+	}
+	conn, err := pool.Acquire(ctx)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer conn.Release()
+	took := make([]time.Duration, len(shapes))
+	b.ResetTimer()
+	for i := range b.N {
+		for s, shape := range shapes {
+			start := time.Now()
+			if _, err := conn.Exec(ctx, shape.sql, i+1); err != nil {
+				b.Fatalf("%s: %v", shape.name, err)
+			}
+			took[s] += time.Since(start)
+		}
+	}
+	for s, shape := range shapes {
+		b.ReportMetric(took[s].Seconds()*1e6/float64(b.N), "µs/100rows:"+shape.name)
+		if s > 0 {
+			b.ReportMetric(took[s].Seconds()/took[0].Seconds(), "÷plain:"+shape.name)
+		}
+	}
+}

@@ -54,7 +54,7 @@ for cmd in UpdatePrice SubmitReview; do
 	commit=$(cum "$prof" '^github.com/cqrskit/cqrs/store\.\(\*Memory\)\.commit$')
 	sync=$(cum "$prof" '^github.com/cqrskit/cqrs/projection\.\(\*Runner\)\.Sync$')
 	views=$(cum "$prof" '^github.com/cqrskit/cqrs/examples/catalog\.\(\*Views\)\.Handle$')
-	viewcopy=$(cum "$prof" '^github.com/cqrskit/cqrs/readmodel\.\(\*Map\[.*\]\)\.update$' 'Trending')
+	viewcopy=$(cum "$prof" '^github.com/cqrskit/cqrs/readmodel\.\(\*Map\[.*\]\)\.(update|Modify)$' 'Trending')
 	ranking=$(cum "$prof" '^github.com/cqrskit/cqrs/readmodel\.\(\*Ranking\[.*\]\)\.Set$')
 	trending=$(cum "$prof" '^github.com/cqrskit/cqrs/examples/catalog\.(\(\*Trending\)\.Handle|NewTrending\.func[0-9.]+)$')
 	gc=$(whole "$prof" '^runtime\.gcBgMarkWorker$')
@@ -92,7 +92,7 @@ row() {
 	row "handler: table reads and writes, event built (\`frame.handle\`)" handler
 	row "event append, position and ID (\`Memory.commit\`)" commit
 	row "runner \`Sync\` (read, deliver, checkpoint; net of projectors)" sync
-	row "product views: new immutable view (\`Map.update\`)" viewcopy
+	row "product views: new immutable view (\`Map.update\`, \`Map.Modify\`)" viewcopy
 	row "product views: top rated (\`Ranking.Set\`)" ranking
 	row "product views: the rest (router, indexes, history)" viewrest
 	row "trending projector" trending

@@ -516,6 +516,11 @@ func (m *Map[K, V]) Len() int {
 // the call, or not at all. The order is unspecified. fn may call any
 // method of m.
 func (m *Map[K, V]) Range(fn func(key K, v V) bool) {
+	m.rangePairs(func(p *pair[K, V]) bool { return fn(p.key, p.val) })
+}
+
+// rangePairs calls fn with each live pair until fn returns false.
+func (m *Map[K, V]) rangePairs(fn func(p *pair[K, V]) bool) {
 	for si := range m.tables {
 		t := m.tables[si].Load()
 		if t == nil {
@@ -526,7 +531,7 @@ func (m *Map[K, V]) Range(fn func(key K, v V) bool) {
 			if e.hash.Load()&1 == 0 {
 				continue // free slot or tombstone
 			}
-			if p := e.kv.Load(); !fn(p.key, p.val) {
+			if !fn(e.kv.Load()) {
 				return
 			}
 		}
@@ -593,21 +598,7 @@ func (b *MapBuilder[K, V]) Len() int { return b.m.Len() }
 // particular order, until fn returns false. fn may change the value but
 // must not call Put.
 func (b *MapBuilder[K, V]) Range(fn func(key K, v *V) bool) {
-	for si := range b.m.tables {
-		t := b.m.tables[si].Load()
-		if t == nil {
-			continue
-		}
-		for i := range t.entries {
-			e := &t.entries[i]
-			if e.hash.Load()&1 == 0 {
-				continue // free slot or tombstone
-			}
-			if p := e.kv.Load(); !fn(p.key, &p.val) {
-				return
-			}
-		}
-	}
+	b.m.rangePairs(func(p *pair[K, V]) bool { return fn(p.key, &p.val) })
 }
 
 // Map ends the build and returns the Map, holding the values as they are
